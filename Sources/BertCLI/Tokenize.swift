@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import TextNormalization
+import PretrainingData
+import WordPiece
+
+/// `bert tokenize`: stdin lines → tokens or ids, one line out per line in, order kept.
+struct TokenizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenize",
+        abstract: "Tokenize lines from stdin with a WordPiece vocabulary (parity with Hugging Face BertWordPieceTokenizer).")
+
+    @Option(help: "The vocab.txt to use.") var vocab: String
+    @OptionGroup var casing: CasingOptions
+    @Flag(help: "Print ids instead of tokens.") var ids = false
+    @Flag(help: "Each line is 'text_a<TAB>text_b': encode as a pair.") var pair = false
+    @Flag(help: "Do not add [CLS] and [SEP].") var noSpecialTokens = false
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if pair && noSpecialTokens { throw ValidationError("--pair needs the special tokens; drop --no-special-tokens") }
+    }
+
+    func run() throws {
+        let vocabulary = try loadVocabulary(vocab)
+        let tokenizer = BertTokenizer(vocabulary: vocabulary, options: casing.normalizerOptions)
+        let format = LineTokenizer.Format(ids: ids, pair: pair, specialTokens: !noSpecialTokens)
+        let runner = LineTokenizer(tokenizer: tokenizer, format: format, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let stats = try runner.run(input: FileDescriptorSource(fd: 0), output: FileDescriptorWriter(fd: 1))
+        if stats.invalidSequences > 0 {
+            log("bert tokenize: \(stats.invalidSequences) invalid UTF-8 sequence(s) in the input were replaced by U+FFFD and dropped")
+        }
+    }
+}
+
+/// Casing flags shared by the text commands.
+struct CasingOptions: ParsableArguments {
+    @Flag(help: "Keep case and accents (a cased vocabulary).") var cased = false
+    @Flag(help: "Apply NFKC first (full-width forms, ligatures); not done by HF or google-research/bert.") var nfkc = false
+
+    var normalizerOptions: BertNormalizerOptions {
+        var o = BertNormalizerOptions(lowercase: !cased)
+        o.nfkc = nfkc
+        return o
+    }
+}

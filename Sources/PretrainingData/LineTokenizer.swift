@@ -1,0 +1,141 @@
+import Dispatch
+import WordPiece
+
+/// Tokenizes a stream of lines on all cores, one output line per input line, in input order.
+/// Chunks of the input are tokenized in parallel, a batch of `2 × threads` chunks at a time, then
+/// written in order: memory is bounded by the batch, whatever the input size.
+public struct LineTokenizer: Sendable {
+    /// What to print for each line.
+    public struct Format: Sendable {
+        /// Ids instead of token strings.
+        public var ids: Bool
+        /// Lines are `a<TAB>b` pairs.
+        public var pair: Bool
+        /// Add `[CLS]`/`[SEP]`.
+        public var specialTokens: Bool
+        public init(ids: Bool, pair: Bool = false, specialTokens: Bool = true) {
+            self.ids = ids
+            self.pair = pair
+            self.specialTokens = specialTokens
+        }
+    }
+
+    /// Counters from a run.
+    public struct Stats: Sendable {
+        public var lines = 0
+        public var bytes = 0
+        public var tokens = 0
+        public var invalidSequences = 0
+    }
+
+    public let tokenizer: BertTokenizer
+    public let format: Format
+    public let threads: Int
+    public let chunkSize: Int
+
+    public init(tokenizer: BertTokenizer, format: Format, threads: Int, chunkSize: Int = 1 << 20) {
+        self.tokenizer = tokenizer
+        self.format = format
+        self.threads = max(1, threads)
+        self.chunkSize = chunkSize
+    }
+
+    /// Reads all of `input`, writes to `output`.
+    public func run(input: ByteSource, output: FileDescriptorWriter) throws -> Stats {
+        let chunker = LineChunker(source: input, chunkSize: chunkSize, wholeLines: format.pair)
+        var stats = Stats()
+        let batchSize = threads == 1 ? 1 : threads * 2
+        let scratches = (0..<batchSize).map { _ in BertTokenizer.Scratch() }
+        while true {
+            var batch: [TextChunk] = []
+            while batch.count < batchSize, let c = try chunker.next() { batch.append(c) }
+            if batch.isEmpty { break }
+            let results = UnsafeMutableBufferPointer<(out: [UInt8], stats: Stats)>.allocate(capacity: batch.count)
+            results.initialize(repeating: ([], Stats()))
+            defer { results.deinitialize(); results.deallocate() }
+            let shared = UnsafeTransfer(value: (results, batch, scratches))
+            let work: @Sendable (Int) -> Void = { i in
+                let (results, batch, scratches) = shared.value
+                results[i] = process(batch[i], scratch: scratches[i])
+            }
+            if batch.count == 1 { work(0) } else {
+                DispatchQueue.concurrentPerform(iterations: batch.count, execute: work)
+            }
+            for r in results {
+                try output.write(r.out)
+                stats.lines += r.stats.lines
+                stats.bytes += r.stats.bytes
+                stats.tokens += r.stats.tokens
+                stats.invalidSequences += r.stats.invalidSequences
+            }
+        }
+        return stats
+    }
+
+    /// Tokenizes one chunk into its output bytes.
+    public func process(_ chunk: TextChunk, scratch: BertTokenizer.Scratch) -> (out: [UInt8], stats: Stats) {
+        var out: [UInt8] = []
+        out.reserveCapacity(chunk.bytes.count * 2)
+        var stats = Stats()
+        stats.bytes = chunk.bytes.count
+        let before = scratch.invalidSequences
+        var ids: [Int32] = []
+        ids.reserveCapacity(4096)
+        let vocab = tokenizer.vocabulary
+        chunk.bytes.withUnsafeBufferPointer { all in
+            var start = 0
+            var index = 0
+            while true {
+                let nl = all[start...].firstIndex(of: UInt8(ascii: "\n"))
+                let end = nl ?? all.count
+                let terminated = nl != nil
+                // Nothing after the last newline: no line to print.
+                if !terminated && start == end && !chunk.endsMidLine { break }
+                let line = UnsafeBufferPointer(rebasing: all[start..<end])
+                let opensLine = !(index == 0 && chunk.startsMidLine)
+                let closesLine = terminated || !chunk.endsMidLine
+                ids.removeAll(keepingCapacity: true)
+                if format.pair {
+                    let tab = line.firstIndex(of: 0x09)
+                    let a = UnsafeBufferPointer(rebasing: line[..<(tab ?? line.count)])
+                    ids.append(vocab.clsId)
+                    tokenizer.encode(utf8: a, into: &ids, scratch: scratch)
+                    ids.append(vocab.sepId)
+                    if let tab {
+                        tokenizer.encode(utf8: UnsafeBufferPointer(rebasing: line[(tab + 1)...]), into: &ids, scratch: scratch)
+                        ids.append(vocab.sepId)
+                    }
+                } else {
+                    if opensLine && format.specialTokens { ids.append(vocab.clsId) }
+                    tokenizer.encode(utf8: line, into: &ids, scratch: scratch)
+                    if closesLine && format.specialTokens { ids.append(vocab.sepId) }
+                }
+                // Separator between this piece and what the previous chunk wrote on the same line.
+                if !opensLine && !ids.isEmpty { out.append(0x20) }
+                for (k, id) in ids.enumerated() {
+                    if k > 0 { out.append(0x20) }
+                    if format.ids { Self.appendDecimal(id, to: &out) } else { out.append(contentsOf: vocab.tokens[Int(id)].utf8) }
+                }
+                stats.tokens += ids.count
+                if closesLine { out.append(0x0A); stats.lines += 1 }
+                if !terminated { break }
+                start = end + 1
+                index += 1
+            }
+        }
+        stats.invalidSequences = scratch.invalidSequences - before
+        return (out, stats)
+    }
+
+    @inline(__always)
+    static func appendDecimal(_ v: Int32, to out: inout [UInt8]) {
+        var x = UInt32(bitPattern: v)
+        if v < 0 { out.append(UInt8(ascii: "-")); x = UInt32(-Int64(v)) }
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &tmp) { t in
+            repeat { t[n] = UInt8(48 + x % 10); x /= 10; n += 1 } while x > 0
+            for k in stride(from: n - 1, through: 0, by: -1) { out.append(t[k]) }
+        }
+    }
+}
