@@ -44,6 +44,7 @@ protocol UserInputError: Error, CustomStringConvertible {}
 extension VocabularyError: UserInputError {}
 extension InputError: UserInputError {}
 extension OutputError: UserInputError {}
+extension CorpusError: UserInputError {}
 
 /// A message for the user, exit code 2.
 struct UsageError: UserInputError {

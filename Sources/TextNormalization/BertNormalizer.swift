@@ -14,13 +14,14 @@ public struct BertNormalizerOptions: Sendable, Hashable, Codable {
     public var nfkc: Bool = false
     /// Unicode version (major*100+minor) whose general categories decide "other", punctuation and
     /// non-spacing marks. Hugging Face tokenizers uses the `unicode_categories` crate, whose tables
-    /// predate ICU's: a character assigned after this version is "unassigned" (Cn) to it and is
-    /// dropped by cleaning. `nil` uses ICU's own version.
+    /// are Unicode 8.0's: a character assigned later is in none of its categories (so a newer
+    /// punctuation mark does not split words and a newer format character is not dropped).
+    /// `nil` uses ICU's own version.
     public var categoryUnicodeVersion: Int? = BertNormalizerOptions.huggingFaceCategoryVersion
 
     /// The Unicode version of HF tokenizers' category tables (see `categoryUnicodeVersion`);
     /// pinned by the exhaustive code point test against the oracle.
-    public static let huggingFaceCategoryVersion = 900
+    public static let huggingFaceCategoryVersion = 800
 
     /// Uncased (lowercase + strip accents) or cased (neither) BERT defaults.
     public init(lowercase: Bool = true) { self.lowercase = lowercase }
@@ -120,9 +121,9 @@ public final class BertNormalizer: Sendable {
         if options.handleChineseChars && isChineseChar(cp) { result.isChinese = true }
         var out: [UInt32] = [cp]
         if options.resolvedStripAccents {
-            out = ICU.nfd(cp).filter { !isNonSpacingMark($0, version: options.categoryUnicodeVersion) }
+            out = decompose(cp, options: options).filter { !isNonSpacingMark($0, version: options.categoryUnicodeVersion) }
         }
-        if options.lowercase { out = out.flatMap { ICU.lowercase($0) } }
+        if options.lowercase { out = out.flatMap { lowercase($0, options: options) } }
         if out != [cp] {
             result.kind = .mapped
             result.mapping = out
@@ -181,15 +182,60 @@ public final class BertNormalizer: Sendable {
         if let v = version {
             let age = ICU.age(cp)
             if age == 0 || age > v { return .unassigned }
+            if v <= 800, let old = categoriesBefore900[cp] { return old }
         }
         return ICU.category(cp)
     }
 
-    /// HF `is_control`: "other" (Cc, Cf, Cn, Co, Cs) except \t, \n, \r.
-    /// Google's `_is_control` is Cc and Cf only.
+    /// Characters whose general category changed after Unicode 8.0, with their 8.0 category (from
+    /// Unicode's DerivedAge and the category history; pinned by the exhaustive code point test).
+    static let categoriesBefore900: [UInt32: GeneralCategory] = [
+        0x166D: .otherPunctuation,      // CANADIAN SYLLABICS CHI SIGN: Po in 8.0, So in 15.0
+        0x1734: .nonSpacingMark,        // HANUNOO SIGN PAMUDPOD: Mn in 8.0, Mc in 15.0
+        0x1885: .otherLetter,           // MONGOLIAN LETTER ALI GALI BALUDA: Lo in 8.0, Mn in 15.0
+        0x1886: .otherLetter,           // MONGOLIAN LETTER ALI GALI THREE BALUDA: Lo in 8.0, Mn in 15.0
+        0xA9BD: .combiningSpacingMark,  // JAVANESE CONSONANT SIGN KERET: Mc in 8.0, Mn in 15.0
+        0x111C9: .otherPunctuation,     // SHARADA SANDHI MARK: Po in 8.0, Mn in 15.0
+    ]
+
+    /// Lowercase mappings new in Unicode 16.0, which Rust's standard library (and so HF) has and
+    /// ICU 72 (Unicode 15.0) lacks. Ranges: first, last, offset to the lowercase letter.
+    static let lowercaseAddedIn1600: [(first: UInt32, last: UInt32, offset: Int32)] = [
+        (0x1C89, 0x1C89, 1),            // CYRILLIC CAPITAL LETTER TJE
+        (0xA7CB, 0xA7CB, -42343),       // LATIN CAPITAL LETTER RAMS HORN -> U+0264
+        (0xA7CC, 0xA7CC, 1), (0xA7CE, 0xA7CE, 1), (0xA7D2, 0xA7D2, 1), (0xA7D4, 0xA7D4, 1), (0xA7DA, 0xA7DA, 1),
+        (0xA7DC, 0xA7DC, -42561),       // LATIN CAPITAL LETTER LAMBDA WITH STROKE -> U+019B
+        (0x10D50, 0x10D65, 32),         // GARAY capital letters
+        (0x16EA0, 0x16EB8, 27),         // BERIA ERFE capital letters
+    ]
+
+    /// Full lowercase of one code point: ICU's, plus the Unicode 16.0 additions when following HF.
+    static func lowercase(_ cp: UInt32, options: BertNormalizerOptions) -> [UInt32] {
+        if options.categoryUnicodeVersion != nil && ICU.age(cp) == 0 {
+            for r in lowercaseAddedIn1600 where r.first <= cp && cp <= r.last {
+                return [UInt32(Int32(cp) + r.offset)]
+            }
+        }
+        return ICU.lowercase(cp)
+    }
+
+    /// Canonical decomposition. HF's normalization tables predate Unicode 13.0: characters assigned
+    /// since (e.g. U+11938 DIVES AKURU VOWEL SIGN O) are not decomposed there.
+    static func decompose(_ cp: UInt32, options: BertNormalizerOptions) -> [UInt32] {
+        if options.categoryUnicodeVersion != nil && ICU.age(cp) >= 1300 { return [cp] }
+        return ICU.nfd(cp)
+    }
+
+    /// HF `is_control`: "other" except \t, \n, \r. Measured against tokenizers 0.23.3 over every
+    /// code point: Cc, Cf, Co and Cs are dropped, but unassigned code points (Cn) are kept, and the
+    /// tables are Unicode 8.0's (a Cf character added later, e.g. U+0890, is kept).
+    /// Google's `_is_control` is Cc and Cf (current Unicode) only.
     public static func isOther(_ cp: UInt32, version: Int?) -> Bool {
         if cp == 0x09 || cp == 0x0A || cp == 0x0D { return false }
-        return category(cp, version: version).isOther
+        switch category(cp, version: version) {
+        case .control, .format, .privateUse, .surrogate: return true
+        default: return false
+        }
     }
 
     /// HF `is_whitespace`: \t, \n, \r, or the White_Space property.

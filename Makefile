@@ -1,0 +1,86 @@
+# BertKit — set-up, build, tests, benchmarks and the default pipeline.
+#
+#   make pipeline   install what is needed, build, and run the main job on the embedded corpus
+#   make test       install what is needed, build, and run every test (unit, CLI, tokenizer parity)
+#   make bench      benchmark table (tokenizer vs Hugging Face tokenizers, vocabulary training)
+#   make parity     tokenizer parity with Hugging Face over whole corpora (mismatches must be 0)
+#
+# Timed targets unset OPENBLAS_CORETYPE: a forced older core type halves OpenBLAS's speed here.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+SWIFT ?= swift
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+BERT := .build/release/bert
+SHARED ?= ../shared/data
+OUT ?= out
+THREADS ?= $(shell nproc)
+# Real corpora for parity and benchmarks: ../shared/data when present, else the embedded default.
+EN_CORPUS := $(if $(wildcard $(SHARED)/corpus_en.txt.zst),$(SHARED)/corpus_en.txt.zst,Corpora/generated/en.txt)
+ZH_CORPUS := $(if $(wildcard $(SHARED)/corpus_zh.txt.zst),$(SHARED)/corpus_zh.txt.zst,Corpora/generated/zh.txt)
+UNCASED_VOCAB := Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt
+RUN_ENV := env -u OPENBLAS_CORETYPE
+
+.PHONY: setup deps venv build debug test unit parity vocab-quality bench pipeline corpus clean
+
+setup: deps venv
+
+# System libraries: ICU, zstd, OpenBLAS (and zstd's CLI for the corpora).
+deps:
+	@missing=""; \
+	for p in libicu-dev libzstd-dev libopenblas-dev zstd pkg-config python3-venv; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Python tools for reference checks (Hugging Face tokenizers as the oracle). The product is Swift.
+venv: $(VENV)/.ok
+$(VENV)/.ok: Tests/Scripts/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r Tests/Scripts/requirements.txt
+	touch $@
+
+build: deps
+	$(SWIFT) build -c release --product bert
+
+debug: deps
+	$(SWIFT) build
+
+corpus:
+	Corpora/build.sh
+
+# Unit and CLI tests (no Python needed), then parity with Hugging Face on real corpora.
+test: unit parity
+
+unit: deps
+	$(SWIFT) build -c release --product bert
+	BERT_BINARY=$(abspath $(BERT)) $(SWIFT) test --parallel 2>&1 | tail -n 40
+
+parity: build venv $(if $(wildcard $(SHARED)/corpus_en.txt.zst),,corpus)
+	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS)
+	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(ZH_CORPUS)
+	$(BERT) vocab --cased --input $(EN_CORPUS) --size 30000 --output $(OUT)/cased-vocab.txt
+	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(OUT)/cased-vocab.txt --input $(EN_CORPUS) --cased
+
+vocab-quality: build venv
+	$(RUN_ENV) $(VPY) Tests/Scripts/vocab_compare.py --bert $(BERT) --input $(EN_CORPUS) --size 30000
+
+bench: build venv
+	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS)
+
+# The main job on the embedded default: corpus from Debian packages, a vocabulary trained on it,
+# and the corpus tokenized with it. Later stages (shards, pre-training, fine-tuning) join as they land.
+pipeline: build corpus
+	mkdir -p $(OUT)
+	$(RUN_ENV) $(BERT) vocab --input Corpora/generated/en.txt --size 16000 --output $(OUT)/vocab-en.txt
+	$(RUN_ENV) $(BERT) tokenize --vocab $(OUT)/vocab-en.txt --ids < Corpora/generated/en.txt > $(OUT)/en.ids
+	@echo "pipeline: vocabulary $(OUT)/vocab-en.txt ($$(wc -l < $(OUT)/vocab-en.txt) tokens), token ids $(OUT)/en.ids ($$(wc -l < $(OUT)/en.ids) lines)"
+	@head -n 3 Corpora/generated/en.txt | $(BERT) tokenize --vocab $(OUT)/vocab-en.txt
+
+clean:
+	rm -rf .build $(OUT) $(VENV)

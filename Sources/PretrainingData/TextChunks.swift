@@ -1,0 +1,118 @@
+import Dispatch
+import Foundation
+import WordPiece
+
+/// The kind of a corpus file, from its name (`.zst` stripped first).
+public enum CorpusFormat: Sendable, Equatable {
+    /// Plain text: one sentence per line or free text; blank lines separate documents.
+    case text
+    /// JSON Lines with a `"text"` field, one document per object.
+    case jsonl
+
+    public init(path: String) {
+        var p = path.lowercased()
+        if p.hasSuffix(".zst") { p.removeLast(4) }
+        self = p.hasSuffix(".jsonl") || p.hasSuffix(".ndjson") ? .jsonl : .text
+    }
+}
+
+/// Extra errors for corpus files.
+public enum CorpusError: Error, Equatable, CustomStringConvertible {
+    case badJSONLine(path: String, line: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .badJSONLine(path, line, reason):
+            return "\(path):\(line): \(reason); each line must be a JSON object with a string \"text\" field"
+        }
+    }
+}
+
+/// Streams the text of corpus files as chunks of whole lines, for parallel processing.
+/// JSONL objects become their `"text"` (newlines inside it kept) followed by a blank line.
+public final class CorpusTextChunks {
+    let paths: [String]
+    let chunkSize: Int
+    var index = 0
+    var chunker: LineChunker?
+    var format: CorpusFormat = .text
+    var current = ""
+
+    public init(paths: [String], chunkSize: Int = 1 << 20) {
+        self.paths = paths
+        self.chunkSize = chunkSize
+    }
+
+    /// Bytes read so far from the current file (for progress).
+    public private(set) var filesDone = 0
+
+    /// The next chunk of text, or nil when every file is read.
+    public func next() throws -> TextChunk? {
+        while true {
+            if chunker == nil {
+                guard index < paths.count else { return nil }
+                current = paths[index]
+                format = CorpusFormat(path: current)
+                chunker = LineChunker(source: try openInput(current), chunkSize: chunkSize, wholeLines: format == .jsonl)
+                index += 1
+            }
+            if let c = try chunker!.next() {
+                return format == .jsonl ? try Self.jsonlToText(c, path: current) : c
+            }
+            chunker = nil
+            filesDone += 1
+        }
+    }
+
+    static func jsonlToText(_ c: TextChunk, path: String) throws -> TextChunk {
+        var out: [UInt8] = []
+        out.reserveCapacity(c.bytes.count)
+        var lineNo = c.firstLine
+        for line in c.bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            defer { lineNo += 1 }
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            let obj: Any
+            do { obj = try JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed]) } catch {
+                throw CorpusError.badJSONLine(path: path, line: lineNo, reason: "not valid JSON")
+            }
+            guard let dict = obj as? [String: Any] else { throw CorpusError.badJSONLine(path: path, line: lineNo, reason: "not a JSON object") }
+            guard let text = dict["text"] as? String else { throw CorpusError.badJSONLine(path: path, line: lineNo, reason: "no string \"text\" field") }
+            out.append(contentsOf: text.utf8)
+            out.append(contentsOf: [0x0A, 0x0A])
+        }
+        return TextChunk(bytes: out, startsMidLine: false, endsMidLine: false, firstLine: c.firstLine)
+    }
+}
+
+/// Counts normalised words over corpus files on `threads` cores, for vocabulary training.
+/// Memory is bounded by the number of distinct words plus one batch of chunks.
+public func countWords(paths: [String], basic: BasicTokenizer, threads: Int,
+                       progress: ((Int) -> Void)? = nil) throws -> (counter: WordCounter, bytes: Int, invalid: Int) {
+    let chunks = CorpusTextChunks(paths: paths)
+    let slots = max(1, threads)
+    let counters = UnsafeMutableBufferPointer<WordCounter>.allocate(capacity: slots)
+    counters.initialize(repeating: WordCounter())
+    defer { counters.deinitialize(); counters.deallocate() }
+    let scratches = (0..<slots).map { _ in BasicTokenizer.Scratch() }
+    var bytes = 0
+    while true {
+        var batch: [TextChunk] = []
+        while batch.count < slots, let c = try chunks.next() { batch.append(c) }
+        if batch.isEmpty { break }
+        bytes += batch.reduce(0) { $0 + $1.bytes.count }
+        let shared = UnsafeTransfer(value: (counters, batch, scratches))
+        let work: @Sendable (Int) -> Void = { i in
+            let (counters, batch, scratches) = shared.value
+            batch[i].bytes.withUnsafeBufferPointer { p in
+                basic.scan(p, scratch: scratches[i],
+                           onWord: { w, c in counters[i].add(w, chars: c) },
+                           onSpecial: { _ in })
+            }
+        }
+        if batch.count == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: batch.count, execute: work) }
+        progress?(bytes)
+    }
+    var total = counters[0]
+    for c in counters.dropFirst() { total.merge(c) }
+    return (total, bytes, scratches.reduce(0) { $0 + $1.invalidSequences })
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+/// Paths to the repository and its fixtures, found from this file's location.
+public enum Fixtures {
+    /// The repository root.
+    public static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A file under Tests/Fixtures.
+    public static func path(_ relative: String) -> String {
+        root.appendingPathComponent("Tests/Fixtures").appendingPathComponent(relative).path
+    }
+
+    /// The real uncased BERT vocabulary (30,522 tokens) committed as a fixture.
+    public static var uncasedVocab: String { path("tokenizer/bert-base-uncased-vocab.txt") }
+
+    /// `../shared/data/NAME` beside the repository, when it exists (CI has it).
+    public static func shared(_ name: String) -> String? {
+        let p = root.deletingLastPathComponent().appendingPathComponent("shared/data/\(name)").path
+        return FileManager.default.fileExists(atPath: p) ? p : nil
+    }
+
+    /// A fresh temporary directory.
+    public static func temporaryDirectory() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bertkit-test-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// SplitMix64: a small seeded generator for reproducible tests.
+public struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// The result of running a process.
+public struct ProcessResult {
+    public var status: Int32
+    public var stdout: Data
+    public var stderr: String
+    public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+}
+
+/// The `bert` binary under test: $BERT_BINARY, else the release or debug build in .build.
+public func bertBinary() throws -> String {
+    if let p = ProcessInfo.processInfo.environment["BERT_BINARY"], !p.isEmpty { return p }
+    for config in ["debug", "release"] {
+        let p = Fixtures.root.appendingPathComponent(".build/\(config)/bert").path
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    struct NoBinary: Error, CustomStringConvertible {
+        var description: String { "no bert binary: run `swift build` (or set BERT_BINARY)" }
+    }
+    throw NoBinary()
+}
+
+/// Runs `bert` with arguments and stdin bytes; collects stdout and stderr.
+public func runBert(_ args: [String], stdin: Data = Data()) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try bertBinary())
+    p.arguments = args
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "OPENBLAS_CORETYPE")
+    p.environment = env
+    // Files rather than pipes: no reader threads, no deadlock on large outputs.
+    let dir = Fixtures.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let inURL = dir.appendingPathComponent("stdin"), outURL = dir.appendingPathComponent("stdout"),
+        errURL = dir.appendingPathComponent("stderr")
+    try stdin.write(to: inURL)
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    p.standardInput = try FileHandle(forReadingFrom: inURL)
+    p.standardOutput = try FileHandle(forWritingTo: outURL)
+    p.standardError = try FileHandle(forWritingTo: errURL)
+    try p.run()
+    p.waitUntilExit()
+    let out = try Data(contentsOf: outURL)
+    let errData = try Data(contentsOf: errURL)
+    return ProcessResult(status: p.terminationStatus, stdout: out, stderr: String(decoding: errData, as: UTF8.self))
+}
