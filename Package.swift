@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TextNormalizationTests", dependencies: ["TextNormalization", "TestSupport"]),
         .testTarget(name: "WordPieceTests", dependencies: ["WordPiece", "TestSupport"]),
-        .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "TestSupport"]),
+        .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "CZstd", "TestSupport"]),
         .testTarget(name: "BertCLITests", dependencies: ["TestSupport"]),
     ]
 )
