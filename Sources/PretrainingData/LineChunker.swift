@@ -101,7 +101,7 @@ public func binaryEvidence<C: Collection>(_ sample: C) -> Int? where C.Element =
         nuls += 1
         if firstNul < 0 { firstNul = i - sample.startIndex }
     }
-    if nuls * 100 > sample.count { return firstNul }
+    if nuls >= 16 && nuls * 100 > sample.count { return firstNul }
     var invalid = 0, firstInvalid = -1
     var i = sample.startIndex
     let end = sample.endIndex
@@ -128,5 +128,5 @@ public func binaryEvidence<C: Collection>(_ sample: C) -> Int? where C.Element =
             i += need + 1
         }
     }
-    return invalid * 10 > sample.count ? firstInvalid : nil
+    return invalid >= 16 && invalid * 10 > sample.count ? firstInvalid : nil
 }
