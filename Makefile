@@ -59,11 +59,12 @@ test: unit parity
 
 unit: deps
 	$(SWIFT) build -c release --product bert
-	BERT_BINARY=$(abspath $(BERT)) $(SWIFT) test --parallel 2>&1 | tail -n 40
+	BERT_BINARY=$(abspath $(BERT)) $(SWIFT) test
 
 parity: build venv $(if $(wildcard $(SHARED)/corpus_en.txt.zst),,corpus)
 	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS)
 	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(ZH_CORPUS)
+	mkdir -p $(OUT)
 	$(BERT) vocab --cased --input $(EN_CORPUS) --size 30000 --output $(OUT)/cased-vocab.txt
 	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(OUT)/cased-vocab.txt --input $(EN_CORPUS) --cased
 
