@@ -53,6 +53,27 @@ int32_t bertkit_icu_to_lower(int32_t c, int32_t *out, int32_t capacity) {
     return count;
 }
 
+int32_t bertkit_icu_nfd_code_point(int32_t c, int32_t *out, int32_t capacity) {
+    UErrorCode status = U_ZERO_ERROR;
+    const UNormalizer2 *nfd = unorm2_getNFDInstance(&status);
+    if (U_FAILURE(status)) return -1;
+    UChar buf[32];
+    int32_t n = unorm2_getDecomposition(nfd, c, buf, 32, &status);
+    if (U_FAILURE(status)) return -1;
+    if (n < 0) {  // no decomposition
+        if (capacity > 0) out[0] = c;
+        return 1;
+    }
+    int32_t count = 0;
+    for (int32_t i = 0; i < n;) {
+        UChar32 cp;
+        U16_NEXT(buf, i, n, cp);
+        if (count < capacity) out[count] = cp;
+        count++;
+    }
+    return count;
+}
+
 static const UNormalizer2 *instance(int32_t form, UErrorCode *status) {
     switch (form) {
     case BERTKIT_NFC: return unorm2_getNFCInstance(status);

@@ -119,6 +119,12 @@ public final class BertNormalizer: Sendable {
             return result
         }
         if options.handleChineseChars && isChineseChar(cp) { result.isChinese = true }
+        // Fast exits (most of the table): unassigned code points and unified CJK ideographs neither
+        // decompose nor change case.
+        if ICU.age(cp) == 0 && (options.categoryUnicodeVersion == nil || !(options.lowercase && hasLowercaseAddedIn1600(cp))) {
+            return result
+        }
+        if result.isChinese && !(0xF900...0xFAFF).contains(cp) && !(0x2F800...0x2FA1F).contains(cp) { return result }
         var out: [UInt32] = [cp]
         if options.resolvedStripAccents {
             out = decompose(cp, options: options).filter { !isNonSpacingMark($0, version: options.categoryUnicodeVersion) }
@@ -208,6 +214,10 @@ public final class BertNormalizer: Sendable {
         (0x10D50, 0x10D65, 32),         // GARAY capital letters
         (0x16EA0, 0x16EB8, 27),         // BERIA ERFE capital letters
     ]
+
+    static func hasLowercaseAddedIn1600(_ cp: UInt32) -> Bool {
+        lowercaseAddedIn1600.contains { $0.first <= cp && cp <= $0.last }
+    }
 
     /// Full lowercase of one code point: ICU's, plus the Unicode 16.0 additions when following HF.
     static func lowercase(_ cp: UInt32, options: BertNormalizerOptions) -> [UInt32] {

@@ -97,7 +97,12 @@ public enum ICU {
 
     /// Canonical decomposition of one code point.
     public static func nfd(_ cp: UInt32) -> [UInt32] {
-        guard let scalar = Unicode.Scalar(cp) else { return [cp] }
-        return normalize(String(Character(scalar)), form: .nfd).unicodeScalars.map(\.value)
+        var out = (Int32(0), Int32(0), Int32(0), Int32(0), Int32(0), Int32(0), Int32(0), Int32(0))
+        return withUnsafeMutableBytes(of: &out) { raw in
+            let p = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+            let n = bertkit_icu_nfd_code_point(Int32(bitPattern: cp), p, 8)
+            guard n > 0, n <= 8 else { return [cp] }
+            return (0..<Int(n)).map { UInt32(bitPattern: p[$0]) }
+        }
     }
 }

@@ -35,6 +35,11 @@ int32_t bertkit_icu_unicode_version(void);
 /// mapping, or -1 on an ICU error.
 int32_t bertkit_icu_to_lower(int32_t codePoint, int32_t *out, int32_t capacity);
 
+/// Full canonical decomposition (NFD) of one code point. Writes up to `capacity` code points to
+/// `out` and returns their number (1 and the code point itself when it does not decompose), or -1
+/// on an ICU error.
+int32_t bertkit_icu_nfd_code_point(int32_t codePoint, int32_t *out, int32_t capacity);
+
 /// Normalisation forms for bertkit_icu_normalize_utf8.
 enum {
     BERTKIT_NFC = 0,
