@@ -8,6 +8,8 @@ public struct TextChunk: Sendable {
     public var endsMidLine: Bool
     /// One-based number of the first line that starts or continues in this chunk.
     public var firstLine: Int
+    /// The text came from JSONL objects (free text: sentences are found with ICU).
+    public var fromJSONL = false
 }
 
 /// Cuts a byte stream into chunks of about `chunkSize` bytes at line ends, so workers can process

@@ -80,7 +80,7 @@ public final class CorpusTextChunks {
             out.append(contentsOf: text.utf8)
             out.append(contentsOf: [0x0A, 0x0A])
         }
-        return TextChunk(bytes: out, startsMidLine: false, endsMidLine: false, firstLine: c.firstLine)
+        return TextChunk(bytes: out, startsMidLine: false, endsMidLine: false, firstLine: c.firstLine, fromJSONL: true)
     }
 }
 

@@ -1,0 +1,197 @@
+import Foundation
+
+/// Generation parameters, with google-research/bert create_pretraining_data.py's defaults.
+public struct InstanceParameters: Codable, Sendable, Equatable {
+    public var maxSeqLength = 128
+    public var shortSeqProb = 0.1
+    public var maskedLMProb = 0.15
+    public var maxPredictionsPerSeq = 20
+    public var dupeFactor = 10
+    public var wholeWordMask = false
+    public var dynamicMasking = false
+    public var seed: UInt64 = 12345
+    public init() {}
+}
+
+/// Masked-LM masking, as google-research/bert's `create_masked_lm_predictions`: candidates are all
+/// positions but `[CLS]`/`[SEP]` (whole words when `wholeWordMask`: a piece starting with `##` joins
+/// the word before it), shuffled; exactly `min(maxPredictions, max(1, round(length × prob)))`
+/// positions are masked (Python's round, half to even; with whole words a word that would overshoot
+/// is skipped, so it can fall short); each chosen position becomes `[MASK]` 80%, stays 10%, becomes a
+/// random vocabulary id 10%. With whole words the 80/10/10 draw is made once per word, not per piece
+/// (google-research/bert draws per piece).
+public struct Masker: Sendable {
+    public let maskId: UInt32
+    public let clsId: UInt32
+    public let sepId: UInt32
+    public let vocabularySize: Int
+    /// Per vocabulary id: the token is a `##` continuation piece. // (vocabularySize,)
+    public let isContinuation: [Bool]
+    public let maskedLMProb: Double
+    public let maxPredictions: Int
+    public let wholeWord: Bool
+
+    public init(maskId: UInt32, clsId: UInt32, sepId: UInt32, isContinuation: [Bool],
+                maskedLMProb: Double, maxPredictions: Int, wholeWord: Bool) {
+        self.maskId = maskId; self.clsId = clsId; self.sepId = sepId
+        self.vocabularySize = isContinuation.count
+        self.isContinuation = isContinuation
+        self.maskedLMProb = maskedLMProb; self.maxPredictions = maxPredictions; self.wholeWord = wholeWord
+    }
+
+    /// The number of positions to mask for a sequence length.
+    public func predictionCount(length: Int) -> Int {
+        min(maxPredictions, max(1, Int((Double(length) * maskedLMProb).rounded(.toNearestOrEven))))
+    }
+
+    /// Masks `tokens` in place; returns the masked positions (ascending) and their original ids.
+    public func mask(_ tokens: inout [UInt32], rng: inout SeededGenerator) -> (positions: [Int], labels: [UInt32]) {
+        // Candidate groups as (start, count) runs of positions.
+        var groups: [(start: Int, count: Int)] = []
+        groups.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() {
+            if t == clsId || t == sepId { continue }
+            if wholeWord, let last = groups.last, Int(t) < vocabularySize, isContinuation[Int(t)],
+               last.start + last.count == i {
+                groups[groups.count - 1].count += 1
+            } else {
+                groups.append((i, 1))
+            }
+        }
+        groups.shuffle(using: &rng)
+        let target = predictionCount(length: tokens.count)
+        var chosen: [(position: Int, label: UInt32)] = []
+        chosen.reserveCapacity(target)
+        let original = tokens
+        for g in groups {
+            if chosen.count >= target { break }
+            if chosen.count + g.count > target { continue }
+            let r = rng.nextDouble()
+            let keep = r >= 0.8 && rng.nextDouble() < 0.5
+            let random = r >= 0.8 && !keep
+            for p in g.start..<(g.start + g.count) {
+                chosen.append((p, original[p]))
+                if r < 0.8 { tokens[p] = maskId }
+                else if random { tokens[p] = UInt32(rng.int(in: 0...(vocabularySize - 1))) }
+            }
+        }
+        chosen.sort { $0.position < $1.position }
+        return (chosen.map(\.position), chosen.map(\.label))
+    }
+}
+
+/// Builds next-sentence-prediction pairs from the tokenized store with google-research/bert's
+/// `create_instances_from_document`: per document pass, a target length (`maxSeqLength - 3`, or with
+/// probability `shortSeqProb` a uniform 2…max); sentences gathered until the target; a random split
+/// point; with probability 0.5 (always when only one segment was gathered) B comes from a random other
+/// document starting at a random sentence, and the unused segments are put back; the longer side is
+/// truncated from a random end until the pair fits.
+public struct InstanceBuilder: Sendable {
+    public let store: TokenizedStore
+    public let parameters: InstanceParameters
+    public let clsId: UInt32
+    public let sepId: UInt32
+    /// Masking at build time (static), nil for dynamic masking.
+    public let masker: Masker?
+
+    public init(store: TokenizedStore, parameters: InstanceParameters, clsId: UInt32, sepId: UInt32, masker: Masker?) {
+        self.store = store; self.parameters = parameters; self.clsId = clsId; self.sepId = sepId; self.masker = masker
+    }
+
+    /// The generator for one (pass, document): independent of thread count and order.
+    public func generator(pass: Int, document: Int) -> SeededGenerator {
+        SeededGenerator(seed: parameters.seed, stream: [UInt64(pass), UInt64(document)])
+    }
+
+    /// Statistics of a build, for reports and tests.
+    public struct Counts: Sendable {
+        public var instances = 0
+        public var randomNext = 0
+        public var shortTarget = 0
+        public var documentPasses = 0
+        /// Pairs made from a chunk of one segment (B is then always random).
+        public var singleSegment = 0
+    }
+
+    /// Emits the instances of one document for one dupe pass, in order.
+    public func instances(pass: Int, document: Int, counts: inout Counts, emit: (TrainingInstance) throws -> Void) rethrows {
+        var rng = generator(pass: pass, document: document)
+        let sentences = store.sentences(ofDocument: document)
+        let maxTokens = parameters.maxSeqLength - 3
+        var target = maxTokens
+        counts.documentPasses += 1
+        if rng.nextDouble() < parameters.shortSeqProb {
+            target = rng.int(in: 2...max(2, maxTokens))
+            counts.shortTarget += 1
+        }
+        var chunk: [Int] = []  // sentence indices
+        var chunkLength = 0
+        var i = sentences.lowerBound
+        while i < sentences.upperBound {
+            chunk.append(i)
+            chunkLength += store.tokens(ofSentence: i).count
+            if i == sentences.upperBound - 1 || chunkLength >= target {
+                var aEnd = 1
+                if chunk.count >= 2 { aEnd = rng.int(in: 1...(chunk.count - 1)) }
+                var a: [UInt32] = []
+                for s in chunk[0..<aEnd] { a.append(contentsOf: store.tokens(ofSentence: s)) }
+                var b: [UInt32] = []
+                var isRandomNext = false
+                if chunk.count == 1 { counts.singleSegment += 1 }
+                if chunk.count == 1 || rng.nextDouble() < 0.5 {
+                    isRandomNext = true
+                    let targetB = target - a.count
+                    var other = document
+                    for _ in 0..<10 {
+                        other = rng.int(in: 0...(store.documentCount - 1))
+                        if other != document { break }
+                    }
+                    let otherSentences = store.sentences(ofDocument: other)
+                    let start = rng.int(in: otherSentences.lowerBound...(otherSentences.upperBound - 1))
+                    for s in start..<otherSentences.upperBound {
+                        b.append(contentsOf: store.tokens(ofSentence: s))
+                        if b.count >= targetB { break }
+                    }
+                    // Put the unused segments back.
+                    i -= chunk.count - aEnd
+                } else {
+                    for s in chunk[aEnd...] { b.append(contentsOf: store.tokens(ofSentence: s)) }
+                }
+                Self.truncatePair(&a, &b, maxTokens: maxTokens, rng: &rng)
+                if !a.isEmpty && !b.isEmpty {
+                    var tokens: [UInt32] = [clsId]
+                    tokens.reserveCapacity(a.count + b.count + 3)
+                    tokens += a
+                    tokens.append(sepId)
+                    tokens += b
+                    tokens.append(sepId)
+                    var positions: [Int] = [], labels: [UInt32] = []
+                    if let masker { (positions, labels) = masker.mask(&tokens, rng: &rng) }
+                    counts.instances += 1
+                    if isRandomNext { counts.randomNext += 1 }
+                    try emit(TrainingInstance(tokens: tokens, segmentALength: a.count + 2, isRandomNext: isRandomNext,
+                                              maskedPositions: positions, maskedLabels: labels))
+                }
+                chunk.removeAll(keepingCapacity: true)
+                chunkLength = 0
+            }
+            i += 1
+        }
+    }
+
+    /// google-research/bert's `truncate_seq_pair`: remove one token at a time from the longer side
+    /// (B on ties), from the front or the back with equal probability.
+    public static func truncatePair(_ a: inout [UInt32], _ b: inout [UInt32], maxTokens: Int, rng: inout SeededGenerator) {
+        var aStart = 0, aEnd = a.count, bStart = 0, bEnd = b.count
+        while (aEnd - aStart) + (bEnd - bStart) > maxTokens {
+            let front = rng.nextDouble() < 0.5
+            if aEnd - aStart > bEnd - bStart {
+                if front { aStart += 1 } else { aEnd -= 1 }
+            } else {
+                if front { bStart += 1 } else { bEnd -= 1 }
+            }
+        }
+        if aStart > 0 || aEnd < a.count { a = Array(a[aStart..<aEnd]) }
+        if bStart > 0 || bEnd < b.count { b = Array(b[bStart..<bEnd]) }
+    }
+}

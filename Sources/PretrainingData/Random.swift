@@ -1,0 +1,54 @@
+/// A seeded pseudo-random generator (xoshiro256**, seeded through SplitMix64). Every random choice in
+/// data generation goes through one of these, passed in explicitly, so the same seed gives the same
+/// bytes. `derived(_:)` makes independent streams for (seed, pass, document, …) so work can be split
+/// across threads without changing the result.
+public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codable {
+    var s0, s1, s2, s3: UInt64
+
+    /// A generator from a seed.
+    public init(seed: UInt64) {
+        var sm = seed
+        func next() -> UInt64 {
+            sm &+= 0x9E37_79B9_7F4A_7C15
+            var z = sm
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s0 = next(); s1 = next(); s2 = next(); s3 = next()
+    }
+
+    /// A generator for a seed and a path of stream ids, e.g. (seed, dupe pass, document).
+    public init(seed: UInt64, stream: [UInt64]) {
+        var h = seed ^ 0x6A09_E667_F3BC_C908
+        for s in stream { h = Self.mix(h ^ Self.mix(s &+ 0x9E37_79B9_7F4A_7C15)) }
+        self.init(seed: h)
+    }
+
+    @inline(__always) static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 33)) &* 0xFF51_AFD7_ED55_8CCD
+        z = (z ^ (z >> 33)) &* 0xC4CE_B9FE_1A85_EC53
+        return z ^ (z >> 33)
+    }
+
+    @inline(__always) static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+
+    public mutating func next() -> UInt64 {
+        let result = Self.rotl(s1 &* 5, 7) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
+        s3 = Self.rotl(s3, 45)
+        return result
+    }
+
+    /// Uniform in [0, 1) with 53 bits.
+    @inline(__always) public mutating func nextDouble() -> Double {
+        Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
+    /// Uniform integer in a closed range (Python's `randint`).
+    @inline(__always) public mutating func int(in range: ClosedRange<Int>) -> Int {
+        Int.random(in: range, using: &self)
+    }
+}

@@ -1,0 +1,297 @@
+import Dispatch
+import Foundation
+import WordPiece
+
+/// How sentences are found in text files.
+public enum SentenceSplit: String, Codable, Sendable, CaseIterable {
+    /// One sentence per line (google-research/bert's input format); blank lines separate documents.
+    case lines
+    /// Free text: blank lines separate documents; ICU's sentence break iterator finds sentences.
+    case icu
+}
+
+/// Errors of the tokenized store.
+public enum StoreError: Error, CustomStringConvertible {
+    case corrupt(path: String, reason: String)
+    case empty(inputs: [String])
+
+    public var description: String {
+        switch self {
+        case let .corrupt(path, reason): return "\(path): tokenized store is damaged (\(reason)); delete the directory and run again"
+        case let .empty(inputs): return "\(inputs.joined(separator: " ")): no sentences with tokens found; give non-empty text inputs"
+        }
+    }
+}
+
+/// A read-only memory map of a file.
+public final class MappedFile: @unchecked Sendable {
+    public let pointer: UnsafeRawPointer?
+    public let count: Int
+
+    public init(path: String) throws(InputError) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw .cannotOpen(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .readFailed(path: path, reason: String(cString: strerror(errno))) }
+        count = Int(st.st_size)
+        if count == 0 { pointer = nil; return }
+        guard let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw .readFailed(path: path, reason: String(cString: strerror(errno)))
+        }
+        pointer = UnsafeRawPointer(p)
+    }
+
+    deinit { if let p = pointer { munmap(UnsafeMutableRawPointer(mutating: p), count) } }
+
+    /// The file as a typed buffer (the file length must be a multiple of the element size).
+    public func buffer<T>(of type: T.Type) -> UnsafeBufferPointer<T> {
+        guard let p = pointer else { return UnsafeBufferPointer(start: nil, count: 0) }
+        return UnsafeBufferPointer(start: p.assumingMemoryBound(to: T.self), count: count / MemoryLayout<T>.stride)
+    }
+}
+
+/// The tokenized corpus: token ids of every sentence, and sentence and document boundaries, in three
+/// memory-mapped files. A cache between tokenization and instance building: reused when the inputs,
+/// vocabulary, casing and sentence splitting are unchanged (`meta.json` records them).
+///
+/// Files: `tokens.u32` (UInt32 ids, all sentences back to back), `sentences.u64` (end offset of each
+/// sentence in tokens), `documents.u64` (end offset of each document in sentences), `meta.json`
+/// (written last). Empty sentences and empty documents are not stored.
+public final class TokenizedStore: @unchecked Sendable {
+    /// What the store was built from; equal keys mean the store can be reused.
+    public struct Key: Codable, Equatable, Sendable {
+        public struct Input: Codable, Equatable, Sendable { public var path: String; public var size: Int; public var modified: Double }
+        public var version = 1
+        public var inputs: [Input]
+        public var vocabSHA256: String
+        public var lowercase: Bool
+        public var nfkc: Bool
+        public var split: SentenceSplit
+    }
+    struct Meta: Codable { var key: Key; var tokens: Int; var sentences: Int; var documents: Int; var rawBytes: Int }
+
+    public let directory: String
+    let tokenFile: MappedFile, sentenceFile: MappedFile, documentFile: MappedFile
+    /// All token ids. // (tokenCount,)
+    public let tokens: UnsafeBufferPointer<UInt32>
+    /// End offset of each sentence into `tokens`. // (sentenceCount,)
+    public let sentenceEnds: UnsafeBufferPointer<UInt64>
+    /// End offset of each document into the sentences. // (documentCount,)
+    public let documentEnds: UnsafeBufferPointer<UInt64>
+    /// Bytes of raw text the store was built from.
+    public let rawBytes: Int
+
+    /// Opens a store; nil when it is missing or was built from something else.
+    public init?(directory: String, key: Key) {
+        guard let data = FileManager.default.contents(atPath: directory + "/meta.json"),
+              let meta = try? JSONDecoder().decode(Meta.self, from: data), meta.key == key,
+              let t = try? MappedFile(path: directory + "/tokens.u32"),
+              let s = try? MappedFile(path: directory + "/sentences.u64"),
+              let d = try? MappedFile(path: directory + "/documents.u64"),
+              t.count == meta.tokens * 4, s.count == meta.sentences * 8, d.count == meta.documents * 8
+        else { return nil }
+        self.directory = directory
+        tokenFile = t; sentenceFile = s; documentFile = d
+        tokens = t.buffer(of: UInt32.self)
+        sentenceEnds = s.buffer(of: UInt64.self)
+        documentEnds = d.buffer(of: UInt64.self)
+        rawBytes = meta.rawBytes
+        guard sentenceEnds.last.map({ Int($0) == tokens.count }) ?? tokens.isEmpty,
+              documentEnds.last.map({ Int($0) == sentenceEnds.count }) ?? sentenceEnds.isEmpty else { return nil }
+    }
+
+    public var documentCount: Int { documentEnds.count }
+    public var sentenceCount: Int { sentenceEnds.count }
+
+    /// Sentence indices of a document.
+    @inline(__always) public func sentences(ofDocument d: Int) -> Range<Int> {
+        (d == 0 ? 0 : Int(documentEnds[d - 1]))..<Int(documentEnds[d])
+    }
+
+    /// Token ids of a sentence.
+    @inline(__always) public func tokens(ofSentence s: Int) -> UnsafeBufferPointer<UInt32> {
+        let start = s == 0 ? 0 : Int(sentenceEnds[s - 1])
+        return UnsafeBufferPointer(rebasing: tokens[start..<Int(sentenceEnds[s])])
+    }
+
+    /// The key for inputs as they are on disk now.
+    public static func key(inputs: [String], vocabSHA256: String, options: BertNormalizerOptionsView, split: SentenceSplit) -> Key {
+        let fm = FileManager.default
+        let ins = inputs.map { p -> Key.Input in
+            let a = try? fm.attributesOfItem(atPath: p)
+            let size = (a?[.size] as? NSNumber)?.intValue ?? -1
+            let date = (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            return .init(path: URL(fileURLWithPath: p).standardizedFileURL.path, size: size, modified: date)
+        }
+        return Key(inputs: ins, vocabSHA256: vocabSHA256, lowercase: options.lowercase, nfkc: options.nfkc, split: split)
+    }
+
+    /// Opens the store in `directory` if it matches, else tokenizes the inputs into it (in parallel
+    /// over chunks, written in input order) and opens the result.
+    public static func openOrBuild(directory: String, inputs: [String], key: Key, tokenizer: BertTokenizer,
+                                   threads: Int, progress: ((Int) -> Void)? = nil) throws -> (store: TokenizedStore, reused: Bool) {
+        if let s = TokenizedStore(directory: directory, key: key) { return (s, true) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: directory + "/meta.json")
+        let writer = try StoreWriter(directory: directory)
+        let chunks = CorpusTextChunks(paths: inputs)
+        let slots = max(1, threads)
+        let scratches = (0..<slots).map { _ in BertTokenizer.Scratch() }
+        let splitters = (0..<slots).map { _ in SentenceSplitter() }
+        var rawBytes = 0
+        while true {
+            var batch: [TextChunk] = []
+            while batch.count < slots, let c = try chunks.next() { batch.append(c) }
+            if batch.isEmpty { break }
+            let results = UnsafeMutableBufferPointer<ChunkTokens>.allocate(capacity: batch.count)
+            results.initialize(repeating: ChunkTokens())
+            defer { results.deinitialize(); results.deallocate() }
+            let shared = UnsafeTransfer(value: (results, batch, scratches, splitters))
+            let work: @Sendable (Int) -> Void = { i in
+                let (results, batch, scratches, splitters) = shared.value
+                results[i] = tokenizeChunk(batch[i], tokenizer: tokenizer, split: batch[i].fromJSONL ? .icu : key.split,
+                                           scratch: scratches[i], splitter: splitters[i])
+            }
+            if batch.count == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: batch.count, execute: work) }
+            for r in results { try writer.append(r) }
+            rawBytes += batch.reduce(0) { $0 + $1.bytes.count }
+            progress?(rawBytes)
+        }
+        let counts = try writer.finish()
+        let meta = Meta(key: key, tokens: counts.tokens, sentences: counts.sentences, documents: counts.documents, rawBytes: rawBytes)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileAtomically(try enc.encode(meta), to: directory + "/meta.json")
+        guard let store = TokenizedStore(directory: directory, key: key) else {
+            throw StoreError.corrupt(path: directory, reason: "could not reopen what was just written")
+        }
+        if store.documentCount == 0 { throw StoreError.empty(inputs: inputs) }
+        return (store, false)
+    }
+}
+
+/// The casing fields of normalizer options that the store key records.
+public struct BertNormalizerOptionsView: Sendable {
+    public var lowercase: Bool
+    public var nfkc: Bool
+    public init(lowercase: Bool, nfkc: Bool) { self.lowercase = lowercase; self.nfkc = nfkc }
+}
+
+/// Tokens of one chunk: sentences as lengths, document breaks as `UInt32.max`.
+struct ChunkTokens {
+    var tokens: [UInt32] = []
+    var events: [UInt32] = []
+}
+
+/// Tokenizes one chunk into sentences and document breaks.
+func tokenizeChunk(_ chunk: TextChunk, tokenizer: BertTokenizer, split: SentenceSplit,
+                   scratch: BertTokenizer.Scratch, splitter: SentenceSplitter?) -> ChunkTokens {
+    var out = ChunkTokens()
+    out.tokens.reserveCapacity(chunk.bytes.count / 3)
+    var ids: [Int32] = []
+    func sentence(_ p: UnsafeBufferPointer<UInt8>) {
+        ids.removeAll(keepingCapacity: true)
+        tokenizer.encode(utf8: p, into: &ids, scratch: scratch)
+        if ids.isEmpty { return }
+        for id in ids { out.tokens.append(UInt32(bitPattern: id)) }
+        out.events.append(UInt32(ids.count))
+    }
+    chunk.bytes.withUnsafeBufferPointer { all in
+        var paragraph: [UInt8] = []
+        func flushParagraph() {
+            guard !paragraph.isEmpty else { return }
+            paragraph.withUnsafeBufferPointer { p in
+                if let splitter {
+                    var start = 0
+                    for end in splitter.boundaries(p) {
+                        sentence(UnsafeBufferPointer(rebasing: p[start..<Int(end)]))
+                        start = Int(end)
+                    }
+                } else {
+                    sentence(p)
+                }
+            }
+            paragraph.removeAll(keepingCapacity: true)
+        }
+        var start = 0
+        while start < all.count {
+            let end = all[start...].firstIndex(of: 0x0A) ?? all.count
+            let line = UnsafeBufferPointer(rebasing: all[start..<end])
+            let blank = line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+            if blank {
+                if split == .icu { flushParagraph() }
+                out.events.append(.max)
+            } else if split == .lines {
+                sentence(line)
+            } else {
+                if !paragraph.isEmpty { paragraph.append(0x20) }
+                paragraph.append(contentsOf: line)
+            }
+            start = end + 1
+        }
+        if split == .icu { flushParagraph() }
+    }
+    return out
+}
+
+/// Appends chunk results to the store's files.
+final class StoreWriter {
+    let directory: String
+    let tokens: FileDescriptorWriter, sentences: FileDescriptorWriter, documents: FileDescriptorWriter
+    let fds: [Int32]
+    var tokenCount = 0, sentenceCount = 0, documentCount = 0, sentencesInDocument = 0
+
+    init(directory: String) throws {
+        self.directory = directory
+        var fds: [Int32] = []
+        func make(_ name: String) throws -> FileDescriptorWriter {
+            let path = directory + "/" + name + ".tmp"
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else { throw OutputError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+            fds.append(fd)
+            return FileDescriptorWriter(fd: fd, name: path)
+        }
+        tokens = try make("tokens.u32")
+        sentences = try make("sentences.u64")
+        documents = try make("documents.u64")
+        self.fds = fds
+    }
+
+    func append(_ c: ChunkTokens) throws {
+        try c.tokens.withUnsafeBytes { try tokens.write($0) }
+        var sentenceEnds: [UInt64] = [], documentEnds: [UInt64] = []
+        var offset = tokenCount
+        for e in c.events {
+            if e == .max {
+                if sentencesInDocument > 0 {
+                    documentEnds.append(UInt64(sentenceCount + sentenceEnds.count))
+                    sentencesInDocument = 0
+                }
+            } else {
+                offset += Int(e)
+                sentenceEnds.append(UInt64(offset))
+                sentencesInDocument += 1
+            }
+        }
+        tokenCount = offset
+        sentenceCount += sentenceEnds.count
+        documentCount += documentEnds.count
+        try sentenceEnds.withUnsafeBytes { try sentences.write($0) }
+        try documentEnds.withUnsafeBytes { try documents.write($0) }
+    }
+
+    func finish() throws -> (tokens: Int, sentences: Int, documents: Int) {
+        if sentencesInDocument > 0 {
+            try [UInt64(sentenceCount)].withUnsafeBytes { try documents.write($0) }
+            documentCount += 1
+            sentencesInDocument = 0
+        }
+        for fd in fds { fsync(fd); close(fd) }
+        for name in ["tokens.u32", "sentences.u64", "documents.u64"] {
+            let p = directory + "/" + name
+            guard rename(p + ".tmp", p) == 0 else { throw OutputError.writeFailed(path: p, reason: String(cString: strerror(errno))) }
+        }
+        return (tokenCount, sentenceCount, documentCount)
+    }
+}

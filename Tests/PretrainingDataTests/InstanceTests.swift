@@ -1,0 +1,194 @@
+import Foundation
+import TestSupport
+import TextNormalization
+import WordPiece
+import XCTest
+
+@testable import PretrainingData
+
+/// Instance building and masking on a small real input: the first 27 chapters of the English corpus
+/// (Tests/Fixtures/text/en_sample.txt.zst, 300 kB of public-domain prose, one sentence per line).
+final class InstanceTests: XCTestCase {
+    static let vocabulary = try! Vocabulary.load(path: Fixtures.uncasedVocab)
+    static let tokenizer = BertTokenizer(vocabulary: vocabulary)
+    static let storeDir = Fixtures.temporaryDirectory().path
+
+    static func store(split: SentenceSplit = .lines) throws -> TokenizedStore {
+        let input = Fixtures.path("text/en_sample.txt.zst")
+        let key = TokenizedStore.key(inputs: [input], vocabSHA256: "test", options: .init(lowercase: true, nfkc: false), split: split)
+        return try TokenizedStore.openOrBuild(directory: storeDir + "-\(split)", inputs: [input], key: key,
+                                              tokenizer: tokenizer, threads: 2).store
+    }
+
+    static func masker(wholeWord: Bool = false) -> Masker {
+        let v = vocabulary
+        return Masker(maskId: UInt32(v.maskId), clsId: UInt32(v.clsId), sepId: UInt32(v.sepId),
+                      isContinuation: v.tokens.map { $0.hasPrefix("##") }, maskedLMProb: 0.15, maxPredictions: 20,
+                      wholeWord: wholeWord)
+    }
+
+    func testStoreMatchesTheTokenizerAndIsReused() throws {
+        let s = try Self.store()
+        XCTAssertEqual(s.documentCount, 28)  // 27 whole chapters and the start of one more
+        // Every stored sentence is the tokenizer's encoding of a non-empty line, in order.
+        let text = String(decoding: try Self.readAll(Fixtures.path("text/en_sample.txt.zst")), as: UTF8.self)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        let encoded = lines.map { Self.tokenizer.encode($0).map { UInt32($0) } }.filter { !$0.isEmpty }
+        XCTAssertEqual(s.sentenceCount, encoded.count)
+        for (i, e) in encoded.enumerated() where i % 7 == 0 { XCTAssertEqual(Array(s.tokens(ofSentence: i)), e, "sentence \(i)") }
+        // Same key: reused, not rebuilt.
+        let input = Fixtures.path("text/en_sample.txt.zst")
+        let key = TokenizedStore.key(inputs: [input], vocabSHA256: "test", options: .init(lowercase: true, nfkc: false), split: .lines)
+        XCTAssertTrue(try TokenizedStore.openOrBuild(directory: Self.storeDir + "-lines", inputs: [input], key: key,
+                                                     tokenizer: Self.tokenizer, threads: 1).reused)
+        var other = key
+        other.vocabSHA256 = "another"
+        XCTAssertNil(TokenizedStore(directory: Self.storeDir + "-lines", key: other))
+    }
+
+    func testICUSentenceSplitting() throws {
+        let splitter = try XCTUnwrap(SentenceSplitter())
+        XCTAssertEqual(splitter.split("Mr. Smith went home. He slept! Did he? 你好。再见。"),
+                       ["Mr. Smith went home. ", "He slept! ", "Did he? ", "你好。", "再见。"])
+        let s = try Self.store(split: .icu)
+        XCTAssertEqual(s.documentCount, 28)  // 27 whole chapters and the start of one more
+        XCTAssertGreaterThan(s.sentenceCount, 1000)
+    }
+
+    static func readAll(_ path: String) throws -> [UInt8] {
+        let src = try openInput(path)
+        var out: [UInt8] = [], buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try readAppending(src, into: &buf, at: 0)
+            if n == 0 { return out }
+            out += buf[0..<n]
+        }
+    }
+
+    func testMaskerCountsLabelsAndSplit() {
+        var rng = SeededGenerator(seed: 1)
+        let m = Self.masker()
+        var counts = [0, 0, 0]  // mask, same, random
+        for trial in 0..<3000 {
+            let length = 5 + trial % 124
+            var tokens: [UInt32] = [101] + (0..<(length - 3)).map { _ in UInt32(rng.int(in: 1000...29000)) } + [102, 102]
+            tokens[1 + (length - 3) / 2] = 102  // a [SEP] in the middle, like a pair
+            let original = tokens
+            let (positions, labels) = m.mask(&tokens, rng: &rng)
+            XCTAssertEqual(positions.count, min(20, max(1, Int((Double(length) * 0.15).rounded(.toNearestOrEven)))))
+            XCTAssertEqual(positions, positions.sorted())
+            XCTAssertEqual(Set(positions).count, positions.count)
+            for (p, l) in zip(positions, labels) {
+                XCTAssertEqual(l, original[p], "label is the original token")
+                XCTAssertNotEqual(original[p], 101); XCTAssertNotEqual(original[p], 102)
+                if tokens[p] == 103 { counts[0] += 1 } else if tokens[p] == original[p] { counts[1] += 1 } else { counts[2] += 1 }
+            }
+            for p in 0..<length where !positions.contains(p) { XCTAssertEqual(tokens[p], original[p]) }
+        }
+        let total = Double(counts.reduce(0, +))
+        XCTAssertEqual(Double(counts[0]) / total, 0.8, accuracy: 0.01)
+        XCTAssertEqual(Double(counts[1]) / total, 0.1, accuracy: 0.01)
+        XCTAssertEqual(Double(counts[2]) / total, 0.1, accuracy: 0.01)
+        // Python's round is half to even: 10 × 0.15 = 1.5 → 2, 30 × 0.15 = 4.5 → 4.
+        XCTAssertEqual(m.predictionCount(length: 10), 2)
+        XCTAssertEqual(m.predictionCount(length: 30), 4)
+        XCTAssertEqual(m.predictionCount(length: 3), 1)
+        XCTAssertEqual(m.predictionCount(length: 512), 20)
+    }
+
+    func testWholeWordMaskingMasksWordsTogether() {
+        let v = Self.vocabulary
+        let m = Self.masker(wholeWord: true)
+        let words = Self.tokenizer.encode("unwanted running the tokenizers").map { UInt32($0) }
+        XCTAssertTrue(words.contains { v.tokens[Int($0)].hasPrefix("##") })
+        var rng = SeededGenerator(seed: 5)
+        var perWordDecisions = 0
+        for _ in 0..<500 {
+            var tokens: [UInt32] = [UInt32(v.clsId)]
+            for _ in 0..<12 { tokens += words }
+            tokens.append(UInt32(v.sepId))
+            let original = tokens
+            let (positions, _) = m.mask(&tokens, rng: &rng)
+            let set = Set(positions)
+            // A masked piece's whole word is masked, and the word gets one decision.
+            var p = 1
+            while p < original.count - 1 {
+                var end = p + 1
+                while end < original.count - 1, v.tokens[Int(original[end])].hasPrefix("##") { end += 1 }
+                let inWord = (p..<end).filter { set.contains($0) }
+                XCTAssertTrue(inWord.isEmpty || inWord.count == end - p, "whole word")
+                if !inWord.isEmpty {
+                    let masked = (p..<end).map { tokens[$0] == UInt32(v.maskId) }
+                    XCTAssertTrue(masked.allSatisfy { $0 } || masked.allSatisfy { !$0 }, "one 80/10/10 draw per word")
+                    perWordDecisions += 1
+                }
+                p = end
+            }
+            XCTAssertLessThanOrEqual(positions.count, m.predictionCount(length: original.count))
+        }
+        XCTAssertGreaterThan(perWordDecisions, 1000)
+    }
+
+    /// google-research/bert's statistics on real text: lengths, NSP balance, short targets.
+    func testInstanceStatisticsOnRealText() throws {
+        let store = try Self.store()
+        var params = InstanceParameters()
+        params.dupeFactor = 5
+        let b = InstanceBuilder(store: store, parameters: params, clsId: 101, sepId: 102, masker: Self.masker())
+        var counts = InstanceBuilder.Counts()
+        var lengths: [Int] = []
+        for pass in 0..<params.dupeFactor {
+            for d in 0..<store.documentCount {
+                b.instances(pass: pass, document: d, counts: &counts) { inst in
+                    lengths.append(inst.tokens.count)
+                    XCTAssertLessThanOrEqual(inst.tokens.count, 128)
+                    XCTAssertEqual(inst.tokens.first, 101)
+                    XCTAssertEqual(inst.tokens.last, 102)
+                    XCTAssertEqual(inst.tokens[inst.segmentALength - 1], 102)
+                    XCTAssertEqual(inst.maskedPositions.count, Self.masker().predictionCount(length: inst.tokens.count))
+                    XCTAssertFalse(inst.maskedPositions.contains(0))
+                    XCTAssertEqual(inst.tokens.filter { $0 == 102 }.count - inst.maskedLabels.filter { $0 == 102 }.count, 2)
+                }
+            }
+        }
+        XCTAssertGreaterThan(counts.instances, 2000)
+        // A chunk of one segment always takes a random next (as in google-research/bert); the others
+        // take one half of the time.
+        let randomShare = Double(counts.randomNext) / Double(counts.instances)
+        let expected = (Double(counts.singleSegment) + 0.5 * Double(counts.instances - counts.singleSegment)) / Double(counts.instances)
+        XCTAssertEqual(randomShare, expected, accuracy: 0.02, "random next \(randomShare) of \(counts.instances)")
+        XCTAssertEqual(randomShare, 0.5, accuracy: 0.05)
+        XCTAssertEqual(counts.documentPasses, 5 * 28)
+        XCTAssertEqual(Double(counts.shortTarget) / Double(counts.documentPasses), 0.1, accuracy: 0.08)
+        // Most instances fill the target: long documents, target 125 tokens.
+        XCTAssertGreaterThan(Double(lengths.filter { $0 >= 100 }.count) / Double(lengths.count), 0.6)
+        // Same seed, same instances.
+        var again: [TrainingInstance] = [], first: [TrainingInstance] = []
+        var c = InstanceBuilder.Counts()
+        b.instances(pass: 3, document: 4, counts: &c) { first.append($0) }
+        b.instances(pass: 3, document: 4, counts: &c) { again.append($0) }
+        XCTAssertEqual(first, again)
+    }
+
+    /// The first draw of each derived (pass, document) generator is uniform: the short-target share
+    /// over many document passes is close to short_seq_prob.
+    func testDerivedGeneratorsAreUniform() {
+        var below = 0
+        for pass in 0..<10 { for d in 0..<5000 {
+            var g = SeededGenerator(seed: 12345, stream: [UInt64(pass), UInt64(d)])
+            if g.nextDouble() < 0.1 { below += 1 }
+        } }
+        XCTAssertEqual(Double(below) / 50000, 0.1, accuracy: 0.005)
+    }
+
+    func testTruncationKeepsTheShorterSide() {
+        var rng = SeededGenerator(seed: 9)
+        var a = [UInt32](repeating: 1, count: 100), b = [UInt32](repeating: 2, count: 10)
+        InstanceBuilder.truncatePair(&a, &b, maxTokens: 50, rng: &rng)
+        XCTAssertEqual(a.count, 40)
+        XCTAssertEqual(b.count, 10)
+        a = [1, 2, 3, 4, 5, 6]; b = [7, 8, 9, 10, 11, 12]
+        InstanceBuilder.truncatePair(&a, &b, maxTokens: 6, rng: &rng)
+        XCTAssertEqual(a.count, 3); XCTAssertEqual(b.count, 3)
+    }
+}

@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""`make bench`: one markdown table, every row measured in this run, with a ratio against a peer
+(Hugging Face `tokenizers`) where there is one. The same rows go to --json-out (default out/bench.json).
+
+Rows:
+  1. Tokenizer, 1 thread: `BIN tokenize --vocab V --ids --threads 1 < corpus.txt > /dev/null`, best of 3
+     wall times (the corpus is decompressed to a temp file first). MB/s = raw input bytes / 1e6 / s;
+     tokens/s uses the number of ids ours prints ([CLS]/[SEP] included), counted once from a run
+     writing to a file. Peer: `BertWordPieceTokenizer(V, lowercase=True).encode_batch(lines)` in a
+     subprocess with RAYON_NUM_THREADS=1, best of 2, file reading and decoding not timed
+     (bench_hf_tokenizer.py --worker). Ratio: our MB/s / HF MB/s.
+  2. Tokenizer, N threads (--threads, default 2): the same with `--threads N` / RAYON_NUM_THREADS=N,
+     then our scaling (N-thread MB/s / 1-thread MB/s) as its own row, HF's scaling beside it.
+  3. Start-up: `printf 'hello\\n' | BIN tokenize --vocab V --ids`, best of 5: the fixed cost inside 1-2.
+  4. Vocabulary training, uncased, --size 30000: `BIN vocab --input FILE --size 30000 --output TMP`,
+     best of 2, vs `BertWordPieceTokenizer(lowercase=True).train([FILE], vocab_size=30000)` with the
+     trainer's defaults in a subprocess (all threads), best of 2; ratio of wall times. Then quality:
+     vocab_compare.py (both trained on 9/10 of the documents) gives WordPiece tokens per whitespace
+     word on the held-out 1/10; ratio ours/HF, target <= 1.02.
+  5. Bounded memory: peak RSS (GNU `/usr/bin/time -f %M`; without it os.wait4's ru_maxrss, an upper
+     bound that includes this Python process's RSS at spawn) and throughput of
+     `BIN tokenize --vocab V --ids` fed a --long-line-bytes stream (default 1 GiB) of "word " with NO
+     newline from a writer thread, stdout to /dev/null; and the peak RSS of the same command on the
+     corpus, to show memory does not grow with the input.
+
+--quick: the first 2 MB of the corpus (cut at a line end), a 64 MiB long line, one run of each.
+The load average (/proc/loadavg) is read at the start and the end and printed under the table: this
+machine may be shared, and CPU seconds / wall seconds shows whether threads really ran in parallel.
+Progress and errors go to stderr; exit status 1 when a measurement failed (its row says FAILED),
+or with --strict when the vocabulary quality target is missed.
+
+Usage (from the repository root; `make bench` runs it with OPENBLAS_CORETYPE unset):
+
+    .venv/bin/python Tests/Scripts/bench.py --bert .build/release/bert \\
+        --vocab Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt \\
+        --input ../shared/data/corpus_en.txt.zst --threads 2 [--quick] [--long-line-bytes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from corpus_io import read_bytes, split_lines  # noqa: E402
+from vocab_compare import bert_command  # noqa: E402
+
+import tokenizers  # noqa: E402
+
+QUICK_CORPUS_BYTES = 2_000_000
+QUICK_LONG_LINE_BYTES = 64 << 20
+MAX_RATIO = 1.02
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def child_env(**overrides: str) -> dict:
+    """The environment for timed children: no OPENBLAS_CORETYPE, no inherited RAYON_NUM_THREADS."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "RAYON_NUM_THREADS")}
+    env.update(overrides)
+    return env
+
+
+def probe_gnu_time() -> str | None:
+    """/usr/bin/time if it is GNU time and `-f %M -o FILE` works, else None."""
+    path = "/usr/bin/time"
+    if not os.access(path, os.X_OK):
+        return None
+    with tempfile.NamedTemporaryFile() as f:
+        try:
+            p = subprocess.run([path, "-f", "%M", "-o", f.name, "true"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=30)
+            return path if p.returncode == 0 and f.read().decode().strip().splitlines()[-1].isdigit() else None
+        except Exception:  # noqa: BLE001
+            return None
+
+
+GNU_TIME = probe_gnu_time()
+RSS_SOURCE = ("GNU /usr/bin/time -f %M (bert forked from time, not from this Python process)" if GNU_TIME else
+              "os.wait4 ru_maxrss: an UPPER BOUND, it includes this Python process's RSS at spawn "
+              "(ru_maxrss survives exec; no /usr/bin/time here)")
+
+
+@dataclass
+class Measure:
+    wall: float
+    cpu: float  # user + system seconds of the child (all its threads)
+    maxrss_mib: float  # the child's peak RSS (see RSS_SOURCE)
+    rc: int
+    stderr: str
+    feed_error: str | None = None
+
+
+def run_measured(cmd: list[str], *, stdin=None, stdout=subprocess.DEVNULL, feed=None, env=None) -> Measure:
+    """Run cmd; wall time from spawn to exit, CPU time from os.wait4. Peak RSS from GNU time when there
+    is one: a child spawned straight from Python inherits Python's RSS high-water mark in ru_maxrss
+    (it is kept across exec), and RUSAGE_CHILDREN's ru_maxrss is a maximum over all children, so
+    neither gives bert's own peak. `feed`: an iterable of byte chunks written to its stdin from a
+    thread (then stdin is closed)."""
+    errf = tempfile.TemporaryFile()
+    rssf = tempfile.NamedTemporaryFile(prefix="rss-") if GNU_TIME else None
+    feed_error: list[str] = []
+
+    def writer(pipe, chunks):
+        try:
+            for chunk in chunks:
+                pipe.write(chunk)
+        except BrokenPipeError:
+            feed_error.append("stdin closed by bert before the input was all written (broken pipe)")
+        except Exception as e:  # noqa: BLE001
+            feed_error.append(f"writer thread: {e!r}")
+        finally:
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
+
+    full = [GNU_TIME, "-f", "%M", "-o", rssf.name] + cmd if rssf else cmd
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(full, stdin=subprocess.PIPE if feed is not None else stdin, stdout=stdout,
+                            stderr=errf, env=env or child_env(), bufsize=0)
+    thread = None
+    if feed is not None:
+        thread = threading.Thread(target=writer, args=(proc.stdin, feed), daemon=True)
+        thread.start()
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if thread is not None:
+        thread.join()
+    errf.seek(0)
+    stderr = errf.read().decode("utf-8", errors="replace")
+    errf.close()
+    maxrss_kib = ru.ru_maxrss
+    if rssf:
+        text = rssf.read().decode("utf-8", errors="replace").strip()
+        rssf.close()
+        last = text.splitlines()[-1] if text else ""
+        if last.isdigit():
+            maxrss_kib = int(last)
+        else:
+            stderr += f"\n/usr/bin/time: {text}"
+            if proc.returncode == 0:
+                raise BenchError(f"{cmd[0]}: could not read peak RSS from /usr/bin/time: {text!r}")
+    return Measure(wall, ru.ru_utime + ru.ru_stime, maxrss_kib / 1024, proc.returncode, stderr,
+                   feed_error[0] if feed_error else None)
+
+
+def check(m: Measure, what: str) -> Measure:
+    if m.rc != 0 or m.feed_error:
+        why = f"exit status {m.rc}" if m.rc != 0 else m.feed_error
+        if m.rc < 0:
+            why += f" (killed by signal {-m.rc})"
+        raise BenchError(f"{what}: {why}\n{m.stderr[-2000:]}".rstrip())
+    return m
+
+
+def best_of(n: int, fn) -> tuple[Measure, list[Measure]]:
+    runs = [fn() for _ in range(max(1, n))]
+    return min(runs, key=lambda m: m.wall), runs
+
+
+def run_json(cmd: list[str], what: str, env: dict) -> dict:
+    """Run a Python helper that prints one JSON object as its last stdout line."""
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.decode("utf-8", errors="replace")
+    if proc.returncode != 0:
+        raise BenchError(f"{what}: exit status {proc.returncode}\n{out[-1500:]}"
+                         f"{proc.stderr.decode('utf-8', errors='replace')[-2000:]}".rstrip())
+    last = [line for line in out.splitlines() if line.startswith("{")]
+    if not last:
+        raise BenchError(f"{what}: no JSON in its output\n{out[-1500:]}")
+    return json.loads(last[-1])
+
+
+# ----------------------------------------------------------------------------------------------------
+# formatting
+
+def fmt_s(s: float) -> str:
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def fmt_rate(mb_s: float, tok_s: float | None = None) -> str:
+    out = f"{mb_s:.2f} MB/s"
+    if tok_s is not None:
+        out += f", {tok_s / 1e6:.2f} M tok/s"
+    return out
+
+
+def cell(text) -> str:
+    return "—" if text is None or text == "" else str(text).replace("|", "\\|").replace("\n", " ")
+
+
+class Table:
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.failed: list[str] = []
+
+    def add(self, name: str, ours, peer=None, ratio=None, notes="", **data) -> dict:
+        row = {"benchmark": name, "ours": ours, "peer": peer, "ratio": ratio, "notes": notes,
+               "load_1min": load1(), **data}
+        self.rows.append(row)
+        return row
+
+    def fail(self, name: str, err: Exception) -> None:
+        lines = [line for line in str(err).splitlines() if line.strip()] or [repr(err)]
+        msg = lines[0] + (f" — {lines[-1].strip()}" if len(lines) > 1 else "")
+        self.failed.append(name)
+        log(f"FAILED: {name}: {err}")
+        if not isinstance(err, BenchError):
+            traceback.print_exc(file=sys.stderr)
+        self.add(name, "FAILED", None, None, msg[:300], error=str(err))
+
+    def markdown(self, peer_name: str) -> str:
+        lines = [f"| # | Benchmark | Ours (bert) | Peer ({peer_name}) | Ours/peer | Notes |",
+                 "|---|---|---|---|---|---|"]
+        for i, r in enumerate(self.rows, 1):
+            lines.append(f"| {i} | {cell(r['benchmark'])} | {cell(r['ours'])} | {cell(r['peer'])} | "
+                         f"{cell(r['ratio'])} | {cell(r['notes'])} |")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# benchmarks
+
+class Bench:
+    def __init__(self, args, work: Path):
+        self.args = args
+        self.work = work
+        self.bert = bert_command(args.bert)
+        self.vocab = args.vocab
+        self.table = Table()
+        self.quick = args.quick
+        self.reps = (lambda n: 1) if args.quick else (lambda n: n)
+        self.tok1: dict | None = None
+        self.tokn: dict | None = None
+        self.quality_ok = True
+
+    # -- input ---------------------------------------------------------------------------------------
+    def prepare_corpus(self) -> None:
+        raw = read_bytes(self.args.input)
+        if self.quick:
+            cut = raw.rfind(b"\n", 0, QUICK_CORPUS_BYTES)
+            raw = raw[:cut + 1] if cut >= 0 else raw[:QUICK_CORPUS_BYTES]
+        self.corpus = self.work / "corpus.txt"
+        self.corpus.write_bytes(raw)
+        self.corpus_bytes = len(raw)
+        self.corpus_lines = len(split_lines(raw))
+        label = Path(self.args.input).name
+        self.corpus_label = f"{label}{' (first 2 MB)' if self.quick else ''}, {self.corpus_bytes / 1e6:.1f} MB"
+        log(f"corpus {self.args.input} -> {self.corpus}: {self.corpus_bytes} bytes, {self.corpus_lines} lines")
+
+    def tokenize_cmd(self, threads: int | None) -> list[str]:
+        cmd = self.bert + ["tokenize", "--vocab", self.vocab, "--ids"]
+        return cmd + (["--threads", str(threads)] if threads else [])
+
+    def count_ids(self, threads: int) -> int:
+        out_path = self.work / "ids.txt"
+        with open(self.corpus, "rb") as fin, open(out_path, "wb") as fout:
+            check(run_measured(self.tokenize_cmd(threads), stdin=fin, stdout=fout), "bert tokenize (counting run)")
+        data = out_path.read_bytes()
+        out_path.unlink()
+        nlines = data.count(b"\n")
+        if nlines != self.corpus_lines:
+            raise BenchError(f"bert tokenize printed {nlines} lines for {self.corpus_lines} input lines")
+        return len(data.split())
+
+    # -- rows 1-2 -----------------------------------------------------------------------------------
+    def hf_encode(self, threads: int) -> dict:
+        cmd = [sys.executable, str(HERE / "bench_hf_tokenizer.py"), "--worker", "--vocab", self.vocab,
+               "--input", str(self.corpus), "--repeat", str(self.reps(2)), "--limit", "0"]
+        env = child_env(RAYON_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="true")
+        r = run_json(cmd, f"HF encode_batch (RAYON_NUM_THREADS={threads})", env)
+        # the worker counts WordPiece tokens without [CLS]/[SEP]; ours counts every id it prints
+        r["ids"] = r["tokens"] + 2 * self.corpus_lines
+        return r
+
+    def ours_encode(self, threads: int) -> tuple[Measure, list[Measure]]:
+        def once():
+            with open(self.corpus, "rb") as fin:
+                return check(run_measured(self.tokenize_cmd(threads), stdin=fin),
+                             f"bert tokenize --threads {threads}")
+        return best_of(self.reps(3), once)
+
+    def tokenizer_row(self, threads: int) -> dict:
+        name = f"Tokenize {self.corpus_label}, {threads} thread{'s' if threads > 1 else ''}"
+        log(f"{name}: ours")
+        best, runs = self.ours_encode(threads)
+        mb_s = self.corpus_bytes / 1e6 / best.wall
+        tok_s = self.ids / best.wall
+        log(f"{name}: HF encode_batch, RAYON_NUM_THREADS={threads}")
+        hf = self.hf_encode(threads)
+        hf_mb_s = self.corpus_bytes / 1e6 / hf["seconds"]
+        hf_tok_s = hf["ids"] / hf["seconds"]
+        notes = [f"best of {len(runs)} / {self.reps(2)}",
+                 f"CPU/wall ours {best.cpu / best.wall:.2f}, HF {hf['cpu_seconds'] / hf['seconds']:.2f}",
+                 f"peak RSS {best.maxrss_mib:.0f} MiB"]
+        if hf["ids"] != self.ids:
+            notes.append(f"TOKEN COUNTS DIFFER: ours {self.ids} ids, HF {hf['ids']}")
+            log(f"warning: token counts differ: ours {self.ids} ids, HF {hf['ids']} (run make parity)")
+        result = {"seconds": best.wall, "mb_per_s": mb_s, "tokens_per_s": tok_s, "cpu_seconds": best.cpu,
+                  "maxrss_mib": best.maxrss_mib, "all_seconds": [m.wall for m in runs]}
+        self.table.add(name, f"{fmt_s(best.wall)}: {fmt_rate(mb_s, tok_s)}",
+                       f"{fmt_s(hf['seconds'])}: {fmt_rate(hf_mb_s, hf_tok_s)}",
+                       f"{mb_s / hf_mb_s:.2f}× (MB/s; >1 = ours faster)", "; ".join(notes),
+                       threads=threads, ours_data=result,
+                       peer_data={**hf, "mb_per_s": hf_mb_s, "tokens_per_s": hf_tok_s},
+                       bytes=self.corpus_bytes, ids=self.ids)
+        return {"ours": result, "hf": {**hf, "mb_per_s": hf_mb_s}}
+
+    def scaling_row(self, n: int) -> None:
+        ours = self.tokn["ours"]["mb_per_s"] / self.tok1["ours"]["mb_per_s"]
+        hf = self.tokn["hf"]["mb_per_s"] / self.tok1["hf"]["mb_per_s"]
+        cpu = self.tokn["ours"]["cpu_seconds"] / self.tokn["ours"]["seconds"]
+        self.table.add(f"Tokenizer scaling, {n} threads ÷ 1 thread (MB/s)", f"{ours:.2f}×", f"{hf:.2f}×",
+                       f"{ours / hf:.2f}", f"ideal {n:.2f}×; ours used {cpu:.2f} cores at {n} threads "
+                       f"(CPU s / wall s); see the load average below",
+                       ours_data={"scaling": ours}, peer_data={"scaling": hf})
+
+    # -- row 3 ---------------------------------------------------------------------------------------
+    def startup_row(self) -> None:
+        name = "Tokenizer start-up: printf 'hello\\n' | bert tokenize --vocab V --ids"
+        log(name)
+        probe = self.work / "hello.ids"
+        with open(probe, "wb") as fout:
+            check(run_measured(self.tokenize_cmd(None), feed=[b"hello\n"], stdout=fout), "bert tokenize (hello)")
+        got = probe.read_text().split()
+        best, runs = best_of(self.reps(5), lambda: check(
+            run_measured(self.tokenize_cmd(None), feed=[b"hello\n"]), "bert tokenize (hello)"))
+        share = ""
+        if self.tok1:
+            share = f"{100 * best.wall / self.tok1['ours']['seconds']:.1f}% of the 1-thread corpus time; "
+        self.table.add(name, fmt_s(best.wall), None, None,
+                       f"{share}best of {len(runs)}; default threads; peak RSS {best.maxrss_mib:.0f} MiB; "
+                       f"output {' '.join(got)}",
+                       ours_data={"seconds": best.wall, "all_seconds": [m.wall for m in runs],
+                                  "maxrss_mib": best.maxrss_mib, "output": got})
+
+    # -- row 4 ---------------------------------------------------------------------------------------
+    def vocab_train_row(self) -> None:
+        size = self.args.size
+        name = f"Vocabulary training, uncased, size {size}, {self.corpus_label}"
+        log(f"{name}: ours")
+        out = self.work / "ours-vocab.txt"
+        cmd = self.bert + ["vocab", "--input", str(self.corpus), "--size", str(size), "--output", str(out)]
+        best, runs = best_of(self.reps(2), lambda: check(run_measured(cmd), "bert vocab"))
+        with open(out, encoding="utf-8") as f:
+            ours_size = sum(1 for _ in f)
+        log(f"{name}: HF (all threads)")
+        code = (
+            "import json, sys, time\n"
+            "from tokenizers import BertWordPieceTokenizer\n"
+            "path, size, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+            "secs, cpus = [], []\n"
+            "for _ in range(reps):\n"
+            "    tok = BertWordPieceTokenizer(lowercase=True)\n"
+            "    t0, c0 = time.perf_counter(), time.process_time()\n"
+            "    tok.train([path], vocab_size=size, show_progress=False)\n"
+            "    secs.append(time.perf_counter() - t0); cpus.append(time.process_time() - c0)\n"
+            "i = min(range(reps), key=secs.__getitem__)\n"
+            "print(json.dumps({'seconds': secs[i], 'cpu_seconds': cpus[i], 'all_seconds': secs,\n"
+            "                  'vocab_size': tok.get_vocab_size()}))\n"
+        )
+        hf = run_json([sys.executable, "-c", code, str(self.corpus), str(size), str(self.reps(2))],
+                      "HF BertWordPieceTokenizer.train", child_env())
+        self.table.add(name, f"{fmt_s(best.wall)} ({ours_size} tokens)",
+                       f"{fmt_s(hf['seconds'])} ({hf['vocab_size']} tokens)",
+                       f"{best.wall / hf['seconds']:.2f} (time; <1 = ours faster)",
+                       f"best of {len(runs)} / {len(hf['all_seconds'])}; all threads; CPU/wall ours "
+                       f"{best.cpu / best.wall:.2f}, HF {hf['cpu_seconds'] / hf['seconds']:.2f}; "
+                       f"ours peak RSS {best.maxrss_mib:.0f} MiB; HF timed inside train() only",
+                       ours_data={"seconds": best.wall, "all_seconds": [m.wall for m in runs],
+                                  "cpu_seconds": best.cpu, "maxrss_mib": best.maxrss_mib, "vocab_size": ours_size},
+                       peer_data=hf)
+
+    def vocab_quality_row(self) -> bool:
+        size = self.args.size
+        name = f"Vocabulary quality: WordPiece tokens per word, held-out 1/10 of documents (size {size})"
+        log(f"{name}: vocab_compare.py")
+        cmd = [sys.executable, str(HERE / "vocab_compare.py"), "--bert", self.args.bert, "--input",
+               str(self.corpus), "--size", str(size), "--json", "--max-ratio", "1e9"]
+        r = run_json(cmd, "vocab_compare.py", child_env())
+        rows = {row["vocab"]: row for row in r["rows"]}
+        hf, ours = rows["hf"], rows["ours"]
+        ratio = ours["tokens_per_word"] / hf["tokens_per_word"]
+        ok = ratio <= MAX_RATIO
+        self.table.add(name, f"{ours['tokens_per_word']:.4f} (unk {ours['unk_percent']:.3f}%)",
+                       f"{hf['tokens_per_word']:.4f} (unk {hf['unk_percent']:.3f}%)",
+                       f"{ratio:.4f} ({'PASS' if ok else 'FAIL'}: target <= {MAX_RATIO})",
+                       f"both trained on the other 9/10 (vocab_compare.py): ours {ours['train_seconds']:.2f} s, "
+                       f"HF {hf['train_seconds']:.2f} s; {hf['words']} held-out words; sizes "
+                       f"{ours['vocab_size']} / {hf['vocab_size']}",
+                       ours_data=ours, peer_data=hf, target=MAX_RATIO, passed=ok)
+        return ok
+
+    # -- row 5 ---------------------------------------------------------------------------------------
+    def long_line_check(self) -> None:
+        """Correctness of the long-line path on a small input: one output line, words + 2 ids."""
+        words = 200_000
+        out = self.work / "longline.ids"
+        with open(out, "wb") as fout:
+            check(run_measured(self.tokenize_cmd(None), feed=[b"word " * words], stdout=fout),
+                  "bert tokenize (1 MB line check)")
+        data = out.read_bytes()
+        out.unlink()
+        ids = data.split()
+        nlines = data.count(b"\n")
+        if nlines != 1 or len(ids) != words + 2 or len(set(ids[1:-1])) != 1:
+            raise BenchError(f"1 MB line without newline: got {nlines} lines, {len(ids)} ids "
+                             f"(expected 1 line, {words + 2} ids)")
+
+    def memory_rows(self) -> None:
+        n = self.args.long_line_bytes
+        size_label = f"{n / (1 << 30):.4g} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.4g} MiB"
+        name = f"Bounded memory: peak RSS, {size_label} \"word \" stream with no newline"
+        log(f"{name} (checking a 1 MB line first)")
+        self.long_line_check()
+
+        def chunks():
+            block = b"word " * (1 << 20)  # 5 MiB
+            left = n
+            while left > 0:
+                piece = block if left >= len(block) else block[:left]
+                yield piece
+                left -= len(piece)
+
+        m = check(run_measured(self.tokenize_cmd(None), feed=chunks()), f"bert tokenize ({size_label} line)")
+        mb_s = n / 1e6 / m.wall
+        self.table.add(name, f"{m.maxrss_mib:.1f} MiB peak RSS; {fmt_s(m.wall)}: {fmt_rate(mb_s, (n / 5 + 2) / m.wall)}",
+                       None, None,
+                       f"bert tokenize --vocab V --ids (default threads), stdin from a writer thread, stdout "
+                       f"/dev/null; CPU/wall {m.cpu / m.wall:.2f}; 1 MB line check: 1 line, words+2 ids",
+                       ours_data={"bytes": n, "seconds": m.wall, "mb_per_s": mb_s, "maxrss_mib": m.maxrss_mib,
+                                  "cpu_seconds": m.cpu})
+        self.long = m
+
+        log("peak RSS on the corpus")
+        with open(self.corpus, "rb") as fin:
+            c = check(run_measured(self.tokenize_cmd(None), stdin=fin), "bert tokenize (corpus, default threads)")
+        mb_s = self.corpus_bytes / 1e6 / c.wall
+        self.table.add(f"Bounded memory: peak RSS, {self.corpus_label} (same command)",
+                       f"{c.maxrss_mib:.1f} MiB peak RSS; {fmt_s(c.wall)}: {fmt_rate(mb_s)}", None, None,
+                       f"{n / self.corpus_bytes:.0f}× more input in the row above costs "
+                       f"{m.maxrss_mib - c.maxrss_mib:+.1f} MiB",
+                       ours_data={"bytes": self.corpus_bytes, "seconds": c.wall, "mb_per_s": mb_s,
+                                  "maxrss_mib": c.maxrss_mib, "cpu_seconds": c.cpu})
+
+    # -- all ----------------------------------------------------------------------------------------
+    def section(self, name: str, fn) -> None:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 -- report and go on with the other rows
+            self.table.fail(name, e)
+
+    def run(self) -> None:
+        n = self.args.threads
+        self.prepare_corpus()
+        self.ids = self.count_ids(max(n, 1))
+        log(f"ours prints {self.ids} ids for {self.corpus_lines} lines")
+
+        def tok1():
+            self.tok1 = self.tokenizer_row(1)
+
+        def tokn():
+            self.tokn = self.tokenizer_row(n)
+
+        self.section("Tokenize, 1 thread", tok1)
+        if n > 1:
+            self.section(f"Tokenize, {n} threads", tokn)
+            if self.tok1 and self.tokn:
+                self.section("Tokenizer scaling", lambda: self.scaling_row(n))
+        self.section("Tokenizer start-up", self.startup_row)
+        self.section("Vocabulary training", self.vocab_train_row)
+
+        def quality():
+            self.quality_ok = self.vocab_quality_row()
+
+        self.section("Vocabulary quality", quality)
+        self.section("Bounded memory", self.memory_rows)
+
+
+def bert_version(cmd: list[str]) -> str:
+    try:
+        p = subprocess.run(cmd + ["--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        return p.stdout.decode(errors="replace").strip()
+    except Exception as e:  # noqa: BLE001
+        return f"unknown ({e})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bert", required=True, help="the bert binary (or a command line, see parity.py)")
+    ap.add_argument("--vocab", required=True, help="uncased vocab.txt for the tokenizer rows")
+    ap.add_argument("--input", required=True, help="the corpus (.zst allowed)")
+    ap.add_argument("--threads", type=int, default=2, help="thread count for the multi-threaded row")
+    ap.add_argument("--size", type=int, default=30000, help="vocabulary size for the training rows")
+    ap.add_argument("--long-line-bytes", type=int, default=None,
+                    help=f"size of the no-newline stream (default 1 GiB, {QUICK_LONG_LINE_BYTES >> 20} MiB with --quick)")
+    ap.add_argument("--quick", action="store_true", help="first 2 MB of the corpus, 64 MiB long line, single runs")
+    ap.add_argument("--json-out", type=Path, default=Path("out/bench.json"))
+    ap.add_argument("--keep", type=Path, default=None, help="keep the temporary files in DIR")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when the vocabulary quality target is missed")
+    args = ap.parse_args()
+    if args.long_line_bytes is None:
+        args.long_line_bytes = QUICK_LONG_LINE_BYTES if args.quick else 1 << 30
+    if args.long_line_bytes <= 0:
+        ap.error("--long-line-bytes must be positive")
+    if args.threads < 1:
+        ap.error("--threads must be >= 1")
+    for p in (args.vocab, args.input):
+        if not os.path.isfile(p):
+            ap.error(f"no such file: {p}")
+    if len(bert_command(args.bert)) == 1 and not os.access(bert_command(args.bert)[0], os.X_OK):
+        ap.error(f"not an executable: {args.bert} (build it with `make build`)")
+    if "OPENBLAS_CORETYPE" in os.environ:
+        log(f"note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} is set here; it is removed for the "
+            "timed children (make bench unsets it)")
+
+    load_start = loadavg()
+    started = time.time()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-")
+    work = args.keep or Path(tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args, work)
+    fatal = None
+    try:
+        bench.run()
+    except Exception as e:  # noqa: BLE001 -- e.g. the corpus could not be read or counted
+        fatal = e
+        bench.table.fail("set-up (corpus, id count)", e)
+    load_end = loadavg()
+
+    peer = f"HF tokenizers {tokenizers.__version__}"
+    print(bench.table.markdown(peer))
+    print()
+    print(f"Load average (1/5/15 min, runnable/total, last pid): start {load_start}; end {load_end}; "
+          f"{os.cpu_count()} cores. ")
+    print(f"Mode: {'--quick' if args.quick else 'full'}; bert: {bert_version(bench.bert)}; "
+          f"wall {time.time() - started:.0f} s for the whole run.")
+    print(f"Peak RSS: {RSS_SOURCE}.")
+
+    doc = {"rss_source": RSS_SOURCE, "mode": "quick" if args.quick else "full", "bert": args.bert, "bert_version": bert_version(bench.bert),
+           "vocab": args.vocab, "input": args.input, "threads": args.threads, "size": args.size,
+           "long_line_bytes": args.long_line_bytes, "peer": peer, "python": platform.python_version(),
+           "cpu_count": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": load_end,
+           "started_unix": started, "failed": bench.table.failed, "rows": bench.table.rows}
+    try:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        log(f"wrote {args.json_out}")
+    except OSError as e:
+        log(f"could not write {args.json_out}: {e}")
+        return 1
+    if fatal is not None or bench.table.failed:
+        log(f"failed: {', '.join(bench.table.failed)}")
+        return 1
+    if args.strict and not bench.quality_ok:
+        log("vocabulary quality target missed (--strict)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
