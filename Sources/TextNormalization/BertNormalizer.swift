@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Options of the BERT normalizer. Defaults are Hugging Face `BertNormalizer`'s
 /// (clean text, handle Chinese characters, lowercase, strip accents following lowercase).
 public struct BertNormalizerOptions: Sendable, Hashable, Codable {
@@ -64,23 +66,35 @@ public final class BertNormalizer: Sendable {
     @usableFromInline let pool: [UInt32]
     @usableFromInline static let tableLimit: UInt32 = 0x40000
 
-    /// Builds the table from ICU (about 0.1 s).
+    /// Builds the table from ICU (about 0.1 s of CPU, split over the cores).
     public init(options: BertNormalizerOptions = BertNormalizerOptions()) {
         self.options = options
+        // Classify in blocks on all cores, then intern the mappings in order (deterministic pool).
+        let blockSize = 0x4000
+        let blocks = Int(Self.tableLimit) / blockSize
+        let results = UnsafeMutableBufferPointer<[Classification]>.allocate(capacity: blocks)
+        results.initialize(repeating: [])
+        defer { results.deinitialize(); results.deallocate() }
+        let shared = UnsafeSendableBuffer(buffer: results)
+        DispatchQueue.concurrentPerform(iterations: blocks) { b in
+            let start = UInt32(b * blockSize)
+            shared.buffer[b] = (start..<(start + UInt32(blockSize))).map { Self.classify($0, options: options) }
+        }
         var entries = [UInt32](repeating: 0, count: Int(Self.tableLimit))
         var pool: [UInt32] = []
         var dedupe: [[UInt32]: Int] = [:]
-        for cp in 0..<Self.tableLimit {
-            let c = Self.classify(cp, options: options)
-            var raw = c.kind.rawValue | (c.isChinese ? 4 : 0) | (c.isPunctuation ? 8 : 0)
-            if c.kind == .mapped {
-                let offset: Int
-                if let o = dedupe[c.mapping] { offset = o } else {
-                    offset = pool.count; pool.append(contentsOf: c.mapping); dedupe[c.mapping] = offset
+        for b in 0..<blocks {
+            for (k, c) in results[b].enumerated() {
+                var raw = c.kind.rawValue | (c.isChinese ? 4 : 0) | (c.isPunctuation ? 8 : 0)
+                if c.kind == .mapped {
+                    let offset: Int
+                    if let o = dedupe[c.mapping] { offset = o } else {
+                        offset = pool.count; pool.append(contentsOf: c.mapping); dedupe[c.mapping] = offset
+                    }
+                    raw |= UInt32(c.mapping.count) << 4 | UInt32(offset) << 8
                 }
-                raw |= UInt32(c.mapping.count) << 4 | UInt32(offset) << 8
+                entries[b * blockSize + k] = raw
             }
-            entries[Int(cp)] = raw
         }
         self.entries = entries
         self.pool = pool
@@ -278,4 +292,9 @@ public final class BertNormalizer: Sendable {
             return false
         }
     }
+}
+
+/// A buffer handed to `concurrentPerform` workers that write disjoint elements.
+struct UnsafeSendableBuffer<T>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<T>
 }
