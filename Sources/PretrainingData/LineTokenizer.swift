@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import WordPiece
 
 /// Tokenizes a stream of lines on all cores, one output line per input line, in input order.
@@ -40,36 +41,26 @@ public struct LineTokenizer: Sendable {
         self.chunkSize = chunkSize
     }
 
-    /// Reads all of `input`, writes to `output`.
+    /// Reads all of `input`, writes to `output`. `threads` workers each take the next chunk (reading
+    /// is serialised under a lock, so it overlaps the others' tokenizing), tokenize it, and hand the
+    /// result to an in-order writer; at most `2 × threads` results wait to be written.
     public func run(input: ByteSource, output: FileDescriptorWriter) throws -> Stats {
-        let chunker = LineChunker(source: input, chunkSize: chunkSize, wholeLines: format.pair)
-        var stats = Stats()
-        let batchSize = threads == 1 ? 1 : threads * 2
-        let scratches = (0..<batchSize).map { _ in BertTokenizer.Scratch() }
-        while true {
-            var batch: [TextChunk] = []
-            while batch.count < batchSize, let c = try chunker.next() { batch.append(c) }
-            if batch.isEmpty { break }
-            let results = UnsafeMutableBufferPointer<(out: [UInt8], stats: Stats)>.allocate(capacity: batch.count)
-            results.initialize(repeating: ([], Stats()))
-            defer { results.deinitialize(); results.deallocate() }
-            let shared = UnsafeTransfer(value: (results, batch, scratches))
-            let work: @Sendable (Int) -> Void = { i in
-                let (results, batch, scratches) = shared.value
-                results[i] = process(batch[i], scratch: scratches[i])
-            }
-            if batch.count == 1 { work(0) } else {
-                DispatchQueue.concurrentPerform(iterations: batch.count, execute: work)
-            }
-            for r in results {
-                try output.write(r.out)
-                stats.lines += r.stats.lines
-                stats.bytes += r.stats.bytes
-                stats.tokens += r.stats.tokens
-                stats.invalidSequences += r.stats.invalidSequences
+        let state = PipelineState(chunker: LineChunker(source: input, chunkSize: chunkSize, wholeLines: format.pair),
+                                  output: output, window: threads * 2)
+        let workers = (0..<threads).map { _ in
+            Thread { [self] in
+                let scratch = BertTokenizer.Scratch()
+                while let (index, chunk) = state.take() {
+                    let result = process(chunk, scratch: scratch)
+                    state.deliver(index: index, result: result)
+                }
+                state.finishWorker()
             }
         }
-        return stats
+        for w in workers { w.stackSize = 1 << 20; w.start() }
+        state.waitForWorkers(threads)
+        if let e = state.error { throw e }
+        return state.stats
     }
 
     /// Tokenizes one chunk into its output bytes.
@@ -137,5 +128,73 @@ public struct LineTokenizer: Sendable {
             repeat { t[n] = UInt8(48 + x % 10); x /= 10; n += 1 } while x > 0
             for k in stride(from: n - 1, through: 0, by: -1) { out.append(t[k]) }
         }
+    }
+}
+
+/// Shared state of the `LineTokenizer` pipeline: the chunk source, the in-order writer, the first error.
+final class PipelineState: @unchecked Sendable {
+    let chunker: LineChunker
+    let output: FileDescriptorWriter
+    let window: Int
+    let condition = NSCondition()
+    var nextIndex = 0
+    var nextToWrite = 0
+    var pending: [Int: (out: [UInt8], stats: LineTokenizer.Stats)] = [:]
+    var stats = LineTokenizer.Stats()
+    var error: Error?
+    var done = false
+    var finishedWorkers = 0
+
+    init(chunker: LineChunker, output: FileDescriptorWriter, window: Int) {
+        self.chunker = chunker
+        self.output = output
+        self.window = max(2, window)
+    }
+
+    /// The next chunk to process, or nil at the end or after an error.
+    func take() -> (Int, TextChunk)? {
+        condition.lock()
+        defer { condition.unlock() }
+        // Bound memory: do not run ahead of the writer by more than the window.
+        while !done && error == nil && nextIndex - nextToWrite >= window { condition.wait() }
+        if done || error != nil { return nil }
+        do {
+            guard let c = try chunker.next() else { done = true; condition.broadcast(); return nil }
+            defer { nextIndex += 1 }
+            return (nextIndex, c)
+        } catch {
+            self.error = error
+            condition.broadcast()
+            return nil
+        }
+    }
+
+    /// Hands a result over; writes every result that is next in order.
+    func deliver(index: Int, result: (out: [UInt8], stats: LineTokenizer.Stats)) {
+        condition.lock()
+        defer { condition.unlock() }
+        pending[index] = result
+        while error == nil, let r = pending.removeValue(forKey: nextToWrite) {
+            do { try output.write(r.out) } catch { self.error = error; break }
+            stats.lines += r.stats.lines
+            stats.bytes += r.stats.bytes
+            stats.tokens += r.stats.tokens
+            stats.invalidSequences += r.stats.invalidSequences
+            nextToWrite += 1
+        }
+        condition.broadcast()
+    }
+
+    func finishWorker() {
+        condition.lock()
+        finishedWorkers += 1
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func waitForWorkers(_ n: Int) {
+        condition.lock()
+        while finishedWorkers < n { condition.wait() }
+        condition.unlock()
     }
 }
