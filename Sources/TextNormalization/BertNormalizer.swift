@@ -55,22 +55,22 @@ public struct CharEntry: Sendable, Equatable {
 /// tokenizers' `BertNormalizer` (the reference for parity); where google-research/bert's
 /// `tokenization.py` differs it is noted on the function concerned.
 ///
-/// The decision for every code point below U+40000 (BMP and the CJK planes) is precomputed once from
+/// The decision for every code point of the BMP is precomputed once from
 /// ICU into a table, so the hot path never calls ICU; rarer code points go through `classify`.
 public final class BertNormalizer: Sendable {
     /// The options this normalizer was built with.
     public let options: BertNormalizerOptions
-    /// Entries for code points 0..<tableLimit. // (0x40000,)
+    /// Entries for code points 0..<tableLimit (the BMP). // (0x10000,)
     @usableFromInline let entries: [UInt32]
     /// Mapped code points referenced by `mapped` entries.
     @usableFromInline let pool: [UInt32]
-    @usableFromInline static let tableLimit: UInt32 = 0x40000
+    @usableFromInline static let tableLimit: UInt32 = 0x10000
 
     /// Builds the table from ICU (about 0.1 s of CPU, split over the cores).
     public init(options: BertNormalizerOptions = BertNormalizerOptions()) {
         self.options = options
         // Classify in blocks on all cores, then intern the mappings in order (deterministic pool).
-        let blockSize = 0x4000
+        let blockSize = 0x1000
         let blocks = Int(Self.tableLimit) / blockSize
         let results = UnsafeMutableBufferPointer<[Classification]>.allocate(capacity: blocks)
         results.initialize(repeating: [])
