@@ -11,7 +11,7 @@ struct Bert: ParsableCommand {
         commandName: "bert",
         abstract: "BertKit: BERT pre-training data tooling (vocabularies, tokenization).",
         version: "0.1.0",
-        subcommands: [VocabCommand.self, TokenizeCommand.self]
+        subcommands: [VocabCommand.self, TokenizeCommand.self, ShardsCommand.self, InspectCommand.self]
     )
 
     static func main() {
@@ -45,6 +45,8 @@ extension VocabularyError: UserInputError {}
 extension InputError: UserInputError {}
 extension OutputError: UserInputError {}
 extension CorpusError: UserInputError {}
+extension ShardError: UserInputError {}
+extension StoreError: UserInputError {}
 
 /// A message for the user, exit code 2.
 struct UsageError: UserInputError {

@@ -1,18 +1,5 @@
 import Foundation
 
-/// Generation parameters, with google-research/bert create_pretraining_data.py's defaults.
-public struct InstanceParameters: Codable, Sendable, Equatable {
-    public var maxSeqLength = 128
-    public var shortSeqProb = 0.1
-    public var maskedLMProb = 0.15
-    public var maxPredictionsPerSeq = 20
-    public var dupeFactor = 10
-    public var wholeWordMask = false
-    public var dynamicMasking = false
-    public var seed: UInt64 = 12345
-    public init() {}
-}
-
 /// Masked-LM masking, as google-research/bert's `create_masked_lm_predictions`: candidates are all
 /// positions but `[CLS]`/`[SEP]` (whole words when `wholeWordMask`: a piece starting with `##` joins
 /// the word before it), shuffled; exactly `min(maxPredictions, max(1, round(length × prob)))`
@@ -88,13 +75,13 @@ public struct Masker: Sendable {
 /// truncated from a random end until the pair fits.
 public struct InstanceBuilder: Sendable {
     public let store: TokenizedStore
-    public let parameters: InstanceParameters
+    public let parameters: ShardGenerationParameters
     public let clsId: UInt32
     public let sepId: UInt32
     /// Masking at build time (static), nil for dynamic masking.
     public let masker: Masker?
 
-    public init(store: TokenizedStore, parameters: InstanceParameters, clsId: UInt32, sepId: UInt32, masker: Masker?) {
+    public init(store: TokenizedStore, parameters: ShardGenerationParameters, clsId: UInt32, sepId: UInt32, masker: Masker?) {
         self.store = store; self.parameters = parameters; self.clsId = clsId; self.sepId = sepId; self.masker = masker
     }
 
@@ -111,6 +98,7 @@ public struct InstanceBuilder: Sendable {
         public var documentPasses = 0
         /// Pairs made from a chunk of one segment (B is then always random).
         public var singleSegment = 0
+        public init() {}
     }
 
     /// Emits the instances of one document for one dupe pass, in order.

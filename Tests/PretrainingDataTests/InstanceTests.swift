@@ -132,8 +132,7 @@ final class InstanceTests: XCTestCase {
     /// google-research/bert's statistics on real text: lengths, NSP balance, short targets.
     func testInstanceStatisticsOnRealText() throws {
         let store = try Self.store()
-        var params = InstanceParameters()
-        params.dupeFactor = 5
+        let params = ShardGenerationParameters(dupeFactor: 5)
         let b = InstanceBuilder(store: store, parameters: params, clsId: 101, sepId: 102, masker: Self.masker())
         var counts = InstanceBuilder.Counts()
         var lengths: [Int] = []

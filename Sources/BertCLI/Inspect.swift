@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import PretrainingData
+import WordPiece
+
+/// `bert inspect`: decoded instances of a shard directory or one shard, or their statistics.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show the instances in shards (verified), as text, JSON lines, or statistics.")
+
+    @Argument(help: "A shard directory (with index.json) or one shard-NNNNN.bin.zst file.") var path: String
+    @Option(help: "Show at most this many instances (default 10; 0 for all).") var limit = 10
+    @Flag(help: "One JSON object per line.") var json = false
+    @Flag(help: "Counts, length histogram, masking split and NSP balance over every instance.") var stats = false
+    @Option(help: "vocab.txt for decoding (default: the one in the shard directory).") var vocab: String?
+
+    func run() throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw UsageError("\(path): no such shard directory or file")
+        }
+        let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
+        let vocabPath = vocab ?? (dir as NSString).appendingPathComponent("vocab.txt")
+        let vocabulary = try Vocabulary.load(path: vocabPath)
+        var readers: [ShardReader] = []
+        if isDir.boolValue {
+            let vocabData = try Data(contentsOf: URL(fileURLWithPath: vocabPath))
+            let set = try ShardSet(directory: path, expectedVocabSHA256: SHA256.hex(SHA256.hash(Array(vocabData))))
+            for s in set.index.shards { readers.append(try set.reader(for: s)) }
+        } else {
+            let indexPath = (dir as NSString).appendingPathComponent("index.json")
+            let entry = (try? ShardIndex.load(path: indexPath))?.shards.first { $0.file == (path as NSString).lastPathComponent }
+            readers.append(try ShardReader(path: path, expected: entry))
+        }
+        var statistics = InstanceStatistics(maskId: UInt32(vocabulary.maskId))
+        var shown = 0
+        for reader in readers {
+            while let inst = try reader.next() {
+                if stats { statistics.add(inst); continue }
+                if limit > 0 && shown >= limit { return }
+                print(json ? jsonLine(inst, vocabulary) : text(inst, vocabulary))
+                shown += 1
+            }
+        }
+        if stats { print(statistics.report(json: json)) }
+    }
+
+    func segments(_ inst: TrainingInstance) -> [Int] {
+        (0..<inst.tokens.count).map { $0 < inst.segmentALength ? 0 : 1 }
+    }
+
+    func text(_ inst: TrainingInstance, _ v: Vocabulary) -> String {
+        """
+        tokens: \(inst.tokens.map { v.tokens[Int($0)] }.joined(separator: " "))
+        segment_ids: \(segments(inst).map(String.init).joined(separator: " "))
+        is_random_next: \(inst.isRandomNext)
+        masked_lm_positions: \(inst.maskedPositions.map(String.init).joined(separator: " "))
+        masked_lm_labels: \(inst.maskedLabels.map { v.tokens[Int($0)] }.joined(separator: " "))
+
+        """
+    }
+
+    func jsonLine(_ inst: TrainingInstance, _ v: Vocabulary) -> String {
+        let obj: [String: Any] = [
+            "tokens": inst.tokens.map { v.tokens[Int($0)] },
+            "input_ids": inst.tokens.map { Int($0) },
+            "segment_ids": segments(inst),
+            "masked_lm_positions": inst.maskedPositions,
+            "masked_lm_labels": inst.maskedLabels.map { Int($0) },
+            "next_sentence_label": inst.isRandomNext ? 1 : 0,
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Statistics over instances, as `bert inspect --stats` prints them.
+struct InstanceStatistics {
+    let maskId: UInt32
+    var instances = 0, randomNext = 0, tokens = 0, masked = 0, maskToken = 0, unchanged = 0, replaced = 0
+    var histogram = [Int](repeating: 0, count: 9)  // lengths in 16-token bins up to 128, then more
+    var maxLength = 0
+
+    init(maskId: UInt32) { self.maskId = maskId }
+
+    mutating func add(_ inst: TrainingInstance) {
+        instances += 1
+        if inst.isRandomNext { randomNext += 1 }
+        tokens += inst.tokens.count
+        maxLength = max(maxLength, inst.tokens.count)
+        histogram[min(8, (inst.tokens.count - 1) / 16)] += 1
+        masked += inst.maskedPositions.count
+        for (p, label) in zip(inst.maskedPositions, inst.maskedLabels) {
+            let t = inst.tokens[p]
+            if t == maskId { maskToken += 1 } else if t == label { unchanged += 1 } else { replaced += 1 }
+        }
+    }
+
+    func report(json: Bool) -> String {
+        let m = Double(max(1, masked))
+        let values: [(String, Any)] = [
+            ("instances", instances), ("tokens", tokens), ("max_length", maxLength),
+            ("mean_length", Double(tokens) / Double(max(1, instances))),
+            ("masked_fraction", Double(masked) / Double(max(1, tokens))),
+            ("masked_as_mask", Double(maskToken) / m), ("masked_unchanged", Double(unchanged) / m),
+            ("masked_random", Double(replaced) / m),
+            ("random_next", Double(randomNext) / Double(max(1, instances))),
+            ("length_histogram_16", histogram),
+        ]
+        if json {
+            let data = (try? JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: values), options: [.sortedKeys])) ?? Data()
+            return String(decoding: data, as: UTF8.self)
+        }
+        return values.map { k, v in
+            if let d = v as? Double { return "\(k): \(String(format: "%.4f", d))" }
+            return "\(k): \(v)"
+        }.joined(separator: "\n")
+    }
+}
