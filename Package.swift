@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "TextNormalization", targets: ["TextNormalization"]),
         .library(name: "WordPiece", targets: ["WordPiece"]),
         .library(name: "PretrainingData", targets: ["PretrainingData"]),
+        .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "BertModel", targets: ["BertModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,10 +31,12 @@ let package = Package(
         .target(name: "TextNormalization", dependencies: ["CICUShim"], swiftSettings: optimized),
         .target(name: "WordPiece", dependencies: ["TextNormalization"], swiftSettings: optimized),
         .target(name: "PretrainingData", dependencies: ["WordPiece", "CZstd", "CICUShim"], swiftSettings: optimized),
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimized),
+        .target(name: "BertModel", dependencies: ["Kernels"], swiftSettings: optimized),
         .executableTarget(
             name: "BertCLI",
             dependencies: [
-                "TextNormalization", "WordPiece", "PretrainingData", "CBLAS",
+                "TextNormalization", "WordPiece", "PretrainingData", "CBLAS", "Kernels", "BertModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized
@@ -41,6 +45,8 @@ let package = Package(
         .testTarget(name: "TextNormalizationTests", dependencies: ["TextNormalization", "TestSupport"]),
         .testTarget(name: "WordPieceTests", dependencies: ["WordPiece", "TestSupport"]),
         .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "CZstd", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CBLAS", "TestSupport"]),
+        .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport"]),
         .testTarget(name: "BertCLITests", dependencies: ["TestSupport"]),
     ]
 )

@@ -1,0 +1,39 @@
+import CBLAS
+import Dispatch
+
+/// Threading helpers for the kernels. The project's threads and OpenBLAS's threads never run at the
+/// same time on the same cores: a kernel either calls sgemm (which uses `blasThreads`) or splits its
+/// own loop with `parallelFor`, never both at once.
+public enum Parallel {
+    /// Runs `body(i)` for i in 0..<count on up to `threads` threads, in contiguous blocks: thread t
+    /// gets indices [t·count/n, (t+1)·count/n). Each index must touch memory no other index writes.
+    @inlinable
+    public static func forEach(_ count: Int, threads: Int, _ body: (Int) -> Void) {
+        let n = min(max(1, threads), count)
+        if n <= 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: n) { t in
+                let lo = t * count / n, hi = (t + 1) * count / n
+                for i in lo..<hi { shared.value(i) }
+            }
+        }
+    }
+
+    /// Sets the number of threads OpenBLAS uses for each matrix product.
+    public static func setBLASThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(max(1, n)))
+    }
+
+    /// The number of threads OpenBLAS uses.
+    public static var blasThreads: Int { Int(openblas_get_num_threads()) }
+}
+
+/// A value passed to concurrent workers that touch disjoint parts of what it points to.
+public struct UncheckedSendable<T>: @unchecked Sendable {
+    public let value: T
+    @inlinable public init(_ value: T) { self.value = value }
+}
