@@ -70,9 +70,10 @@ public struct Masker: Sendable {
 /// Builds next-sentence-prediction pairs from the tokenized store with google-research/bert's
 /// `create_instances_from_document`: per document pass, a target length (`maxSeqLength - 3`, or with
 /// probability `shortSeqProb` a uniform 2…max); sentences gathered until the target; a random split
-/// point; with probability 0.5 (always when only one segment was gathered) B comes from a random other
-/// document starting at a random sentence, and the unused segments are put back; the longer side is
-/// truncated from a random end until the pair fits.
+/// point; with probability 0.5 B comes from a random other document starting at a random sentence, and
+/// the unused segments are put back; the longer side is truncated from a random end until the pair fits.
+/// One difference: when a single segment was gathered, google-research/bert always takes a random
+/// next; we split that segment at a random token for a real next half of the time, so NSP stays 50/50.
 public struct InstanceBuilder: Sendable {
     public let store: TokenizedStore
     public let parameters: ShardGenerationParameters
@@ -125,8 +126,20 @@ public struct InstanceBuilder: Sendable {
                 for s in chunk[0..<aEnd] { a.append(contentsOf: store.tokens(ofSentence: s)) }
                 var b: [UInt32] = []
                 var isRandomNext = false
-                if chunk.count == 1 { counts.singleSegment += 1 }
-                if chunk.count == 1 || rng.nextDouble() < 0.5 {
+                // One segment: google-research/bert always takes a random next here, which tips the
+                // NSP balance (55% random on corpus_en, where single sentences often fill the target).
+                // We keep the 50/50 draw and, for a real next, split the segment at a random token:
+                // A and B are then still consecutive text. See the README's table of differences.
+                var splitSingle = false
+                if chunk.count == 1 {
+                    counts.singleSegment += 1
+                    splitSingle = a.count >= 2 && rng.nextDouble() >= 0.5
+                }
+                if splitSingle {
+                    let cut = rng.int(in: 1...(a.count - 1))
+                    b = Array(a[cut...])
+                    a.removeSubrange(cut...)
+                } else if chunk.count == 1 || rng.nextDouble() < 0.5 {
                     isRandomNext = true
                     let targetB = target - a.count
                     var other = document

@@ -35,10 +35,10 @@ final class ShardTests: XCTestCase {
     @discardableResult
     static func write(_ items: [(key: UInt64, instance: TrainingInstance)], to dir: URL, vocabularySize: Int,
                       parameters: ShardGenerationParameters = parameters(), threads: Int = 1, overwrite: Bool = false,
-                      expected: Int? = nil) throws -> ShardIndex {
+                      expected: Int? = nil, targetShardBytes: Int = 4000) throws -> ShardIndex {
         let writer = try ShardWriter(directory: dir.path, vocabularySize: vocabularySize, vocabSHA256: vocabSHA,
                                      parameters: parameters, expectedInstances: expected ?? items.count,
-                                     targetShardBytes: 4000, overwrite: overwrite, bufferBytes: 3000)
+                                     targetShardBytes: targetShardBytes, overwrite: overwrite, bufferBytes: 3000)
         if threads == 1 {
             for item in items { try writer.add(item.instance, key: item.key) }
         } else {

@@ -1,0 +1,394 @@
+import CZstd
+import Foundation
+
+/// A padded batch of training instances, ready for the model. All arrays are row-major.
+public struct InstanceBatch: Sendable, Equatable {
+    /// Instances in the batch (B); the last batch of an epoch may be smaller than the loader's size.
+    public var size: Int
+    /// Padded sequence length (T): the layout's max_seq_length, or the longest instance with `padToLongest`.
+    public var seqLength: Int
+    /// (B, T) token ids, masked; 0 ([PAD] slot) after each instance's length.
+    public var inputIds: [Int32]
+    /// (B, T) 0 for [CLS] A [SEP], 1 for B [SEP], 0 on padding.
+    public var segmentIds: [Int32]
+    /// (B, T) 1 on real tokens, 0 on padding.
+    public var attentionMask: [Int32]
+    /// (M,) masked positions as flat indices b·T + t, ascending.
+    public var maskedPositions: [Int32]
+    /// (M,) original ids at those positions.
+    public var maskedLabels: [Int32]
+    /// (B,) 1 when B is a random next sentence, 0 when it is the real continuation (Hugging Face's
+    /// `next_sentence_label`).
+    public var nextSentenceLabels: [Int32]
+
+    /// Real (non-padding) tokens in the batch.
+    public var tokenCount: Int { attentionMask.reduce(0) { $0 + Int($1) } }
+}
+
+/// Where a loader is in the data: the epoch and how many instances of it were handed out. Saved
+/// in checkpoints; `ShardLoader.batches(epoch:skipping:)` continues from it exactly.
+public struct LoaderPosition: Codable, Equatable, Sendable {
+    /// Epoch, from 0.
+    public var epoch: Int
+    /// Instances of this epoch already handed out.
+    public var instancesConsumed: Int
+
+    /// A position.
+    public init(epoch: Int, instancesConsumed: Int) {
+        self.epoch = epoch
+        self.instancesConsumed = instancesConsumed
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case epoch
+        case instancesConsumed = "instances_consumed"
+    }
+}
+
+/// Reads a verified shard set in a seeded order and hands out padded batches, with background
+/// threads doing the reading, checking, decompression, shuffling and (dynamic) masking.
+///
+/// Order: for epoch e, the shards are visited in a permutation seeded by (seed, e), and the records of
+/// each shard in a permutation seeded by (seed, e, shard). Consecutive records form batches (a batch
+/// may span two shards). The order is a pure function of (seed, epoch), so a position
+/// (epoch, instances consumed) is enough to resume exactly: shards before it are skipped from the
+/// index's counts without being read.
+///
+/// Dynamic masking: each instance is masked with a generator seeded by (seed, epoch, shard, record),
+/// so every epoch sees new masks and a run is reproducible whatever the thread timing.
+///
+/// Memory: at most two decompressed shards (the one being batched and the next, prefetched) plus
+/// `prefetchBatches` batches.
+public final class ShardLoader: @unchecked Sendable {
+    /// How batches are made.
+    public struct Options: Sendable {
+        /// Instances per batch.
+        public var batchSize: Int
+        /// Seed of the order (and of dynamic masks).
+        public var seed: UInt64
+        /// Pad to the longest instance in the batch rather than to max_seq_length.
+        public var padToLongest = false
+        /// Drop the last, smaller batch of an epoch.
+        public var dropLast = false
+        /// Batches prepared ahead of the consumer.
+        public var prefetchBatches = 8
+        /// Check each shard's sha256 against index.json before using it.
+        public var verifyChecksums = true
+
+        /// Options.
+        public init(batchSize: Int, seed: UInt64, padToLongest: Bool = false, dropLast: Bool = false,
+                    prefetchBatches: Int = 8, verifyChecksums: Bool = true) {
+            self.batchSize = batchSize
+            self.seed = seed
+            self.padToLongest = padToLongest
+            self.dropLast = dropLast
+            self.prefetchBatches = prefetchBatches
+            self.verifyChecksums = verifyChecksums
+        }
+    }
+
+    /// The shard directory.
+    public let shardSet: ShardSet
+    /// Batch options.
+    public let options: Options
+    /// Masking at load time; required when the shards use dynamic masking, refused otherwise.
+    public let masker: Masker?
+
+    /// A loader. `masker` must be given exactly when the shards were built with dynamic masking.
+    public init(set: ShardSet, options: Options, masker: Masker?) throws(ShardError) {
+        guard options.batchSize >= 1 else { throw .invalidLayout(reason: "batch size \(options.batchSize) must be at least 1") }
+        if set.index.parameters.dynamicMasking {
+            guard masker != nil else {
+                throw .invalidLayout(reason: "\(set.directory) uses dynamic masking: the loader needs a masker")
+            }
+        } else if masker != nil {
+            throw .invalidLayout(reason: "\(set.directory) is statically masked: a second masking is refused")
+        }
+        if let masker, masker.vocabularySize != set.index.vocabSize {
+            throw .invalidLayout(reason: "masker vocabulary of \(masker.vocabularySize) tokens, shards use \(set.index.vocabSize)")
+        }
+        self.shardSet = set
+        self.options = options
+        self.masker = masker
+    }
+
+    /// Instances in one epoch.
+    public var instancesPerEpoch: Int { shardSet.index.totalInstances }
+
+    /// Batches in one epoch.
+    public var batchesPerEpoch: Int {
+        let n = instancesPerEpoch, b = options.batchSize
+        return options.dropLast ? n / b : (n + b - 1) / b
+    }
+
+    /// The order in which epoch `epoch` visits the shards (indices into `set.index.shards`).
+    public func shardOrder(epoch: Int) -> [Int] {
+        var order = Array(shardSet.index.shards.indices)
+        var rng = SeededGenerator(seed: options.seed, stream: [0x5348_4152_44, UInt64(epoch)])  // "SHARD"
+        order.shuffle(using: &rng)
+        return order
+    }
+
+    /// The order in which epoch `epoch` visits the records of shard `shard`.
+    public func recordOrder(epoch: Int, shard: Int, count: Int) -> [Int] {
+        var order = Array(0..<count)
+        var rng = SeededGenerator(seed: options.seed, stream: [0x5245_434F_5244, UInt64(epoch), UInt64(shard)])  // "RECORD"
+        order.shuffle(using: &rng)
+        return order
+    }
+
+    /// The batches of `epoch`, starting after `skipping` instances of it. Background threads start now
+    /// and stop when the iterator is released or exhausted.
+    public func batches(epoch: Int, skipping: Int = 0) throws(ShardError) -> EpochBatches {
+        guard epoch >= 0, (0...instancesPerEpoch).contains(skipping) else {
+            throw .invalidLayout(reason: "position (epoch \(epoch), \(skipping) instances) is outside the data (\(instancesPerEpoch) per epoch)")
+        }
+        return EpochBatches(loader: self, epoch: epoch, skipping: skipping)
+    }
+
+    /// Reads, checks and decompresses shard `i` of the index: the raw bytes, header and record layout checked.
+    func loadShard(_ i: Int) throws(ShardError) -> DecodedShard {
+        let entry = shardSet.index.shards[i]
+        let path = shardSet.path(of: entry)
+        let compressed: [UInt8]
+        do {
+            compressed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            if !FileManager.default.fileExists(atPath: path) { throw .missingShard(path: path) }
+            throw .readFailed(path: path, reason: error.localizedDescription)
+        }
+        guard compressed.count == entry.compressedBytes else {
+            throw .sizeMismatch(path: path, expected: entry.compressedBytes, actual: compressed.count)
+        }
+        if options.verifyChecksums {
+            let actual = SHA256.hex(SHA256.hash(compressed))
+            guard actual == entry.sha256 else { throw .checksumMismatch(path: path, expected: entry.sha256, actual: actual) }
+        }
+        var raw = [UInt8](repeating: 0, count: entry.rawBytes)  // (rawBytes,) header and records
+        let r = raw.withUnsafeMutableBytes { out in
+            compressed.withUnsafeBytes { inp in ZSTD_decompress(out.baseAddress, out.count, inp.baseAddress, inp.count) }
+        }
+        if ZSTD_isError(r) != 0 {
+            throw .corruptCompressed(path: path, offset: 0, reason: String(cString: ZSTD_getErrorName(r)))
+        }
+        guard r == entry.rawBytes else { throw .truncated(path: path, offset: r, expected: entry.rawBytes) }
+        let header = try raw.withShardBytes { (b) throws(ShardError) in
+            try ShardHeader.decode(UnsafeRawBufferPointer(rebasing: b[0..<ShardLayout.headerSize]), path: path)
+        }
+        guard header.layout == shardSet.layout else {
+            throw .badHeader(path: path, offset: 12, reason: "layout \(header.layout) differs from index.json's \(shardSet.layout)")
+        }
+        guard header.recordCount == entry.instances else {
+            throw .badHeader(path: path, offset: 24, reason: "\(header.recordCount) records, index.json lists \(entry.instances)")
+        }
+        return DecodedShard(index: i, path: path, raw: raw, layout: header.layout, count: header.recordCount)
+    }
+}
+
+/// A decompressed, checked shard in memory.
+struct DecodedShard: @unchecked Sendable {
+    let index: Int
+    let path: String
+    /// (48 + count × recordSize,) the decompressed shard.
+    let raw: [UInt8]
+    let layout: ShardLayout
+    let count: Int
+
+    /// Decodes (and validates) record `r`.
+    func instance(_ r: Int) throws(ShardError) -> TrainingInstance {
+        let offset = ShardLayout.headerSize + r * layout.recordSize
+        return try raw.withShardBytes { (b) throws(ShardError) in
+            try layout.decode(UnsafeRawBufferPointer(rebasing: b[offset..<(offset + layout.recordSize)]), path: path, offset: offset)
+        }
+    }
+}
+
+/// The batches of one epoch, made by a background thread (with the next shard loaded by another)
+/// and handed out in order through a bounded queue. Releasing it stops the threads.
+public final class EpochBatches: @unchecked Sendable {
+    /// The position after the last batch handed out.
+    public private(set) var position: LoaderPosition
+    let state: BatchQueue
+
+    init(loader: ShardLoader, epoch: Int, skipping: Int) {
+        position = LoaderPosition(epoch: epoch, instancesConsumed: skipping)
+        let state = BatchQueue(capacity: max(1, loader.options.prefetchBatches))
+        self.state = state
+        let t = Thread {
+            do throws(ShardError) {
+                try BatchProducer(loader: loader, queue: state).run(epoch: epoch, skipping: skipping)
+                state.finish(nil)
+            } catch {
+                state.finish(error)
+            }
+        }
+        t.name = "bertkit-loader"
+        t.start()
+    }
+
+    deinit { state.cancel() }
+
+    /// The next batch, or nil at the end of the epoch. Throws the first error the reader met.
+    public func next() throws(ShardError) -> InstanceBatch? {
+        guard let batch = try state.pop() else { return nil }
+        position.instancesConsumed += batch.size
+        return batch
+    }
+}
+
+/// A bounded queue of batches between the producer thread and the consumer.
+final class BatchQueue: @unchecked Sendable {
+    let capacity: Int
+    let condition = NSCondition()
+    /// Everything below is guarded by `condition`.
+    var queue: [InstanceBatch] = []
+    var finished = false
+    var failure: ShardError?
+    var cancelled = false
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func pop() throws(ShardError) -> InstanceBatch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !finished { condition.wait() }
+        if !queue.isEmpty {
+            condition.broadcast()
+            return queue.removeFirst()
+        }
+        if let failure { throw failure }
+        return nil
+    }
+
+    /// Waits until there is room; false when the consumer is gone.
+    func push(_ batch: InstanceBatch) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= capacity && !cancelled { condition.wait() }
+        if cancelled { return false }
+        queue.append(batch)
+        condition.broadcast()
+        return true
+    }
+
+    func finish(_ error: ShardError?) {
+        condition.lock()
+        failure = error
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        queue.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// Makes the batches of one epoch: shards in order (the next one prefetched), records shuffled,
+/// dynamic masks applied, padded batches pushed to the queue.
+struct BatchProducer {
+    let loader: ShardLoader
+    let queue: BatchQueue
+
+    func run(epoch: Int, skipping: Int) throws(ShardError) {
+        let shards = loader.shardSet.index.shards
+        let order = loader.shardOrder(epoch: epoch).filter { shards[$0].instances > 0 }
+        // Skip whole shards from the index's counts, without reading them.
+        var skip = skipping
+        var start = 0
+        while start < order.count && skip >= shards[order[start]].instances {
+            skip -= shards[order[start]].instances
+            start += 1
+        }
+        let remainingInstances = loader.instancesPerEpoch - skipping
+        let batchSize = loader.options.batchSize
+        var pending: [TrainingInstance] = []
+        pending.reserveCapacity(batchSize)
+        var prefetch: ShardPrefetch? = start < order.count ? ShardPrefetch(loader: loader, shard: order[start]) : nil
+        var emitted = 0
+        for k in start..<order.count {
+            guard let current = prefetch else { break }
+            let shard = try current.wait()
+            prefetch = k + 1 < order.count ? ShardPrefetch(loader: loader, shard: order[k + 1]) : nil
+            let records = loader.recordOrder(epoch: epoch, shard: shard.index, count: shard.count)
+            for j in (k == start ? skip : 0)..<records.count {
+                var inst = try shard.instance(records[j])
+                if let masker = loader.masker {
+                    var rng = SeededGenerator(seed: loader.options.seed,
+                                              stream: [0x4D41_534B, UInt64(epoch), UInt64(shard.index), UInt64(records[j])])  // "MASK"
+                    let (positions, labels) = masker.mask(&inst.tokens, rng: &rng)
+                    inst.maskedPositions = positions
+                    inst.maskedLabels = labels
+                }
+                pending.append(inst)
+                if pending.count == batchSize {
+                    guard queue.push(makeBatch(pending)) else { return }
+                    emitted += pending.count
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        emitted += pending.count
+        if !pending.isEmpty && !loader.options.dropLast {
+            guard queue.push(makeBatch(pending)) else { return }
+        }
+        if emitted != remainingInstances {
+            throw .invalidLayout(reason: "read \(emitted) instances, index.json promises \(remainingInstances)")
+        }
+    }
+
+    /// Pads instances into a batch.
+    func makeBatch(_ instances: [TrainingInstance]) -> InstanceBatch {
+        let b = instances.count
+        let t = loader.options.padToLongest ? instances.map(\.tokens.count).max()! : loader.shardSet.layout.maxSeqLength
+        var batch = InstanceBatch(
+            size: b, seqLength: t, inputIds: [Int32](repeating: 0, count: b * t), segmentIds: [Int32](repeating: 0, count: b * t),
+            attentionMask: [Int32](repeating: 0, count: b * t), maskedPositions: [], maskedLabels: [],
+            nextSentenceLabels: [Int32](repeating: 0, count: b))
+        let masked = instances.reduce(0) { $0 + $1.maskedPositions.count }
+        batch.maskedPositions.reserveCapacity(masked)
+        batch.maskedLabels.reserveCapacity(masked)
+        for (i, inst) in instances.enumerated() {
+            for (p, id) in inst.tokens.enumerated() {
+                batch.inputIds[i * t + p] = Int32(bitPattern: id)
+                batch.attentionMask[i * t + p] = 1
+                batch.segmentIds[i * t + p] = p < inst.segmentALength ? 0 : 1
+            }
+            for (p, label) in zip(inst.maskedPositions, inst.maskedLabels) {
+                batch.maskedPositions.append(Int32(i * t + p))
+                batch.maskedLabels.append(Int32(bitPattern: label))
+            }
+            batch.nextSentenceLabels[i] = inst.isRandomNext ? 1 : 0
+        }
+        return batch
+    }
+}
+
+/// A shard being loaded on its own thread.
+final class ShardPrefetch: @unchecked Sendable {
+    let done = DispatchSemaphore(value: 0)
+    var result: Result<DecodedShard, ShardError>?
+
+    init(loader: ShardLoader, shard: Int) {
+        let t = Thread { [self] in
+            do throws(ShardError) {
+                result = .success(try loader.loadShard(shard))
+            } catch {
+                result = .failure(error)
+            }
+            done.signal()
+        }
+        t.name = "bertkit-shard-read"
+        t.start()
+    }
+
+    func wait() throws(ShardError) -> DecodedShard {
+        done.wait()
+        done.signal()  // later waits return at once
+        return try result!.get()
+    }
+}

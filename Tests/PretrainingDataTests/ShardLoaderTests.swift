@@ -1,0 +1,158 @@
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import PretrainingData
+
+/// The training-side reader: order, batches, padding, exact resumption, dynamic masking, faults.
+final class ShardLoaderTests: XCTestCase {
+    /// A shard directory of `count` random instances in several shards (tiny layout: 13 tokens).
+    static func makeShards(_ count: Int, dynamic: Bool = false) throws -> (dir: URL, items: [TrainingInstance]) {
+        let dir = Fixtures.temporaryDirectory().appendingPathComponent("shards")
+        var items = ShardTests.instances(count, layout: try ShardLayout(vocabularySize: 50, maxSeqLength: 13, maxPredictionsPerSeq: 3,
+                                                                         staticMasking: !dynamic), seed: 3)
+        if dynamic {
+            for i in items.indices {
+                items[i].instance.maskedPositions = []
+                items[i].instance.maskedLabels = []
+            }
+        }
+        let index = try ShardTests.write(items, to: dir, vocabularySize: 50, parameters: ShardTests.parameters(dynamic: dynamic),
+                                         targetShardBytes: 500)
+        if count >= 40 { XCTAssertGreaterThanOrEqual(index.shards.count, 3, "several shards, so batches cross shard boundaries") }
+        return (dir, items.map(\.instance))
+    }
+
+    static func loader(_ dir: URL, batch: Int, seed: UInt64 = 11, masker: Masker? = nil, padToLongest: Bool = false,
+                       dropLast: Bool = false, prefetch: Int = 3) throws -> ShardLoader {
+        let set = try ShardSet(directory: dir.path, expectedVocabSHA256: ShardTests.vocabSHA)
+        return try ShardLoader(set: set, options: .init(batchSize: batch, seed: seed, padToLongest: padToLongest,
+                                                         dropLast: dropLast, prefetchBatches: prefetch), masker: masker)
+    }
+
+    static func all(_ batches: EpochBatches) throws -> [InstanceBatch] {
+        var out: [InstanceBatch] = []
+        while let b = try batches.next() { out.append(b) }
+        return out
+    }
+
+    /// Instances back out of a batch (tokens up to the mask's length, segment A from segment ids).
+    static func unpack(_ b: InstanceBatch) -> [TrainingInstance] {
+        (0..<b.size).map { i in
+            let row = i * b.seqLength
+            let n = (0..<b.seqLength).filter { b.attentionMask[row + $0] == 1 }.count
+            let tokens = (0..<n).map { UInt32(b.inputIds[row + $0]) }
+            let a = (0..<n).filter { b.segmentIds[row + $0] == 0 }.count
+            let masked = b.maskedPositions.indices.filter { Int(b.maskedPositions[$0]) / b.seqLength == i }
+            return TrainingInstance(tokens: tokens, segmentALength: a, isRandomNext: b.nextSentenceLabels[i] == 1,
+                                    maskedPositions: masked.map { Int(b.maskedPositions[$0]) - row },
+                                    maskedLabels: masked.map { UInt32(b.maskedLabels[$0]) })
+        }
+    }
+
+    func testEveryInstanceOncePerEpochPaddedAndShuffled() throws {
+        let (dir, items) = try Self.makeShards(103)
+        let loader = try Self.loader(dir, batch: 8)
+        XCTAssertEqual(loader.batchesPerEpoch, 13)
+        let e0 = try Self.all(loader.batches(epoch: 0))
+        XCTAssertEqual(e0.map(\.size), [Int](repeating: 8, count: 12) + [7])
+        for b in e0 {
+            XCTAssertEqual(b.seqLength, 13)
+            XCTAssertEqual(b.inputIds.count, b.size * 13)
+            XCTAssertEqual(b.maskedPositions, b.maskedPositions.sorted())
+            for i in 0..<b.size {  // padding is zero and masked off
+                let row = Array(b.attentionMask[(i * 13)..<((i + 1) * 13)])
+                XCTAssertEqual(row, row.sorted(by: >), "real tokens first, then padding")
+                for t in 0..<13 where row[t] == 0 { XCTAssertEqual(b.inputIds[i * 13 + t], 0); XCTAssertEqual(b.segmentIds[i * 13 + t], 0) }
+            }
+        }
+        let got = e0.flatMap(Self.unpack)
+        XCTAssertEqual(ShardTests.counts(got), ShardTests.counts(items), "each instance exactly once")
+        // Another epoch, another order; the same epoch again, the same order.
+        let e1 = try Self.all(loader.batches(epoch: 1)).flatMap(Self.unpack)
+        XCTAssertEqual(ShardTests.counts(e1), ShardTests.counts(items))
+        XCTAssertNotEqual(e1, got)
+        XCTAssertEqual(try Self.all(loader.batches(epoch: 0)).flatMap(Self.unpack), got)
+        // Another seed, another order.
+        XCTAssertNotEqual(try Self.all(Self.loader(dir, batch: 8, seed: 12).batches(epoch: 0)).flatMap(Self.unpack), got)
+        // dropLast and padToLongest.
+        let dropped = try Self.all(Self.loader(dir, batch: 8, dropLast: true).batches(epoch: 0))
+        XCTAssertEqual(dropped.count, 12)
+        let longest = try Self.all(Self.loader(dir, batch: 8, padToLongest: true).batches(epoch: 0))
+        for (b, full) in zip(longest, e0) {
+            XCTAssertEqual(b.seqLength, Self.unpack(full).map(\.tokens.count).max())
+            XCTAssertEqual(Self.unpack(b), Self.unpack(full))
+        }
+    }
+
+    func testResumeFromAnyPositionGivesTheSameBatches() throws {
+        let (dir, _) = try Self.makeShards(61)
+        let loader = try Self.loader(dir, batch: 5)
+        let whole = try Self.all(loader.batches(epoch: 2))
+        let it = try loader.batches(epoch: 2)
+        for k in 0..<whole.count {
+            XCTAssertEqual(it.position, LoaderPosition(epoch: 2, instancesConsumed: 5 * k))
+            let resumed = try Self.all(loader.batches(epoch: 2, skipping: it.position.instancesConsumed))
+            XCTAssertEqual(resumed, Array(whole[k...]), "resumed after \(k) batches")
+            _ = try it.next()
+        }
+        XCTAssertNil(try it.next())
+        XCTAssertThrowsError(try loader.batches(epoch: 0, skipping: 62))
+        // Releasing an iterator mid-epoch stops its threads (no hang, no crash).
+        for _ in 0..<20 { _ = try loader.batches(epoch: 0).next() }
+    }
+
+    func testDynamicMaskingDependsOnEpochAndIsReproducible() throws {
+        let (dir, items) = try Self.makeShards(40, dynamic: true)
+        let masker = Masker(maskId: 4, clsId: 2, sepId: 3, isContinuation: [Bool](repeating: false, count: 50),
+                            maskedLMProb: 0.15, maxPredictions: 3, wholeWord: false)
+        XCTAssertThrowsError(try Self.loader(dir, batch: 4), "dynamic shards need a masker")
+        let loader = try Self.loader(dir, batch: 4, masker: masker)
+        let e0 = try Self.all(loader.batches(epoch: 0)).flatMap(Self.unpack)
+        XCTAssertEqual(try Self.all(loader.batches(epoch: 0)).flatMap(Self.unpack), e0, "reproducible")
+        let originals = Set(items.map(\.tokens))
+        for inst in e0 {
+            XCTAssertEqual(inst.maskedPositions.count, masker.predictionCount(length: inst.tokens.count) - 0,
+                           "exact count unless [CLS]/[SEP] ids leave too few candidates")
+            var restored = inst.tokens
+            for (p, l) in zip(inst.maskedPositions, inst.maskedLabels) { restored[p] = l }
+            XCTAssertTrue(originals.contains(restored), "labels are the original tokens")
+        }
+        // New masks in a new epoch: compare each instance's masks by its original tokens.
+        func masks(_ insts: [TrainingInstance]) -> [[UInt32]: [Int]] {
+            var out: [[UInt32]: [Int]] = [:]
+            for inst in insts {
+                var restored = inst.tokens
+                for (p, l) in zip(inst.maskedPositions, inst.maskedLabels) { restored[p] = l }
+                out[restored] = inst.maskedPositions
+            }
+            return out
+        }
+        let e1 = try Self.all(loader.batches(epoch: 1)).flatMap(Self.unpack)
+        let m0 = masks(e0), m1 = masks(e1)
+        XCTAssertGreaterThan(m0.keys.filter { m0[$0] != m1[$0] }.count, 20, "most instances get new masks")
+        // Static shards refuse a second masking.
+        let (staticDir, _) = try Self.makeShards(10)
+        XCTAssertThrowsError(try Self.loader(staticDir, batch: 4, masker: masker))
+    }
+
+    func testDamagedShardIsReportedByTheLoader() throws {
+        let (dir, _) = try Self.makeShards(50)
+        let loader = try Self.loader(dir, batch: 4)
+        let victim = loader.shardSet.index.shards[1]
+        let path = dir.appendingPathComponent(victim.file).path
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try Self.all(loader.batches(epoch: 0))) { e in
+            guard case let .checksumMismatch(p, _, _) = e as? ShardError else { return XCTFail("\(e)") }
+            XCTAssertEqual(p, path)
+        }
+        // Without checksum verification the damage is still caught, by zstd's frame checksum or the record checks.
+        let set = try ShardSet(directory: dir.path)
+        let unchecked = try ShardLoader(set: set, options: .init(batchSize: 4, seed: 1, verifyChecksums: false), masker: nil)
+        XCTAssertThrowsError(try Self.all(unchecked.batches(epoch: 0))) { e in
+            XCTAssertTrue("\(e)".contains(victim.file), "\(e)")
+        }
+    }
+}
