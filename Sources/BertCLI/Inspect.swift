@@ -24,16 +24,24 @@ struct InspectCommand: ParsableCommand {
         let vocabPath = vocab ?? (dir as NSString).appendingPathComponent("vocab.txt")
         let vocabulary = try Vocabulary.load(path: vocabPath)
         var readers: [ShardReader] = []
+        var generation: [String: Int]? = nil
+        var parameters: ShardGenerationParameters? = nil
         if isDir.boolValue {
             let vocabData = try Data(contentsOf: URL(fileURLWithPath: vocabPath))
             let set = try ShardSet(directory: path, expectedVocabSHA256: SHA256.hex(SHA256.hash(Array(vocabData))))
             for s in set.index.shards { readers.append(try set.reader(for: s)) }
+            generation = set.index.statistics
+            parameters = set.index.parameters
         } else {
             let indexPath = (dir as NSString).appendingPathComponent("index.json")
-            let entry = (try? ShardIndex.load(path: indexPath))?.shards.first { $0.file == (path as NSString).lastPathComponent }
+            let index = try? ShardIndex.load(path: indexPath)
+            parameters = index?.parameters
+            let entry = index?.shards.first { $0.file == (path as NSString).lastPathComponent }
             readers.append(try ShardReader(path: path, expected: entry))
         }
-        var statistics = InstanceStatistics(maskId: UInt32(vocabulary.maskId))
+        let staticMasks = parameters.map { !$0.dynamicMasking } ?? false
+        var statistics = InstanceStatistics(maskId: UInt32(vocabulary.maskId), maskedLMProb: parameters?.maskedLMProb ?? 0,
+                                            maxPredictions: staticMasks ? parameters?.maxPredictionsPerSeq ?? 0 : 0)
         var shown = 0
         for reader in readers {
             while let inst = try reader.next() {
@@ -43,7 +51,12 @@ struct InspectCommand: ParsableCommand {
                 shown += 1
             }
         }
-        if stats { print(statistics.report(json: json)) }
+        if stats {
+            if let g = generation, let passes = g["document_passes"], let short = g["short_targets"], passes > 0 {
+                statistics.shortTargetShare = Double(short) / Double(passes)
+            }
+            print(statistics.report(json: json))
+        }
     }
 
     func segments(_ inst: TrainingInstance) -> [Int] {
@@ -81,8 +94,17 @@ struct InstanceStatistics {
     var instances = 0, randomNext = 0, tokens = 0, masked = 0, maskToken = 0, unchanged = 0, replaced = 0
     var histogram = [Int](repeating: 0, count: 9)  // lengths in 16-token bins up to 128, then more
     var maxLength = 0
+    /// Document passes that drew a short target length (from index.json), when known.
+    var shortTargetShare: Double?
+    /// Instances whose masked count is not min(maxPredictions, max(1, round(length × prob))).
+    var wrongMaskCounts = 0
+    let maskedLMProb: Double, maxPredictions: Int
 
-    init(maskId: UInt32) { self.maskId = maskId }
+    init(maskId: UInt32, maskedLMProb: Double, maxPredictions: Int) {
+        self.maskId = maskId
+        self.maskedLMProb = maskedLMProb
+        self.maxPredictions = maxPredictions
+    }
 
     mutating func add(_ inst: TrainingInstance) {
         instances += 1
@@ -91,6 +113,10 @@ struct InstanceStatistics {
         maxLength = max(maxLength, inst.tokens.count)
         histogram[min(8, (inst.tokens.count - 1) / 16)] += 1
         masked += inst.maskedPositions.count
+        if maxPredictions > 0 {
+            let expected = min(maxPredictions, max(1, Int((Double(inst.tokens.count) * maskedLMProb).rounded(.toNearestOrEven))))
+            if inst.maskedPositions.count != expected { wrongMaskCounts += 1 }
+        }
         for (p, label) in zip(inst.maskedPositions, inst.maskedLabels) {
             let t = inst.tokens[p]
             if t == maskId { maskToken += 1 } else if t == label { unchanged += 1 } else { replaced += 1 }
@@ -107,7 +133,8 @@ struct InstanceStatistics {
             ("masked_random", Double(replaced) / m),
             ("random_next", Double(randomNext) / Double(max(1, instances))),
             ("length_histogram_16", histogram),
-        ]
+        ] + (maxPredictions > 0 ? [("masked_count_not_formula", wrongMaskCounts)] : [])
+            + (shortTargetShare.map { [("short_target_share", $0)] } ?? [])
         if json {
             let data = (try? JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: values), options: [.sortedKeys])) ?? Data()
             return String(decoding: data, as: UTF8.self)

@@ -89,7 +89,11 @@ struct ShardsCommand: ParsableCommand {
         try writeFileAtomically(vocabData, to: (output as NSString).appendingPathComponent("vocab.txt"))
         let totals = try generate(builder: builder, writer: writer, store: store, threads: threadCount)
         let generated = Date()
-        let index = try writer.finish()
+        let index = try writer.finish(threads: threadCount, statistics: [
+            "instances": totals.instances, "random_next": totals.randomNext, "document_passes": totals.documentPasses,
+            "short_targets": totals.shortTarget, "single_segment_chunks": totals.singleSegment,
+            "documents": store.documentCount, "sentences": store.sentenceCount, "tokens": store.tokens.count, "raw_text_bytes": store.rawBytes,
+        ])
         let done = Date()
         let compressed = index.shards.reduce(0) { $0 + $1.compressedBytes }
         log(String(format: "bert shards: %d instances (%.1f%% random next, %.1f%% short targets) in %d shards, %.1f MB compressed; pairs %.2fs, shards %.2fs, total %.2fs (%.1f MB/s of text)",

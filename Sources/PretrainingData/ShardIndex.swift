@@ -103,16 +103,20 @@ public struct ShardIndex: Codable, Equatable, Sendable {
     public var totalInstances: Int
     /// The shards, in file-name order.
     public var shards: [ShardEntry]
+    /// Counts from generation (instances, random_next, document_passes, short_targets, …), for reports;
+    /// absent when the writer was given none.
+    public var statistics: [String: Int]?
 
     /// An index.
     public init(formatVersion: Int = Int(ShardLayout.formatVersion), vocabSHA256: String, vocabSize: Int,
-                parameters: ShardGenerationParameters, totalInstances: Int, shards: [ShardEntry]) {
+                parameters: ShardGenerationParameters, totalInstances: Int, shards: [ShardEntry], statistics: [String: Int]? = nil) {
         self.formatVersion = formatVersion
         self.vocabSHA256 = vocabSHA256
         self.vocabSize = vocabSize
         self.parameters = parameters
         self.totalInstances = totalInstances
         self.shards = shards
+        self.statistics = statistics
     }
 
     enum CodingKeys: String, CodingKey {
@@ -122,6 +126,7 @@ public struct ShardIndex: Codable, Equatable, Sendable {
         case parameters
         case totalInstances = "total_instances"
         case shards
+        case statistics
     }
 
     /// The record layout the index describes.

@@ -157,8 +157,9 @@ public final class ShardWriter: @unchecked Sendable {
     }
 
     /// Writes the shards and `index.json`; returns the index. Call once, after every `add`.
+    /// `threads` shards are compressed at once (the output is the same for any number).
     @discardableResult
-    public func finish() throws(ShardError) -> ShardIndex {
+    public func finish(threads: Int = 1, statistics: [String: Int]? = nil) throws(ShardError) -> ShardIndex {
         lock.lock()
         defer { lock.unlock() }
         if let reason = closedReason { throw .writerClosed(reason: reason) }
@@ -176,19 +177,48 @@ public final class ShardWriter: @unchecked Sendable {
             try afterStep?("old index removed")
         }
 
-        var shards: [ShardEntry] = []
-        for b in 0..<bucketCount {
-            let path = bucketPath(b)
-            guard FileManager.default.fileExists(atPath: path) else { continue }
-            let entries = try readWholeFile(path)
-            guard entries.count % entrySize == 0 else {
-                throw .writeFailed(path: path, reason: "temporary bucket file has \(entries.count) bytes, not a multiple of \(entrySize)")
+        // Non-empty buckets become shards, numbered in bucket order; `threads` of them are sorted,
+        // shuffled, compressed and hashed at once (memory: one bucket per thread).
+        let present = (0..<bucketCount).filter { FileManager.default.fileExists(atPath: bucketPath($0)) }
+        var written = [ShardEntry?](repeating: nil, count: present.count)
+        var failure: ShardError?
+        var nextShard = 0
+        let workLock = NSLock()
+        let workers = max(1, min(threads, present.count))
+        withoutActuallyEscaping({ [self] (_: Int) -> Void in
+            while true {
+                workLock.lock()
+                let k = nextShard
+                nextShard += 1
+                let stop = failure != nil
+                workLock.unlock()
+                if stop || k >= present.count { return }
+                do throws(ShardError) {
+                    let b = present[k]
+                    let path = bucketPath(b)
+                    let entries = try readWholeFile(path)
+                    guard entries.count % entrySize == 0 else {
+                        throw .writeFailed(path: path, reason: "temporary bucket file has \(entries.count) bytes, not a multiple of \(entrySize)")
+                    }
+                    let order = try shuffledOrder(entries, bucket: b)
+                    let entry = try writeShard(named: shardFileName(k), entries: entries, order: order)
+                    unlink(path)
+                    workLock.lock()
+                    defer { workLock.unlock() }
+                    written[k] = entry
+                    try afterStep?("renamed \(entry.file)")
+                } catch {
+                    workLock.lock()
+                    if failure == nil { failure = error }
+                    workLock.unlock()
+                }
             }
-            let order = try shuffledOrder(entries, bucket: b)
-            shards.append(try writeShard(named: shardFileName(shards.count), entries: entries, order: order))
-            unlink(path)
-            try afterStep?("renamed \(shards[shards.count - 1].file)")
+        }) { work in
+            let shared = UnsafeTransfer(value: work)
+            if workers == 1 { shared.value(0) } else { DispatchQueue.concurrentPerform(iterations: workers) { shared.value($0) } }
         }
+        if let failure { throw failure }
+        let shards = written.map { $0! }
 
         // Shards of an earlier, larger run would make the directory inconsistent with the index.
         let names = Set(shards.map(\.file))
@@ -201,7 +231,8 @@ public final class ShardWriter: @unchecked Sendable {
         try afterStep?("stale shards removed")
 
         let index = ShardIndex(vocabSHA256: vocabSHA256, vocabSize: layout.vocabularySize, parameters: parameters,
-                               totalInstances: shards.reduce(0) { $0 + $1.instances }, shards: shards)
+                               totalInstances: shards.reduce(0) { $0 + $1.instances }, shards: shards,
+                               statistics: statistics)
         try index.write(toDirectory: directory)
         try afterStep?("index written")
         try? FileManager.default.removeItem(atPath: tempDirectory)

@@ -71,4 +71,70 @@ final class ShardsCommandTests: XCTestCase {
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains(shard), missing.stderr)
     }
+
+    /// google-research/bert's statistics on the whole English corpus with the default flags.
+    func testStatisticsOnTheEnglishCorpus() throws {
+        let corpus = try XCTUnwrap(Fixtures.shared("corpus_en.txt.zst"), "../shared/data/corpus_en.txt.zst is needed (CI has it)")
+        let dir = Fixtures.temporaryDirectory().path + "/en"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runBert(["shards", "--input", corpus, "--vocab", Fixtures.uncasedVocab, "--output", dir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let stats = try runBert(["inspect", dir, "--stats", "--json"])
+        XCTAssertEqual(stats.status, 0, stats.stderr)
+        let s = try XCTUnwrap(JSONSerialization.jsonObject(with: stats.stdout) as? [String: Any])
+        func value(_ k: String) throws -> Double { try XCTUnwrap(s[k] as? Double, k) }
+        XCTAssertEqual(try value("masked_as_mask"), 0.8, accuracy: 0.01)
+        XCTAssertEqual(try value("masked_unchanged"), 0.1, accuracy: 0.01)
+        XCTAssertEqual(try value("masked_random"), 0.1, accuracy: 0.01)
+        XCTAssertEqual(try value("random_next"), 0.5, accuracy: 0.01)
+        XCTAssertEqual(try value("short_target_share"), 0.1, accuracy: 0.02)
+        XCTAssertEqual(s["masked_count_not_formula"] as? Int, 0, "masked count = min(20, max(1, round(0.15 × length)))")
+        XCTAssertEqual(s["max_length"] as? Int, 128)
+        XCTAssertGreaterThan(try XCTUnwrap(s["instances"] as? Int), 300_000)
+        // Another vocabulary than the shards were built with: refused, naming the index.
+        let other = Fixtures.temporaryDirectory().appendingPathComponent("vocab.txt")
+        try Data("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n".utf8).write(to: other)
+        let mismatch = try runBert(["inspect", dir, "--vocab", other.path])
+        XCTAssertEqual(mismatch.status, 2, mismatch.stderr)
+        XCTAssertTrue(mismatch.stderr.contains("index.json") && mismatch.stderr.contains("vocabulary"), mismatch.stderr)
+    }
+
+    /// `kill -9` at several moments of `bert shards`: what is left is never taken for a complete
+    /// shard set, and running the command again gives the output of an uninterrupted run.
+    func testKillNineThenRerunGivesTheSameShards() throws {
+        let base = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        func args(_ out: String) -> [String] {
+            ["shards", "--input", Fixtures.path("text/en_sample.txt.zst"), "--vocab", Fixtures.uncasedVocab, "--output", out,
+             "--dupe-factor", "40", "--shard-size-mb", "0.5", "--threads", "2"]
+        }
+        XCTAssertEqual(try runBert(args(base + "/whole")).status, 0)
+        let whole = try files(base + "/whole")
+        var interrupted = 0
+        for (i, delay) in [0.05, 0.15, 0.3, 0.6].enumerated() {
+            let dir = base + "/killed\(i)"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try bertBinary())
+            p.arguments = args(dir)
+            p.standardError = FileHandle.nullDevice
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: delay)
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let hasIndex = FileManager.default.fileExists(atPath: dir + "/index.json")
+            let inspect = try runBert(["inspect", dir, "--stats"])
+            if hasIndex {
+                // It finished before the kill: then it is complete and valid.
+                XCTAssertEqual(inspect.status, 0, inspect.stderr)
+            } else {
+                XCTAssertEqual(inspect.status, 2, "an interrupted directory is refused: \(inspect.stderr)")
+                interrupted += 1
+            }
+            let again = try runBert(args(dir))
+            XCTAssertEqual(again.status, 0, again.stderr)
+            XCTAssertEqual(try files(dir), whole, "re-run after kill at \(delay)s gives the uninterrupted output")
+        }
+        XCTAssertGreaterThan(interrupted, 0, "at least one kill landed mid-run")
+    }
 }
