@@ -2,7 +2,7 @@
 #
 #   make pipeline   install what is needed, build, and run the main job on the embedded corpus
 #   make test       install what is needed, build, and run every test (unit, CLI, tokenizer parity)
-#   make bench      benchmark table (tokenizer vs Hugging Face tokenizers, vocabulary training)
+#   make bench      benchmark table (tokenizer vs Hugging Face tokenizers, vocabulary training, shards)
 #   make parity     tokenizer parity with Hugging Face over whole corpora (mismatches must be 0)
 #
 # Timed targets unset OPENBLAS_CORETYPE: a forced older core type halves OpenBLAS's speed here.
@@ -75,13 +75,15 @@ bench: build venv
 	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS)
 
 # The main job on the embedded default: corpus from Debian packages, a vocabulary trained on it,
-# and the corpus tokenized with it. Later stages (shards, pre-training, fine-tuning) join as they land.
+# training shards (masked LM + next sentence) with google-research/bert's defaults, and their
+# statistics. Pre-training and fine-tuning join as they land.
 pipeline: build corpus
 	mkdir -p $(OUT)
 	$(RUN_ENV) $(BERT) vocab --input Corpora/generated/en.txt --size 16000 --output $(OUT)/vocab-en.txt
-	$(RUN_ENV) $(BERT) tokenize --vocab $(OUT)/vocab-en.txt --ids < Corpora/generated/en.txt > $(OUT)/en.ids
-	@echo "pipeline: vocabulary $(OUT)/vocab-en.txt ($$(wc -l < $(OUT)/vocab-en.txt) tokens), token ids $(OUT)/en.ids ($$(wc -l < $(OUT)/en.ids) lines)"
-	@head -n 3 Corpora/generated/en.txt | $(BERT) tokenize --vocab $(OUT)/vocab-en.txt
+	$(RUN_ENV) $(BERT) shards --input Corpora/generated/en.txt --vocab $(OUT)/vocab-en.txt --output $(OUT)/shards-en
+	$(BERT) inspect $(OUT)/shards-en --limit 1
+	$(BERT) inspect $(OUT)/shards-en --stats
+	@echo "pipeline: vocabulary $(OUT)/vocab-en.txt ($$(wc -l < $(OUT)/vocab-en.txt) tokens), shards in $(OUT)/shards-en"
 
 clean:
 	rm -rf .build $(OUT) $(VENV)

@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PretrainingData", targets: ["PretrainingData"]),
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "BertModel", targets: ["BertModel"]),
+        .library(name: "Training", targets: ["Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,10 +34,11 @@ let package = Package(
         .target(name: "PretrainingData", dependencies: ["WordPiece", "CZstd", "CICUShim"], swiftSettings: optimized),
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimized),
         .target(name: "BertModel", dependencies: ["Kernels"], swiftSettings: optimized),
+        .target(name: "Training", dependencies: ["BertModel", "Kernels", "PretrainingData", "WordPiece"], swiftSettings: optimized),
         .executableTarget(
             name: "BertCLI",
             dependencies: [
-                "TextNormalization", "WordPiece", "PretrainingData", "CBLAS", "Kernels", "BertModel",
+                "TextNormalization", "WordPiece", "PretrainingData", "CBLAS", "Kernels", "BertModel", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized
@@ -47,6 +49,7 @@ let package = Package(
         .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "CZstd", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CBLAS", "TestSupport"]),
         .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "BertModel", "Kernels", "PretrainingData", "TestSupport"]),
         .testTarget(name: "BertCLITests", dependencies: ["TestSupport"]),
     ]
 )

@@ -17,6 +17,10 @@ Rows:
      trainer's defaults in a subprocess (all threads), best of 2; ratio of wall times. Then quality:
      vocab_compare.py (both trained on 9/10 of the documents) gives WordPiece tokens per whitespace
      word on the held-out 1/10; ratio ours/HF, target <= 1.02.
+  6. Shards: `BIN shards --input corpus --vocab V --output TMP --threads N` with the defaults, one fresh
+     output (and tokenized cache) per run, best of 2: MB/s of raw text to finished shards, peak RSS;
+     then the same on 4 copies of the corpus concatenated (peak RSS must stay flat). No peer: the
+     reference (google-research/bert's create_pretraining_data.py) needs TensorFlow.
   5. Bounded memory: peak RSS (GNU `/usr/bin/time -f %M`; without it os.wait4's ru_maxrss, an upper
      bound that includes this Python process's RSS at spawn) and throughput of
      `BIN tokenize --vocab V --ids` fed a --long-line-bytes stream (default 1 GiB) of "word " with NO
@@ -480,6 +484,50 @@ class Bench:
                        ours_data={"bytes": self.corpus_bytes, "seconds": c.wall, "mb_per_s": mb_s,
                                   "maxrss_mib": c.maxrss_mib, "cpu_seconds": c.cpu})
 
+    # -- row 6: shards --------------------------------------------------------------------------------
+    def shards_once(self, corpus: Path, tag: str) -> Measure:
+        out = self.work / f"shards-{tag}"
+        if out.exists():
+            subprocess.run(["rm", "-rf", str(out)], check=True)
+        cmd = self.bert + ["shards", "--input", str(corpus), "--vocab", self.args.vocab, "--output", str(out),
+                           "--threads", str(self.args.threads)]
+        m = check(run_measured(cmd), f"bert shards ({tag})")
+        index = json.loads((out / "index.json").read_text())
+        m.instances = index["total_instances"]
+        m.compressed = sum(s["compressed_bytes"] for s in index["shards"])
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        return m
+
+    def shards_rows(self) -> None:
+        n = self.args.threads
+        name = f"Shards, defaults (dupe 10, seq 128), {n} threads, {self.corpus_label}"
+        log(name)
+        best, runs = best_of(self.reps(2), lambda: self.shards_once(self.corpus, "corpus"))
+        mb_s = self.corpus_bytes / 1e6 / best.wall
+        self.table.add(name, f"{fmt_s(best.wall)}: {mb_s:.2f} MB/s of raw text; {best.maxrss_mib:.0f} MiB peak RSS",
+                       None, None,
+                       f"raw text to finished shards (tokenize, pairs, masks, zstd, sha256, fsync), fresh cache; "
+                       f"{best.instances} instances, {best.compressed / 1e6:.1f} MB compressed; CPU/wall "
+                       f"{best.cpu / best.wall:.2f}; best of {len(runs)}; target >= 15 MB/s",
+                       ours_data={"seconds": best.wall, "mb_per_s": mb_s, "maxrss_mib": best.maxrss_mib,
+                                  "cpu_seconds": best.cpu, "instances": best.instances})
+        big = self.work / "corpus-x4.txt"
+        with open(big, "wb") as f:
+            data = self.corpus.read_bytes()
+            for _ in range(4):
+                f.write(data)
+                if not data.endswith(b"\n\n"):
+                    f.write(b"\n\n")
+        log("Shards on 4 copies of the corpus")
+        m = self.shards_once(big, "x4")
+        big_bytes = big.stat().st_size
+        big.unlink()
+        self.table.add(f"Shards, 4 copies of {self.corpus_label} concatenated",
+                       f"{fmt_s(m.wall)}: {big_bytes / 1e6 / m.wall:.2f} MB/s; {m.maxrss_mib:.0f} MiB peak RSS", None, None,
+                       f"4× the input costs {m.maxrss_mib - best.maxrss_mib:+.0f} MiB of peak RSS "
+                       f"(flat = bounded); {m.instances} instances; target < 1 GiB",
+                       ours_data={"seconds": m.wall, "bytes": big_bytes, "maxrss_mib": m.maxrss_mib, "instances": m.instances})
+
     # -- all ----------------------------------------------------------------------------------------
     def section(self, name: str, fn) -> None:
         try:
@@ -512,6 +560,7 @@ class Bench:
 
         self.section("Vocabulary quality", quality)
         self.section("Bounded memory", self.memory_rows)
+        self.section("Shards", self.shards_rows)
 
 
 def bert_version(cmd: list[str]) -> str:
