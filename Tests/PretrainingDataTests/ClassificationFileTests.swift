@@ -1,0 +1,81 @@
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import PretrainingData
+
+final class ClassificationFileTests: XCTestCase {
+    func write(_ name: String, _ text: String) throws -> String {
+        let url = Fixtures.temporaryDirectory().appendingPathComponent(name)
+        try Data(text.utf8).write(to: url)
+        return url.path
+    }
+
+    func all(_ path: String, _ columns: ClassificationColumns = .init()) throws -> [ClassificationExample] {
+        let r = try ClassificationReader(path: path, columns: columns)
+        var out: [ClassificationExample] = []
+        while let e = try r.nextExample() { out.append(e) }
+        return out
+    }
+
+    func testTSVHasNoQuotingAndColumnsInAnyOrder() throws {
+        let p = try write("a.tsv", "label\tsplit\ttext\ngreat\ttrain\t\"Good stuff\". Really.\nother\tTest\tmeh\r\n\n")
+        let rows = try all(p)
+        XCTAssertEqual(rows, [ClassificationExample(text: "\"Good stuff\". Really.", label: "great", split: "train", line: 2),
+                              ClassificationExample(text: "meh", label: "other", split: "test", line: 3)])
+    }
+
+    func testCSVQuotesDoubledQuotesAndNewlines() throws {
+        let p = try write("a.csv", "text,text_b,label\n\"a, b\",\"say \"\"hi\"\"\",pos\n\"two\nlines\",x,neg\nplain,y,neg\n")
+        let rows = try all(p)
+        XCTAssertEqual(rows.map(\.text), ["a, b", "two\nlines", "plain"])
+        XCTAssertEqual(rows.map(\.textB), ["say \"hi\"", "x", "y"])
+        XCTAssertEqual(rows.map(\.line), [2, 3, 5], "a row is named by the line it starts on")
+    }
+
+    func testJSONLAndOtherColumnNames() throws {
+        let p = try write("a.jsonl", "{\"sentence\": \"hello\", \"y\": 1}\n\n{\"sentence\": \"bye\", \"y\": 0, \"split\": \"validation\"}\n")
+        let rows = try all(p, ClassificationColumns(text: "sentence", label: "y"))
+        XCTAssertEqual(rows, [ClassificationExample(text: "hello", label: "1", line: 1),
+                              ClassificationExample(text: "bye", label: "0", split: "dev", line: 3)])
+    }
+
+    func testErrorsNameTheFileAndLine() throws {
+        func expect(_ name: String, _ text: String, _ check: (ClassificationFileError) -> Bool) throws {
+            let p = try write(name, text)
+            XCTAssertThrowsError(try all(p)) { e in
+                guard let e = e as? ClassificationFileError else { return XCTFail("\(e)") }
+                XCTAssertTrue(check(e), "\(e)")
+                XCTAssertTrue("\(e)".contains(p), "\(e)")
+            }
+        }
+        try expect("nolabel.tsv", "text\tcategory\nhi\tx\n") { $0 == .missingColumn(path: $0.path, column: "label", header: ["text", "category"]) }
+        try expect("fields.tsv", "text\tlabel\nhi\tx\nthere\ty\textra\n") { "\($0)".contains("line 3") && "\($0)".contains("3 fields") }
+        try expect("empty.tsv", "text\tlabel\n \tx\n") { "\($0)".contains("line 2") && "\($0)".contains("empty text") }
+        try expect("nolabelvalue.csv", "text,label\nhi,\n") { "\($0)".contains("line 2") && "\($0)".contains("label") }
+        try expect("quote.csv", "text,label\n\"open,x\n") { "\($0)".contains("line 2") && "\($0)".contains("not closed") }
+        try expect("json.jsonl", "{\"text\": \"a\", \"label\": \"b\"}\n[1]\n") { "\($0)".contains("line 2") }
+        try expect("split.tsv", "text\tlabel\tsplit\nhi\tx\tholdout\n") { "\($0)".contains("holdout") }
+        try expect("nothing.tsv", "") { "\($0)".contains("no header") }
+    }
+
+    func testRealFileReadsEveryRow() throws {
+        let path = try XCTUnwrap(Fixtures.shared("classification_en.tsv.zst"), "../shared/data/classification_en.tsv.zst is needed (CI has it)")
+        let rows = try all(path)
+        XCTAssertEqual(rows.filter { $0.split == "train" }.count, 4000)
+        XCTAssertEqual(rows.filter { $0.split == "test" }.count, 1000)
+        XCTAssertEqual(Set(rows.map(\.label)), ["great", "other"])
+        let great = rows.filter { $0.split == "test" && $0.label == "great" }.count
+        XCTAssertEqual(Double(great) / 1000, 0.658, accuracy: 0.0005)
+        XCTAssertTrue(rows.contains { $0.text.hasPrefix("\"Good stuff\"") }, "a text that starts with a quote is kept as it is")
+    }
+}
+
+extension ClassificationFileError {
+    var path: String {
+        switch self {
+        case let .unreadable(p, _), let .empty(p), let .missingColumn(p, _, _), let .wrongFieldCount(p, _, _, _), let .badQuoting(p, _, _),
+             let .badJSON(p, _, _), let .emptyText(p, _, _), let .emptyLabel(p, _), let .badSplit(p, _, _): return p
+        }
+    }
+}
