@@ -1,0 +1,32 @@
+import XCTest
+
+@testable import Training
+
+final class ClassificationMetricsTests: XCTestCase {
+    /// y_true = [0,0,0,1,1,2,2,2,2,0], y_pred = [0,1,0,1,2,2,2,0,2,0], worked by hand from the
+    /// definitions scikit-learn's classification_report uses: precision tp/(tp+fp), recall tp/(tp+fn).
+    func testAgainstHandComputedReport() {
+        var m = ClassificationMetrics(labels: ["a", "b", "c"])
+        for (t, p) in zip([0, 0, 0, 1, 1, 2, 2, 2, 2, 0], [0, 1, 0, 1, 2, 2, 2, 0, 2, 0]) { m.add(truth: t, predicted: p) }
+        XCTAssertEqual(m.accuracy, 0.7, accuracy: 1e-12)
+        // a: tp 3, predicted 4, support 4; b: tp 1, predicted 2, support 2; c: tp 3, predicted 4, support 4
+        XCTAssertEqual(m.precision(0), 0.75, accuracy: 1e-12); XCTAssertEqual(m.recall(0), 0.75, accuracy: 1e-12)
+        XCTAssertEqual(m.precision(1), 0.5, accuracy: 1e-12); XCTAssertEqual(m.recall(1), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(m.precision(2), 0.75, accuracy: 1e-12); XCTAssertEqual(m.recall(2), 0.75, accuracy: 1e-12)
+        XCTAssertEqual(m.macroF1, (0.75 + 0.5 + 0.75) / 3, accuracy: 1e-12)
+        XCTAssertEqual(m.confusion, [[3, 1, 0], [0, 1, 1], [1, 0, 3]])
+        XCTAssertTrue(m.table().contains("macro f1"))
+    }
+
+    func testClassNeverPredictedOrAbsent() {
+        var m = ClassificationMetrics(labels: ["x", "y"])
+        for _ in 0..<3 { m.add(truth: 0, predicted: 0) }
+        m.add(truth: 1, predicted: 0)
+        XCTAssertEqual(m.precision(1), 0)
+        XCTAssertEqual(m.f1(1), 0)
+        XCTAssertEqual(m.f1(0), 2 * 0.75 * 1 / 1.75, accuracy: 1e-12)
+        let json = m.jsonObject()
+        XCTAssertEqual(json["examples"] as? Int, 4)
+        XCTAssertNotNil(JSONSerialization.isValidJSONObject(json) ? json : nil)
+    }
+}
