@@ -11,7 +11,7 @@ struct Bert: ParsableCommand {
         commandName: "bert",
         abstract: "BertKit: BERT pre-training data tooling (vocabularies, tokenization).",
         version: "0.1.0",
-        subcommands: [VocabCommand.self, TokenizeCommand.self, ShardsCommand.self, InspectCommand.self]
+        subcommands: [VocabCommand.self, TokenizeCommand.self, ShardsCommand.self, InspectCommand.self, RunCommand.self]
     )
 
     static func main() {

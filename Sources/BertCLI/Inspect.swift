@@ -14,6 +14,7 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "One JSON object per line.") var json = false
     @Flag(help: "Counts, length histogram, masking split and NSP balance over every instance.") var stats = false
     @Option(help: "vocab.txt for decoding (default: the one in the shard directory).") var vocab: String?
+    @Option(help: "With --stats: also write the statistics to this file.") var output: String?
 
     func run() throws {
         var isDir: ObjCBool = false
@@ -55,7 +56,9 @@ struct InspectCommand: ParsableCommand {
             if let g = generation, let passes = g["document_passes"], let short = g["short_targets"], passes > 0 {
                 statistics.shortTargetShare = Double(short) / Double(passes)
             }
-            print(statistics.report(json: json))
+            let report = statistics.report(json: json)
+            print(report)
+            if let output { try writeFileAtomically(Data((report + "\n").utf8), to: output) }
         }
     }
 
