@@ -9,7 +9,7 @@ Writes, under Tests/Fixtures/safetensors/:
 - `python_plain.safetensors`: the four dtypes the Swift writer has typed initialisers for
   (F32, F64, I64, I32), written with `metadata=None` (no `__metadata__` entry).
 
-Usage (from the repository root, with a venv that has torch and safetensors):
+Usage (from the repository root, with a venv made from Tests/Scripts/requirements-model.txt):
 
     /work/venv-torch/bin/python Tests/Scripts/make_safetensors_fixtures.py
 
