@@ -137,4 +137,48 @@ final class ShardsCommandTests: XCTestCase {
         }
         XCTAssertGreaterThan(interrupted, 0, "at least one kill landed mid-run")
     }
+
+    /// Awkward input: one-sentence documents, empty documents, a sentence far longer than
+    /// max_seq_length, invalid UTF-8, CRLF line ends, free text and JSONL through ICU.
+    func testAwkwardDocumentsAndFormats() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        var text = Data("Just one sentence here.\n\n\n\n".utf8)
+        text += Data((["A very long sentence"] + Array(repeating: "with many many words", count: 200)).joined(separator: " ").utf8)
+        text += Data("\nAnd a short one after it.\r\n\n".utf8)
+        text += Data([0x42, 0x61, 0x64, 0x20, 0xFF, 0xFE, 0x20, 0x62, 0x79, 0x74, 0x65, 0x73, 0x2E, 0x0A])
+        text += Data("Then normal text again.\nAnd more of it.\n\nSecond document, first line.\nSecond line.\n".utf8)
+        try text.write(to: URL(fileURLWithPath: dir + "/odd.txt"))
+        let r = try runBert(["shards", "--input", dir + "/odd.txt", "--vocab", Fixtures.uncasedVocab, "--output", dir + "/out",
+                             "--max-seq-length", "32", "--max-predictions", "5", "--dupe-factor", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let stats = try runBert(["inspect", dir + "/out", "--stats", "--json"])
+        let s = try XCTUnwrap(JSONSerialization.jsonObject(with: stats.stdout) as? [String: Any])
+        XCTAssertLessThanOrEqual(try XCTUnwrap(s["max_length"] as? Int), 32)
+        XCTAssertGreaterThan(try XCTUnwrap(s["instances"] as? Int), 10)
+        XCTAssertEqual(s["masked_count_not_formula"] as? Int, 0)
+        let json = try runBert(["inspect", dir + "/out", "--json", "--limit", "0"])
+        let tokens = json.stdoutText.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["tokens"] as? [String]
+        }
+        XCTAssertFalse(tokens.joined().contains("\u{FFFD}"), "invalid UTF-8 is dropped, as by the tokenizer")
+        XCTAssertTrue(tokens.contains { $0.contains("bad") && $0.contains("bytes") }, "the rest of that line is kept")
+
+        // Free text through ICU's sentence breaks, and JSONL (always ICU): both give instances.
+        try Data("First sentence. Second one! Third? Fourth.\n\nAnother document. With two.\n".utf8).write(to: URL(fileURLWithPath: dir + "/free.txt"))
+        try Data("{\"text\": \"One. Two. Three.\"}\n{\"text\": \"Four. Five.\"}\n".utf8).write(to: URL(fileURLWithPath: dir + "/docs.jsonl"))
+        for (input, extra) in [("free.txt", ["--sentence-split", "icu"]), ("docs.jsonl", [])] {
+            let out = dir + "/out-" + input
+            let run = try runBert(["shards", "--input", dir + "/" + input, "--vocab", Fixtures.uncasedVocab, "--output", out] + extra)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let st = try runBert(["inspect", out, "--stats", "--json"])
+            let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: st.stdout) as? [String: Any])
+            XCTAssertGreaterThan(try XCTUnwrap(obj["instances"] as? Int), 0, input)
+        }
+        // No text at all: a clear error, exit 2, no index.
+        try Data("\n\n  \n".utf8).write(to: URL(fileURLWithPath: dir + "/empty.txt"))
+        let empty = try runBert(["shards", "--input", dir + "/empty.txt", "--vocab", Fixtures.uncasedVocab, "--output", dir + "/none"])
+        XCTAssertEqual(empty.status, 2, empty.stderr)
+        XCTAssertTrue(empty.stderr.contains("empty.txt"), empty.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/none/index.json"))
+    }
 }
