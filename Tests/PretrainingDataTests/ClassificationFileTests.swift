@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import WordPiece
 import XCTest
 
 @testable import PretrainingData
@@ -77,5 +78,31 @@ extension ClassificationFileError {
         case let .unreadable(p, _), let .empty(p), let .missingColumn(p, _, _), let .wrongFieldCount(p, _, _, _), let .badQuoting(p, _, _),
              let .badJSON(p, _, _), let .emptyText(p, _, _), let .emptyLabel(p, _), let .badSplit(p, _, _): return p
         }
+    }
+}
+
+final class ExampleStoreTests: XCTestCase {
+    func testStoreHoldsTheTokenizerEncodingAndPads() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let tsv = dir.appendingPathComponent("d.tsv").path
+        try Data("text\ttext_b\tlabel\nHello world!\tA second text.\tyes\nUnwanted running, much longer text here\tshort\tno\nthird\tx\tyes\n".utf8)
+            .write(to: URL(fileURLWithPath: tsv))
+        let tokenizer = BertTokenizer(vocabulary: try Vocabulary.load(path: Fixtures.uncasedVocab))
+        let store = try ExampleStore.build(path: dir.appendingPathComponent("train.examples").path,
+                                           reader: try ClassificationReader(path: tsv), tokenizer: tokenizer, maxLength: 8,
+                                           include: { $0.label != "skip" }, label: { $0.label == "yes" ? 1 : 0 })
+        XCTAssertEqual(store.count, 3)
+        let reopened = try ExampleStore(path: store.path)
+        XCTAssertEqual(reopened.count, 3)
+        let expected = tokenizer.encode("Unwanted running, much longer text here", pair: "short", maxLength: 8)
+        let e = reopened.example(1)
+        XCTAssertEqual(Array(e.ids), expected.ids)
+        XCTAssertEqual(e.segmentA, expected.typeIds.firstIndex(of: 1))
+        XCTAssertEqual(e.label, 0)
+        let b = reopened.batch([0, 2])
+        XCTAssertEqual(b.seqLength, reopened.example(0).ids.count)
+        XCTAssertEqual(b.labels, [1, 1])
+        XCTAssertEqual(b.mask.filter { $0 == 1 }.count, reopened.example(0).ids.count + reopened.example(2).ids.count)
+        XCTAssertEqual(Array(b.types[0..<b.seqLength]), tokenizer.encode("Hello world!", pair: "A second text.", maxLength: 8).typeIds)
     }
 }
