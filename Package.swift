@@ -32,7 +32,9 @@ let package = Package(
         .target(name: "TextNormalization", dependencies: ["CICUShim"], swiftSettings: optimized),
         .target(name: "WordPiece", dependencies: ["TextNormalization"], swiftSettings: optimized),
         .target(name: "PretrainingData", dependencies: ["WordPiece", "CZstd", "CICUShim"], swiftSettings: optimized),
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimized),
+        // Optimised in debug builds too: the SIMD kernels are ~20x slower unoptimised, which would make
+        // the model's numerical tests slow.
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "BertModel", dependencies: ["Kernels"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["BertModel", "Kernels", "PretrainingData", "WordPiece"], swiftSettings: optimized),
         .executableTarget(

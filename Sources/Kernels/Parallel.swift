@@ -1,9 +1,10 @@
 import CBLAS
 import Dispatch
 
-/// Threading helpers for the kernels. The project's threads and OpenBLAS's threads never run at the
-/// same time on the same cores: a kernel either calls sgemm (which uses `blasThreads`) or splits its
-/// own loop with `parallelFor`, never both at once.
+/// Threading helpers for the kernels. Kernels split their own loops with `forEach`/`forRanges`; matrix
+/// products (`gemm`, attention) run OpenBLAS single-threaded inside those workers, on blocks fixed by
+/// the shape, so that results never depend on the thread count and OpenBLAS's threads never compete
+/// with ours.
 public enum Parallel {
     /// Runs `body(i)` for i in 0..<count on up to `threads` threads, in contiguous blocks: thread t
     /// gets indices [t·count/n, (t+1)·count/n). Each index must touch memory no other index writes.
@@ -30,6 +31,13 @@ public enum Parallel {
 
     /// The number of threads OpenBLAS uses.
     public static var blasThreads: Int { Int(openblas_get_num_threads()) }
+}
+
+/// Sets OpenBLAS's thread count when it differs (the setting is process-wide).
+@inlinable
+public func useBLASThreads(_ threads: Int) {
+    let t = max(1, threads)
+    if Parallel.blasThreads != t { Parallel.setBLASThreads(t) }
 }
 
 /// A value passed to concurrent workers that touch disjoint parts of what it points to.

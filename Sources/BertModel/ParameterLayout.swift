@@ -1,0 +1,103 @@
+/// One named tensor in the flat parameter buffer.
+public struct ParameterEntry: Sendable, Equatable {
+    /// Hugging Face BertForPreTraining name, e.g. "bert.encoder.layer.0.attention.self.query.weight".
+    public let name: String
+    /// Shape as in PyTorch: [out, in] for linear weights, [rows, width] for embeddings, [n] for vectors.
+    public let shape: [Int]
+    /// Index of the first element in the buffer.
+    public let offset: Int
+    /// Number of elements (the product of `shape`).
+    public let count: Int
+    /// Whether AdamW weight decay applies: google-research/bert's optimization.py excludes names
+    /// containing "bias", "LayerNorm" or "layer_norm".
+    public let decay: Bool
+
+    /// An entry; `count` is the product of `shape`, `decay` follows the name.
+    public init(name: String, shape: [Int], offset: Int) {
+        self.name = name
+        self.shape = shape
+        self.offset = offset
+        count = shape.reduce(1, *)
+        decay = !(name.contains("bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
+    }
+
+    /// The element range of this entry in the buffer.
+    public var range: Range<Int> { offset..<(offset + count) }
+}
+
+/// The layout of the one parameter buffer: named views, back to back, no padding. Gradients (and
+/// AdamW's moments) use the same layout in their own buffers.
+public struct ParameterLayout: Sendable {
+    /// Entries in buffer order.
+    public let entries: [ParameterEntry]
+    /// Total number of floats.
+    public let count: Int
+    private let index: [String: Int]
+
+    /// A layout from (name, shape) pairs, placed back to back in order.
+    public init(_ tensors: [(name: String, shape: [Int])]) {
+        var entries: [ParameterEntry] = []
+        var offset = 0
+        for (name, shape) in tensors {
+            let e = ParameterEntry(name: name, shape: shape, offset: offset)
+            entries.append(e)
+            offset += e.count
+        }
+        self.entries = entries
+        count = offset
+        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+    }
+
+    /// The entry with this Hugging Face name, or nil.
+    public func entry(named name: String) -> ParameterEntry? {
+        index[name].map { entries[$0] }
+    }
+
+    /// Hugging Face BertForPreTraining's parameters for `config`, in state-dict order except that each
+    /// layer's query, key and value weights are adjacent (one [3H, H] matrix) and so are their biases
+    /// ([3H]). The MLM decoder weight is tied to the word embeddings and has no entry of its own;
+    /// its bias is "cls.predictions.bias" (transformers ties cls.predictions.decoder.bias to it).
+    public static func bertForPreTraining(_ config: BertConfig) -> ParameterLayout {
+        let (v, h, i) = (config.vocabSize, config.hiddenSize, config.intermediateSize)
+        var t: [(name: String, shape: [Int])] = [
+            ("bert.embeddings.word_embeddings.weight", [v, h]),
+            ("bert.embeddings.position_embeddings.weight", [config.maxPositionEmbeddings, h]),
+            ("bert.embeddings.token_type_embeddings.weight", [config.typeVocabSize, h]),
+            ("bert.embeddings.LayerNorm.weight", [h]),
+            ("bert.embeddings.LayerNorm.bias", [h]),
+        ]
+        for l in 0..<config.numHiddenLayers {
+            let p = "bert.encoder.layer.\(l)."
+            t += [
+                (p + "attention.self.query.weight", [h, h]),
+                (p + "attention.self.key.weight", [h, h]),
+                (p + "attention.self.value.weight", [h, h]),
+                (p + "attention.self.query.bias", [h]),
+                (p + "attention.self.key.bias", [h]),
+                (p + "attention.self.value.bias", [h]),
+                (p + "attention.output.dense.weight", [h, h]),
+                (p + "attention.output.dense.bias", [h]),
+                (p + "attention.output.LayerNorm.weight", [h]),
+                (p + "attention.output.LayerNorm.bias", [h]),
+                (p + "intermediate.dense.weight", [i, h]),
+                (p + "intermediate.dense.bias", [i]),
+                (p + "output.dense.weight", [h, i]),
+                (p + "output.dense.bias", [h]),
+                (p + "output.LayerNorm.weight", [h]),
+                (p + "output.LayerNorm.bias", [h]),
+            ]
+        }
+        t += [
+            ("bert.pooler.dense.weight", [h, h]),
+            ("bert.pooler.dense.bias", [h]),
+            ("cls.predictions.bias", [v]),
+            ("cls.predictions.transform.dense.weight", [h, h]),
+            ("cls.predictions.transform.dense.bias", [h]),
+            ("cls.predictions.transform.LayerNorm.weight", [h]),
+            ("cls.predictions.transform.LayerNorm.bias", [h]),
+            ("cls.seq_relationship.weight", [2, h]),
+            ("cls.seq_relationship.bias", [2]),
+        ]
+        return ParameterLayout(t)
+    }
+}

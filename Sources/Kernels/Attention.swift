@@ -1,0 +1,238 @@
+import CBLAS
+import Foundation
+
+/// Floats of scratch that `attentionForward` and `attentionBackward` need: 2·T·T per thread.
+public func attentionScratchCount(t: Int, threads: Int) -> Int { 2 * t * t * max(1, threads) }
+
+/// Multi-head self-attention with a key padding mask, as Hugging Face's BertSelfAttention (eager).
+/// For each sequence b and head h, with Q, K, V the head's (T,HS) slices of qkv:
+/// scores = Q·Kᵀ/√HS; keys with keyMask 0 get probability exactly 0 (HF adds finfo.min before the
+/// softmax, which gives the same result while one key is real; a sequence with no real key gets
+/// uniform probabilities, as HF does); P = softmax(scores) is cached; P' = dropout(P) with
+/// probability `p`; out = P'·V, heads concatenated.
+/// Shapes: out (B,T,H) with H = NH·HS; probs (B,NH,T,T); dropMask (B,NH,T,T), written when p > 0;
+/// qkv (B,T,3H) = [Q | K | V], each H wide, head h at columns h·HS..<(h+1)·HS; keyMask (B,T) 1/0;
+/// scratch: `attentionScratchCount(t:threads:)` floats.
+/// The (b,h) pairs are split over `threads`, each running single-threaded sgemm (OpenBLAS is set to
+/// one thread while they run); the results do not depend on `threads`.
+public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+                             dropMask: UnsafeMutablePointer<UInt8>?, qkv: UnsafePointer<Float>,
+                             keyMask: UnsafePointer<Int32>, b: Int, t: Int, nh: Int, hs: Int, p: Float, seed: UInt64,
+                             scratch: UnsafeMutablePointer<Float>, threads: Int) {
+    let h = nh * hs, ld = 3 * h, tt = t * t
+    let scale = 1 / Float(hs).squareRoot()
+    let sampler = DropoutSampler(p: p, seed: seed)
+    precondition(p == 0 || dropMask != nil, "attentionForward: p > 0 needs a dropMask")
+    forEachHead(b * nh, threads: threads) { job, tid in
+        let bi = job / nh, hd = job % nh
+        let q = qkv + bi * t * ld + hd * hs, k = q + h, v = q + 2 * h
+        let pr = probs + job * tt
+        let mask = keyMask + bi * t
+        // scores (T,T) = scale · Q·Kᵀ
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hs),
+                    scale, q, Int32(ld), k, Int32(ld), 0, pr, Int32(t))
+        maskedSoftmaxRows(pr, mask: mask, t: t)
+        var pd = UnsafePointer(pr)
+        if p > 0, let dropMask {
+            let s = scratch + tid * 2 * tt, m = dropMask + job * tt
+            for i in 0..<tt {
+                let keep = sampler.keep(job * tt + i)
+                m[i] = keep ? 1 : 0
+                s[i] = keep ? pr[i] * sampler.scale : 0
+            }
+            pd = UnsafePointer(s)
+        }
+        // out_bh (T,HS) = P'·V, written into the head's columns of out (B,T,H)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(t),
+                    1, pd, Int32(t), v, Int32(ld), 0, out + bi * t * h + hd * hs, Int32(h))
+    }
+}
+
+/// Backward of `attentionForward` from the cached probs and dropMask: ACCUMULATES into dqkv (B,T,3H).
+/// dout (B,T,H); the other arguments as in the forward pass.
+public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+                              probs: UnsafePointer<Float>, dropMask: UnsafePointer<UInt8>?, b: Int, t: Int, nh: Int,
+                              hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int) {
+    let h = nh * hs, ld = 3 * h, tt = t * t
+    let scale = 1 / Float(hs).squareRoot()
+    let dropScale = Float(1 / (1 - Double(p)))
+    precondition(p == 0 || dropMask != nil, "attentionBackward: p > 0 needs the forward's dropMask")
+    forEachHead(b * nh, threads: threads) { job, tid in
+        let bi = job / nh, hd = job % nh
+        let q = qkv + bi * t * ld + hd * hs, k = q + h, v = q + 2 * h
+        let dq = dqkv + bi * t * ld + hd * hs, dk = dq + h, dv = dq + 2 * h
+        let dO = dout + bi * t * h + hd * hs
+        let pr = probs + job * tt
+        let pd = scratch + tid * 2 * tt, dp = pd + tt
+        var pdrop = pr
+        if p > 0, let dropMask {
+            let m = dropMask + job * tt
+            for i in 0..<tt { pd[i] = m[i] != 0 ? pr[i] * dropScale : 0 }
+            pdrop = UnsafePointer(pd)
+        }
+        // dP' (T,T) = dO·Vᵀ ; dV += P'ᵀ·dO
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hs),
+                    1, dO, Int32(h), v, Int32(ld), 0, dp, Int32(t))
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(t),
+                    1, pdrop, Int32(t), dO, Int32(h), 1, dv, Int32(ld))
+        if p > 0, let dropMask {
+            let m = dropMask + job * tt
+            for i in 0..<tt where m[i] == 0 { dp[i] = 0 }
+            scaleInPlace(dp, tt, dropScale)
+        }
+        softmaxBackwardRows(dp, probs: pr, t: t)
+        // dQ += scale·dS·K ; dK += scale·dSᵀ·Q
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(t),
+                    scale, dp, Int32(t), k, Int32(ld), 1, dq, Int32(ld))
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(t),
+                    scale, dp, Int32(t), q, Int32(ld), 1, dk, Int32(ld))
+    }
+}
+
+/// Runs body(job, threadIndex) for jobs 0..<count on up to `threads` threads (contiguous blocks),
+/// with OpenBLAS on one thread so that each worker's sgemm runs in the worker.
+@inline(__always)
+func forEachHead(_ count: Int, threads: Int, _ body: (Int, Int) -> Void) {
+    let n = min(max(1, threads), count)
+    useBLASThreads(1)
+    Parallel.forEach(n, threads: n) { tid in
+        for job in (tid * count / n)..<((tid + 1) * count / n) { body(job, tid) }
+    }
+}
+
+/// In place on s (T,T): row-wise softmax over the keys with mask[j] = 1; masked keys get exactly 0.
+/// With no real key at all, every key gets 1/T.
+@inline(__always)
+func maskedSoftmaxRows(_ s: UnsafeMutablePointer<Float>, mask: UnsafePointer<Int32>, t: Int) {
+    var real = 0
+    for j in 0..<t where mask[j] != 0 { real += 1 }
+    if real == 0 {
+        s.update(repeating: 1 / Float(t), count: t * t)
+        return
+    }
+    let ninf = -Float.infinity
+    for i in 0..<t {
+        let row = s + i * t
+        if real < t { for j in 0..<t where mask[j] == 0 { row[j] = ninf } }
+        var mx = F16(repeating: ninf)
+        var j = 0
+        while j + 16 <= t { mx = pointwiseMax(mx, load16(row + j)); j += 16 }
+        var m = mx.max()
+        while j < t { m = Swift.max(m, row[j]); j += 1 }
+        let mv = F16(repeating: m)
+        var acc = F16(repeating: 0)
+        j = 0
+        while j + 16 <= t { let e = exp16(load16(row + j) - mv); store16(e, row + j); acc += e; j += 16 }
+        var sum = acc.sum()
+        while j < t { let e = exp1(row[j] - m); row[j] = e; sum += e; j += 1 }
+        scaleInPlace(row, t, 1 / sum)
+    }
+}
+
+/// In place on d (T,T) holding dP: dS_ij = P_ij·(dP_ij − Σ_k P_ik·dP_ik).
+@inline(__always)
+func softmaxBackwardRows(_ d: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, t: Int) {
+    for i in 0..<t {
+        let row = d + i * t, pr = probs + i * t
+        var acc = F16(repeating: 0)
+        var j = 0
+        while j + 16 <= t { acc += load16(row + j) * load16(pr + j); j += 16 }
+        var dot = acc.sum()
+        while j < t { dot += row[j] * pr[j]; j += 1 }
+        let dv = F16(repeating: dot)
+        j = 0
+        while j + 16 <= t { store16(load16(pr + j) * (load16(row + j) - dv), row + j); j += 16 }
+        while j < t { row[j] = pr[j] * (row[j] - dot); j += 1 }
+    }
+}
+
+@inline(__always)
+func scaleInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float) {
+    let av = F16(repeating: a)
+    var j = 0
+    while j + 16 <= n { store16(load16(x + j) * av, x + j); j += 16 }
+    while j < n { x[j] *= a; j += 1 }
+}
+
+extension Naive {
+    /// Reference for `attentionForward`; returns out (B,T,H), probs (B,NH,T,T) before dropout and the
+    /// dropout mask (B,NH,T,T) (all ones when p = 0), with the same draws as the fast kernel.
+    public static func attentionForward<T: BinaryFloatingPoint>(qkv: [T], keyMask: [Int32], b: Int, t: Int, nh: Int,
+                                                                  hs: Int, p: Float, seed: UInt64)
+        -> (out: [T], probs: [T], dropMask: [UInt8]) {
+        let h = nh * hs
+        var out = [T](repeating: 0, count: b * t * h)
+        var probs = [T](repeating: 0, count: b * nh * t * t)
+        var dropMask = [UInt8](repeating: 1, count: b * nh * t * t)
+        let sampler = DropoutSampler(p: p, seed: seed)
+        let scale = 1 / T(hs).squareRoot()
+        for bi in 0..<b {
+            let real = (0..<t).filter { keyMask[bi * t + $0] != 0 }
+            for hd in 0..<nh {
+                for i in 0..<t {
+                    let base = ((bi * nh + hd) * t + i) * t
+                    if real.isEmpty {
+                        for j in 0..<t { probs[base + j] = 1 / T(t) }
+                    } else {
+                        var s = [T](repeating: 0, count: t)
+                        for j in real {
+                            var d: T = 0
+                            for c in 0..<hs { d += qkv[(bi * t + i) * 3 * h + hd * hs + c] * qkv[(bi * t + j) * 3 * h + h + hd * hs + c] }
+                            s[j] = d * scale
+                        }
+                        let m = real.map { s[$0] }.max()!
+                        var sum: T = 0
+                        for j in real { s[j] = T(Foundation.exp(Double(s[j] - m))); sum += s[j] }
+                        for j in real { probs[base + j] = s[j] / sum }
+                    }
+                    for j in 0..<t {
+                        var pj = probs[base + j]
+                        if p > 0 {
+                            dropMask[base + j] = sampler.keep(base + j) ? 1 : 0
+                            pj = dropMask[base + j] == 1 ? pj * T(sampler.scale) : 0
+                        }
+                        for c in 0..<hs { out[(bi * t + i) * h + hd * hs + c] += pj * qkv[(bi * t + j) * 3 * h + 2 * h + hd * hs + c] }
+                    }
+                }
+            }
+        }
+        return (out, probs, dropMask)
+    }
+
+    /// Reference for `attentionBackward`; accumulates into dqkv (B,T,3H).
+    public static func attentionBackward<T: BinaryFloatingPoint>(dqkv: inout [T], dout: [T], qkv: [T], probs: [T],
+                                                                   dropMask: [UInt8], b: Int, t: Int, nh: Int, hs: Int,
+                                                                   p: Float) {
+        let h = nh * hs
+        let scale = 1 / T(hs).squareRoot()
+        let dropScale: T = p > 0 ? T(Float(1 / (1 - Double(p)))) : 1
+        func qi(_ bi: Int, _ i: Int, _ part: Int, _ hd: Int, _ c: Int) -> Int { (bi * t + i) * 3 * h + part * h + hd * hs + c }
+        for bi in 0..<b {
+            for hd in 0..<nh {
+                for i in 0..<t {
+                    let base = ((bi * nh + hd) * t + i) * t
+                    var dp = [T](repeating: 0, count: t)
+                    for j in 0..<t {
+                        let keep: T = p > 0 ? (dropMask[base + j] == 1 ? dropScale : 0) : 1
+                        var d: T = 0
+                        for c in 0..<hs {
+                            let g = dout[(bi * t + i) * h + hd * hs + c]
+                            d += g * qkv[qi(bi, j, 2, hd, c)]
+                            dqkv[qi(bi, j, 2, hd, c)] += probs[base + j] * keep * g
+                        }
+                        dp[j] = d * keep
+                    }
+                    var dot: T = 0
+                    for j in 0..<t { dot += probs[base + j] * dp[j] }
+                    for j in 0..<t {
+                        let ds = probs[base + j] * (dp[j] - dot) * scale
+                        for c in 0..<hs {
+                            dqkv[qi(bi, i, 0, hd, c)] += ds * qkv[qi(bi, j, 1, hd, c)]
+                            dqkv[qi(bi, j, 1, hd, c)] += ds * qkv[qi(bi, i, 0, hd, c)]
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Kernels
+import TestSupport
+import XCTest
+
+final class AttentionTests: XCTestCase {
+    /// Runs the fast kernels; returns (out, probs, dropMask, dqkv) with dqkv starting at `dqkv0`.
+    func fast(qkv: [Float], mask: [Int32], dout: [Float], dqkv0: [Float], b: Int, t: Int, nh: Int, hs: Int, p: Float, seed: UInt64,
+              threads: Int) -> (out: [Float], probs: [Float], dropMask: [UInt8], dqkv: [Float]) {
+        var out = [Float](repeating: .nan, count: b * t * nh * hs), probs = [Float](repeating: .nan, count: b * nh * t * t)
+        var dropMask = [UInt8](repeating: 1, count: b * nh * t * t)
+        var scratch = [Float](repeating: 0, count: attentionScratchCount(t: t, threads: threads))
+        var dqkv = dqkv0
+        attentionForward(out: &out, probs: &probs, dropMask: &dropMask, qkv: qkv, keyMask: mask, b: b, t: t, nh: nh, hs: hs, p: p,
+                         seed: seed, scratch: &scratch, threads: threads)
+        attentionBackward(dqkv: &dqkv, dout: dout, qkv: qkv, probs: probs, dropMask: dropMask, b: b, t: t, nh: nh, hs: hs, p: p,
+                          scratch: &scratch, threads: threads)
+        return (out, probs, dropMask, dqkv)
+    }
+
+    func testNaiveBackwardMatchesFiniteDifferences() {
+        let (b, t, nh, hs) = (2, 5, 3, 4)
+        let mask: [Int32] = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]
+        var rng = SeededRandom(seed: 41)
+        var qkv = Numerics.uniform(b * t * 3 * nh * hs, scale: 1.5, &rng)
+        let r = Numerics.uniform(b * t * nh * hs, &rng)
+        for p: Float in [0, 0.3] {
+            let f = Naive.attentionForward(qkv: qkv, keyMask: mask, b: b, t: t, nh: nh, hs: hs, p: p, seed: 7)
+            if p > 0 { XCTAssertTrue(f.dropMask.contains(0) && f.dropMask.contains(1)) }
+            var d = [Double](repeating: 0, count: qkv.count)
+            Naive.attentionBackward(dqkv: &d, dout: r, qkv: qkv, probs: f.probs, dropMask: f.dropMask, b: b, t: t, nh: nh, hs: hs, p: p)
+            let fd = Numerics.gradient(of: {
+                Numerics.dot(r, Naive.attentionForward(qkv: $0, keyMask: mask, b: b, t: t, nh: nh, hs: hs, p: p, seed: 7).out)
+            }, at: &qkv)
+            XCTAssertLessThan(Numerics.maxError(d, fd), fdTolerance, "p \(p)")
+        }
+    }
+
+    func testFastMatchesNaive() {
+        var rng = SeededRandom(seed: 42)
+        for (b, t, nh, hs, p) in [(2, 5, 3, 4, Float(0)), (2, 5, 3, 4, 0.3), (2, 37, 2, 16, 0.1), (1, 16, 1, 8, 0)] {
+            var mask = [Int32](repeating: 1, count: b * t)
+            for j in (t - t / 3)..<t { mask[(b - 1) * t + j] = 0 } // the last sequence is padded
+            let h = nh * hs
+            let qkv = Numerics.uniform(b * t * 3 * h, scale: 2, &rng).float.double
+            let dout = Numerics.uniform(b * t * h, &rng).float.double, dqkv0 = Numerics.uniform(b * t * 3 * h, &rng).float.double
+            let ref = Naive.attentionForward(qkv: qkv, keyMask: mask, b: b, t: t, nh: nh, hs: hs, p: p, seed: 99)
+            var rd = dqkv0
+            Naive.attentionBackward(dqkv: &rd, dout: dout, qkv: qkv, probs: ref.probs, dropMask: ref.dropMask, b: b, t: t, nh: nh, hs: hs, p: p)
+            let got = fast(qkv: qkv.float, mask: mask, dout: dout.float, dqkv0: dqkv0.float, b: b, t: t, nh: nh, hs: hs, p: p, seed: 99, threads: 2)
+            let shape = "b \(b) t \(t) nh \(nh) hs \(hs) p \(p)"
+            XCTAssertLessThan(Numerics.maxError(got.out, ref.out), fastTolerance, shape)
+            XCTAssertLessThan(Numerics.maxError(got.probs, ref.probs), fastTolerance, shape)
+            if p > 0 { XCTAssertEqual(got.dropMask, ref.dropMask, shape) }
+            XCTAssertLessThan(Numerics.maxError(got.dqkv, rd), fastTolerance, shape)
+        }
+    }
+
+    func testMaskedKeysAreIgnored() {
+        let (b, t, nh, hs) = (2, 7, 2, 4), h = 8
+        let mask: [Int32] = [1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 0] // pads at the end and in the middle
+        var rng = SeededRandom(seed: 43)
+        let qkv = Numerics.uniform(b * t * 3 * h, scale: 2, &rng).float
+        let dout = Numerics.uniform(b * t * h, &rng).float
+        let zero = [Float](repeating: 0, count: qkv.count)
+        var changed = qkv
+        for i in 0..<(b * t) where mask[i] == 0 {
+            for c in h..<(3 * h) { changed[i * 3 * h + c] = Float.random(in: -50...50, using: &rng) } // that key's K and V
+        }
+        for p: Float in [0, 0.2] {
+            let a = fast(qkv: qkv, mask: mask, dout: dout, dqkv0: zero, b: b, t: t, nh: nh, hs: hs, p: p, seed: 5, threads: 2)
+            let c = fast(qkv: changed, mask: mask, dout: dout, dqkv0: zero, b: b, t: t, nh: nh, hs: hs, p: p, seed: 5, threads: 2)
+            XCTAssertTrue(Numerics.bitIdentical(a.out, c.out), "p \(p)")
+            XCTAssertTrue(Numerics.bitIdentical(a.probs, c.probs), "p \(p)")
+            for bi in 0..<b {
+                for hd in 0..<nh {
+                    for i in 0..<t {
+                        for j in 0..<t where mask[bi * t + j] == 0 { XCTAssertEqual(a.probs[((bi * nh + hd) * t + i) * t + j], 0) }
+                    }
+                }
+            }
+            // No gradient flows into a masked key's K or V; the other gradients are unchanged.
+            for i in 0..<(b * t) {
+                for col in 0..<(3 * h) {
+                    let k = i * 3 * h + col
+                    if mask[i] == 0 && col >= h { XCTAssertEqual(a.dqkv[k], 0) } else { XCTAssertEqual(a.dqkv[k], c.dqkv[k]) }
+                }
+            }
+        }
+        // The other direction: changing a REAL key's value does change the outputs (the test can fail).
+        var real = qkv
+        real[2 * h] += 1
+        let a = fast(qkv: qkv, mask: mask, dout: dout, dqkv0: zero, b: b, t: t, nh: nh, hs: hs, p: 0, seed: 5, threads: 2)
+        let c = fast(qkv: real, mask: mask, dout: dout, dqkv0: zero, b: b, t: t, nh: nh, hs: hs, p: 0, seed: 5, threads: 2)
+        XCTAssertFalse(Numerics.bitIdentical(a.out, c.out))
+    }
+
+    func testSequenceWithoutRealKeysGetsUniformProbabilities() {
+        // Hugging Face adds finfo.min to every score: the softmax is uniform over all keys.
+        let (b, t, nh, hs) = (1, 5, 1, 4)
+        var rng = SeededRandom(seed: 44)
+        let qkv = Numerics.uniform(b * t * 3 * nh * hs, &rng)
+        let mask = [Int32](repeating: 0, count: t)
+        let got = fast(qkv: qkv.float, mask: mask, dout: [Float](repeating: 0, count: t * hs), dqkv0: [Float](repeating: 0, count: qkv.count),
+                       b: b, t: t, nh: nh, hs: hs, p: 0, seed: 0, threads: 1)
+        XCTAssertEqual(got.probs, [Float](repeating: 0.2, count: t * t))
+        let ref = Naive.attentionForward(qkv: qkv, keyMask: mask, b: b, t: t, nh: nh, hs: hs, p: 0, seed: 0)
+        XCTAssertLessThan(Numerics.maxError(got.out, ref.out), fastTolerance)
+    }
+
+    func testThreadCountDoesNotChangeResults() {
+        let (b, t, nh, hs) = (3, 33, 4, 8)
+        var rng = SeededRandom(seed: 45)
+        var mask = [Int32](repeating: 1, count: b * t)
+        mask[t - 1] = 0
+        let qkv = Numerics.uniform(b * t * 3 * nh * hs, &rng).float, dout = Numerics.uniform(b * t * nh * hs, &rng).float
+        let zero = [Float](repeating: 0, count: qkv.count)
+        let a = fast(qkv: qkv, mask: mask, dout: dout, dqkv0: zero, b: b, t: t, nh: nh, hs: hs, p: 0.1, seed: 3, threads: 1)
+        let c = fast(qkv: qkv, mask: mask, dout: dout, dqkv0: zero, b: b, t: t, nh: nh, hs: hs, p: 0.1, seed: 3, threads: 3)
+        XCTAssertTrue(Numerics.bitIdentical(a.out, c.out))
+        XCTAssertTrue(Numerics.bitIdentical(a.probs, c.probs))
+        XCTAssertEqual(a.dropMask, c.dropMask)
+        XCTAssertTrue(Numerics.bitIdentical(a.dqkv, c.dqkv))
+    }
+}

@@ -1,0 +1,99 @@
+import Kernels
+import TestSupport
+import XCTest
+
+/// Tolerances used by the kernel tests (errors are |a − b|/(1 + |b|), see `Numerics.maxError`):
+/// naive Double backward vs central differences (h = 1e-5): 1e-8 (observed ≤ 1e-10);
+/// fast Float kernel vs naive Double: 1e-5 (observed ≤ 4e-6: Float sums of a few hundred terms).
+let fdTolerance = 1e-8
+let fastTolerance = 1e-5
+
+final class LinearTests: XCTestCase {
+    func testNaiveBackwardMatchesFiniteDifferences() {
+        let (n, fin, fout) = (5, 7, 3)
+        var rng = SeededRandom(seed: 1)
+        for withBias in [true, false] {
+            var x = Numerics.uniform(n * fin, &rng), w = Numerics.uniform(fout * fin, &rng)
+            var bias: [Double] = Numerics.uniform(fout, &rng)
+            let r = Numerics.uniform(n * fout, &rng)
+            func loss(_ x: [Double], _ w: [Double], _ b: [Double]) -> Double {
+                Numerics.dot(r, Naive.linearForward(inp: x, weight: w, bias: withBias ? b : nil, n: n, inFeatures: fin, outFeatures: fout))
+            }
+            var dx = [Double](repeating: 0, count: x.count), dw = [Double](repeating: 0, count: w.count)
+            var db: [Double]? = withBias ? [Double](repeating: 0, count: fout) : nil
+            Naive.linearBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: r, inp: x, weight: w, n: n, inFeatures: fin, outFeatures: fout)
+            let (x0, w0, b0) = (x, w, bias)
+            XCTAssertLessThan(Numerics.maxError(dx, Numerics.gradient(of: { loss($0, w0, b0) }, at: &x)), fdTolerance)
+            XCTAssertLessThan(Numerics.maxError(dw, Numerics.gradient(of: { loss(x0, $0, b0) }, at: &w)), fdTolerance)
+            if withBias {
+                XCTAssertLessThan(Numerics.maxError(db!, Numerics.gradient(of: { loss(x0, w0, $0) }, at: &bias)), fdTolerance)
+            }
+        }
+    }
+
+    func testFastMatchesNaive() {
+        var rng = SeededRandom(seed: 2)
+        for (n, fin, fout) in [(5, 7, 3), (33, 19, 21), (2, 1, 5)] {
+            for withBias in [true, false] {
+                let x = Numerics.uniform(n * fin, &rng), w = Numerics.uniform(fout * fin, &rng), b = Numerics.uniform(fout, &rng)
+                let dy = Numerics.uniform(n * fout, &rng)
+                // Gradients start non-zero to check that backward accumulates.
+                let dx0 = Numerics.uniform(n * fin, &rng), dw0 = Numerics.uniform(fout * fin, &rng), db0 = Numerics.uniform(fout, &rng)
+                let ref = Naive.linearForward(inp: x, weight: w, bias: withBias ? b : nil, n: n, inFeatures: fin, outFeatures: fout)
+                var rdx = dx0, rdw = dw0
+                var rdb: [Double]? = withBias ? db0 : nil
+                Naive.linearBackward(dinp: &rdx, dweight: &rdw, dbias: &rdb, dout: dy, inp: x, weight: w, n: n, inFeatures: fin, outFeatures: fout)
+
+                let (xf, wf, bf, dyf) = (x.float, w.float, b.float, dy.float)
+                var y = [Float](repeating: .nan, count: n * fout)
+                var dx = dx0.float, dw = dw0.float, db = db0.float
+                bf.withUnsafeBufferPointer { bp in
+                    linearForward(out: &y, inp: xf, weight: wf, bias: withBias ? bp.baseAddress : nil, n: n, inFeatures: fin,
+                                  outFeatures: fout, threads: 2)
+                }
+                db.withUnsafeMutableBufferPointer { dbp in
+                    linearBackward(dinp: &dx, dweight: &dw, dbias: withBias ? dbp.baseAddress : nil, dout: dyf, inp: xf, weight: wf,
+                                   n: n, inFeatures: fin, outFeatures: fout, threads: 2)
+                }
+                let shape = "n \(n) in \(fin) out \(fout) bias \(withBias)"
+                XCTAssertLessThan(Numerics.maxError(y, ref), fastTolerance, shape)
+                XCTAssertLessThan(Numerics.maxError(dx, rdx), fastTolerance, shape)
+                XCTAssertLessThan(Numerics.maxError(dw, rdw), fastTolerance, shape)
+                XCTAssertLessThan(Numerics.maxError(db, rdb ?? db0), fastTolerance, shape)
+            }
+        }
+    }
+
+    /// The bias sum is promised independent of the thread count; sgemm (OpenBLAS splits the output,
+    /// never the inner dimension) turns out bit-identical too.
+    func testThreadCountDoesNotChangeResults() {
+        let (n, fin, fout) = (601, 67, 131)
+        var rng = SeededRandom(seed: 3)
+        let x = Numerics.uniform(n * fin, &rng).float, w = Numerics.uniform(fout * fin, &rng).float
+        let b = Numerics.uniform(fout, &rng).float, dy = Numerics.uniform(n * fout, &rng).float
+        func run(_ threads: Int) -> [[Float]] {
+            var y = [Float](repeating: 0, count: n * fout)
+            var dx = [Float](repeating: 0, count: n * fin), dw = [Float](repeating: 0, count: fout * fin)
+            var db = [Float](repeating: 0, count: fout)
+            linearForward(out: &y, inp: x, weight: w, bias: b, n: n, inFeatures: fin, outFeatures: fout, threads: threads)
+            linearBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: dy, inp: x, weight: w, n: n, inFeatures: fin,
+                           outFeatures: fout, threads: threads)
+            return [y, dx, dw, db]
+        }
+        let one = run(1), three = run(3)
+        for (k, (a, b)) in zip(one, three).enumerated() { XCTAssertTrue(Numerics.bitIdentical(a, b), "output \(k): max error \(Numerics.maxError(a, b))") }
+    }
+
+    func testFiniteDifferenceCheckerCatchesAWrongGradient() {
+        // The checker itself must fail on a slightly wrong gradient (here: dW scaled by 1.01).
+        var rng = SeededRandom(seed: 4)
+        var w = Numerics.uniform(21, &rng)
+        let x = Numerics.uniform(35, &rng), r = Numerics.uniform(15, &rng)
+        var dx = [Double](repeating: 0, count: 35), dw = [Double](repeating: 0, count: 21)
+        var db: [Double]? = nil
+        Naive.linearBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: r, inp: x, weight: w, n: 5, inFeatures: 7, outFeatures: 3)
+        let fd = Numerics.gradient(of: { Numerics.dot(r, Naive.linearForward(inp: x, weight: $0, bias: nil, n: 5, inFeatures: 7, outFeatures: 3)) }, at: &w)
+        XCTAssertLessThan(Numerics.maxError(dw, fd), fdTolerance)
+        XCTAssertGreaterThan(Numerics.maxError(dw.map { $0 * 1.01 }, fd), fdTolerance)
+    }
+}
