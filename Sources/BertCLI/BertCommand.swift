@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import BertModel
 import PretrainingData
+import Training
 import WordPiece
 
 /// The `bert` tool: thin commands over the BertKit libraries. Results go to stdout, progress and
@@ -11,7 +13,8 @@ struct Bert: ParsableCommand {
         commandName: "bert",
         abstract: "BertKit: BERT pre-training data tooling (vocabularies, tokenization).",
         version: "0.1.0",
-        subcommands: [VocabCommand.self, TokenizeCommand.self, ShardsCommand.self, InspectCommand.self, RunCommand.self]
+        subcommands: [VocabCommand.self, TokenizeCommand.self, ShardsCommand.self, InspectCommand.self, PretrainCommand.self,
+                      RunCommand.self, BenchmarkTrainCommand.self]
     )
 
     static func main() {
@@ -47,6 +50,10 @@ extension OutputError: UserInputError {}
 extension CorpusError: UserInputError {}
 extension ShardError: UserInputError {}
 extension StoreError: UserInputError {}
+extension TrainingError: UserInputError {}
+extension ConfigError: UserInputError {}
+extension SafetensorsError: UserInputError {}
+extension ModelError: UserInputError {}
 
 /// A message for the user, exit code 2.
 struct UsageError: UserInputError {

@@ -1,0 +1,139 @@
+import ArgumentParser
+import BertModel
+import Foundation
+import PretrainingData
+import Training
+import WordPiece
+
+/// `bert pretrain`: trains BertForPreTraining (MLM + NSP) on shards, a checkpoint per epoch.
+struct PretrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pretrain",
+        abstract: "Pre-train a BERT encoder with masked-LM and next-sentence heads on shards (CPU, multi-threaded).")
+
+    @Option(help: "Shard directory made by bert shards.") var shards: String
+    @Option(help: "Run directory (checkpoints/RUN): epoch-NNNN/ checkpoints, metrics.jsonl, TensorBoard events.") var output: String
+    @Option(help: "Model preset: tiny, mini, small, medium, base.") var model: String = "mini"
+    @Option(help: "A Hugging Face BERT config.json instead of a preset.") var config: String?
+    @Option(help: "Passes over the shards.") var epochs = 1
+    @Option(help: "Instances per micro-batch.") var batchSize = 32
+    @Option(help: "Micro-batches per optimizer update.") var accumulate = 1
+    @Option(help: "Peak learning rate.") var learningRate = 1e-4
+    @Option(help: "Warm-up updates (default: 10% of all updates).") var warmupSteps: Int?
+    @Option(help: "Weight decay (not on biases and LayerNorm).") var weightDecay = 0.01
+    @Flag(help: "Adam bias correction (google-research/bert has none).") var biasCorrection = false
+    @Option(help: "Global gradient-norm clipping.") var maxGradNorm = 1.0
+    @Option(help: "Dropout on hidden states and attention probabilities (overrides the config).") var dropout: Double?
+    @Option(help: "Compute threads (default: all cores).") var threads: Int?
+    @Option(help: "Random seed (initialisation, data order, dropout).") var seed: UInt64 = 42
+    @Option(help: "Also checkpoint every N updates.") var saveEverySteps: Int?
+    @Option(help: "A metrics row every N updates.") var logEverySteps = 10
+    @Flag(help: "Continue from OUTPUT/latest exactly.") var resume = false
+    @Flag(help: "Start again even if OUTPUT holds a run.") var overwrite = false
+    @Option(help: .hidden) var stopAfterSteps: Int?
+
+    func validate() throws {
+        if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if accumulate < 1 { throw ValidationError("--accumulate must be at least 1") }
+        if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
+        if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
+    }
+
+    func run() throws {
+        let set = try ShardSet(directory: shards)
+        let vocabPath = (shards as NSString).appendingPathComponent("vocab.txt")
+        guard let vocabData = FileManager.default.contents(atPath: vocabPath) else {
+            throw UsageError("\(vocabPath): missing; the shard directory must hold the vocab.txt it was built with")
+        }
+        let vocabSHA = SHA256.hex(SHA256.hash(Array(vocabData)))
+        guard vocabSHA == set.index.vocabSHA256 else {
+            throw ShardError.vocabularyMismatch(path: vocabPath, expected: vocabSHA, found: set.index.vocabSHA256)
+        }
+        let vocabulary = try Vocabulary.parse(vocabData, source: vocabPath)
+        var cfg: BertConfig
+        if let config {
+            cfg = try BertConfig.load(path: config)
+            guard cfg.vocabSize == vocabulary.count else {
+                throw UsageError("\(config): vocab_size \(cfg.vocabSize) but \(vocabPath) has \(vocabulary.count) tokens; they must match")
+            }
+        } else {
+            cfg = try BertConfig.preset(model, vocabSize: vocabulary.count)
+        }
+        if let d = dropout { cfg.hiddenDropoutProb = d; cfg.attentionProbsDropoutProb = d }
+        cfg.padTokenId = Int(vocabulary.padId)
+        cfg.maxPositionEmbeddings = max(cfg.maxPositionEmbeddings, set.index.parameters.maxSeqLength)
+        try cfg.validate(path: config ?? "--model \(model)")
+
+        var options = PretrainOptions(runDirectory: output)
+        options.epochs = epochs
+        options.batchSize = batchSize
+        options.accumulate = accumulate
+        options.learningRate = learningRate
+        options.warmupSteps = warmupSteps
+        options.maxGradNorm = maxGradNorm
+        options.adam = AdamW.Hyper(weightDecay: weightDecay, biasCorrection: biasCorrection)
+        options.seed = seed
+        options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        options.saveEverySteps = saveEverySteps
+        options.logEverySteps = logEverySteps
+        options.resume = resume
+        options.overwrite = overwrite
+        options.stopAfterSteps = stopAfterSteps
+        let masker = set.index.parameters.dynamicMasking ? Masker(
+            maskId: UInt32(vocabulary.maskId), clsId: UInt32(vocabulary.clsId), sepId: UInt32(vocabulary.sepId),
+            isContinuation: vocabulary.tokens.map { $0.hasPrefix("##") }, maskedLMProb: set.index.parameters.maskedLMProb,
+            maxPredictions: set.index.parameters.maxPredictionsPerSeq, wholeWord: set.index.parameters.wholeWordMask) : nil
+        let trainer = try Pretrainer(options: options, config: cfg, shards: set, vocabulary: vocabData, maskerForDynamic: masker)
+        let params = trainer.model.layout.count
+        log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), %d threads%@",
+                   config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
+                   Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
+                   options.threads, resume ? ", resuming at update \(trainer.step)" : ""))
+        let progress = ProgressReporter(label: "pretrain")
+        trainer.onProgress = { p in
+            progress.update(done: p.step, total: p.totalSteps, detail: String(
+                format: "epoch %d loss %.4f mlm acc %.3f %.0f tok/s", p.epoch, p.loss, p.mlmAccuracy, p.tokensPerSecond))
+        }
+        let last = try trainer.run()
+        progress.finish()
+        if let last { print(last) }
+    }
+}
+
+/// A progress bar with rate and ETA on a terminal; plain lines otherwise.
+final class ProgressReporter {
+    let label: String
+    let started = Date()
+    let terminal = isatty(2) != 0
+    var lastPlain = Date.distantPast
+
+    init(label: String) { self.label = label }
+
+    func update(done: Int, total: Int, detail: String) {
+        let elapsed = Date().timeIntervalSince(started)
+        let rate = Double(done) / max(elapsed, 1e-9)
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let fraction = Double(done) / Double(max(1, total))
+        if terminal {
+            let width = 24
+            let filled = Int(fraction * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+            FileHandle.standardError.write(Data(String(format: "\r%@ %@ %d/%d %@ ETA %@   ", label, bar, done, total, detail, clock(eta)).utf8))
+        } else if Date().timeIntervalSince(lastPlain) >= 10 || done == total {
+            lastPlain = Date()
+            log(String(format: "%@: %d/%d (%.1f%%) %@ elapsed %@ ETA %@", label, done, total, 100 * fraction, detail, clock(elapsed), clock(eta)))
+        }
+    }
+
+    func finish() {
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    func clock(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+    }
+}

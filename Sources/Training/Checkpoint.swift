@@ -1,0 +1,211 @@
+import BertModel
+import Foundation
+
+/// Everything besides the weights that a run needs to continue exactly where it stopped.
+/// Random draws are not stored as generator states: every random number of a step is drawn from a
+/// generator seeded by (seed, step, micro-batch) and the data order from (seed, epoch), so `seed`,
+/// `step` and `position` determine them all.
+public struct TrainingState: Codable, Equatable, Sendable {
+    /// Format of this file.
+    public var format = 1
+    /// Optimizer updates done.
+    public var step: Int
+    /// Epochs finished.
+    public var completedEpochs: Int
+    /// Where the data loader continues.
+    public var position: PositionState
+    /// The learning-rate schedule (its position is `step`).
+    public var schedule: LinearSchedule
+    /// The learning rate of the last update.
+    public var learningRate: Double
+    /// The run's seed.
+    public var seed: UInt64
+    /// Batch size and accumulation: a resume must use the same.
+    public var batchSize: Int
+    public var accumulate: Int
+    /// Epochs the run was started for.
+    public var epochs: Int
+    /// sha256 of the shards' index.json: a resume must read the same data.
+    public var shardsIndexSHA256: String
+    /// AdamW's hyper-parameters.
+    public var adam: AdamW.Hyper
+
+    /// The loader position (epoch, instances consumed).
+    public struct PositionState: Codable, Equatable, Sendable {
+        public var epoch: Int
+        public var instancesConsumed: Int
+        enum CodingKeys: String, CodingKey { case epoch, instancesConsumed = "instances_consumed" }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case format, step, schedule, seed, epochs, adam, position, accumulate
+        case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
+        case shardsIndexSHA256 = "shards_index_sha256"
+    }
+}
+
+/// Checkpoint directories: `RUN/epoch-NNNN/` (end of an epoch) and `RUN/step-NNNNNNNN/` (every N
+/// steps), each with model.safetensors (BertForPreTraining names, loadable by transformers),
+/// config.json, vocab.txt, optimizer.safetensors and training_state.json; `RUN/latest` is a symbolic
+/// link to the newest. A directory is written under a temporary name, fsynced and renamed, and
+/// `latest` is replaced atomically afterwards, so a crash leaves the previous checkpoint valid.
+public enum Checkpoint {
+    /// Names of the files in a checkpoint directory.
+    public static let modelFile = "model.safetensors", configFile = "config.json", vocabFile = "vocab.txt"
+    public static let optimizerFile = "optimizer.safetensors", stateFile = "training_state.json"
+    /// The link to the newest checkpoint in a run directory.
+    public static let latestLink = "latest"
+
+    /// Tied tensors written as copies so that loaders that do not tie weights find them too:
+    /// (copy's name, source name).
+    public static let tiedCopies = [("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
+                                    ("cls.predictions.decoder.bias", "cls.predictions.bias")]
+
+    /// The model's tensors with their names (F32), tied copies included.
+    public static func modelTensors(layout: ParameterLayout, parameters: UnsafeBufferPointer<Float>,
+                                    tied: [(String, String)] = tiedCopies) -> [SafetensorsTensor] {
+        var out: [SafetensorsTensor] = []
+        for e in layout.entries {
+            out.append(SafetensorsTensor(name: e.name, shape: e.shape,
+                                         floats: Array(parameters[e.offset..<(e.offset + e.count)])))
+        }
+        for (copy, source) in tied {
+            if let e = layout.entry(named: source) {
+                out.append(SafetensorsTensor(name: copy, shape: e.shape, floats: Array(parameters[e.offset..<(e.offset + e.count)])))
+            }
+        }
+        return out
+    }
+
+    /// Fills `parameters` from a safetensors file with the layout's names (a `prefix` such as
+    /// "bert." may be missing from the file's names, as in models saved from BertModel). Every
+    /// entry must be present with the right shape; `ignoring` names may be absent or extra.
+    public static func loadParameters(from file: SafetensorsFile, layout: ParameterLayout,
+                                      into parameters: UnsafeMutableBufferPointer<Float>,
+                                      optionalPrefix: String = "bert.", ignoring: Set<String> = []) throws {
+        for e in layout.entries where !ignoring.contains(e.name) {
+            var name = e.name
+            if !file.contains(name), name.hasPrefix(optionalPrefix), file.contains(String(name.dropFirst(optionalPrefix.count))) {
+                name = String(name.dropFirst(optionalPrefix.count))
+            }
+            guard file.contains(name) else {
+                throw TrainingError.badCheckpoint(path: file.path, reason: "tensor \(e.name) is missing")
+            }
+            let info = try file.info(name)
+            guard info.shape == e.shape else {
+                throw TrainingError.badCheckpoint(path: file.path, reason: "tensor \(name) has shape \(info.shape), the model needs \(e.shape)")
+            }
+            try file.copyFloats(name, into: UnsafeMutableBufferPointer(rebasing: parameters[e.offset..<(e.offset + e.count)]))
+        }
+    }
+
+    /// Writes a checkpoint directory atomically (temporary directory, fsync, rename) and points
+    /// `RUN/latest` at it.
+    public static func write(runDirectory: String, name: String, config: BertConfig, vocabulary: Data,
+                             layout: ParameterLayout, parameters: UnsafeBufferPointer<Float>,
+                             optimizer: AdamW, state: TrainingState) throws {
+        let fm = FileManager.default
+        let final = (runDirectory as NSString).appendingPathComponent(name)
+        let temporary = (runDirectory as NSString).appendingPathComponent(".tmp-\(name)-\(getpid())")
+        try? fm.removeItem(atPath: temporary)
+        try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        func path(_ file: String) -> String { (temporary as NSString).appendingPathComponent(file) }
+        try SafetensorsWriter.write(modelTensors(layout: layout, parameters: parameters), to: path(modelFile))
+        var optimizerTensors: [SafetensorsTensor] = []
+        for e in layout.entries {
+            optimizerTensors.append(SafetensorsTensor(name: "exp_avg." + e.name, shape: e.shape,
+                                                      floats: Array(optimizer.m[e.offset..<(e.offset + e.count)])))
+            optimizerTensors.append(SafetensorsTensor(name: "exp_avg_sq." + e.name, shape: e.shape,
+                                                      floats: Array(optimizer.v[e.offset..<(e.offset + e.count)])))
+        }
+        try SafetensorsWriter.write(optimizerTensors, metadata: ["format": "pt", "step": String(optimizer.steps)], to: path(optimizerFile))
+        var cfg = config
+        cfg.architectures = cfg.architectures ?? ["BertForPreTraining"]
+        try writeSynced(cfg.encoded(), to: path(configFile))
+        try writeSynced(vocabulary, to: path(vocabFile))
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try writeSynced(try e.encode(state) + Data([0x0A]), to: path(stateFile))
+        syncPath(temporary)
+        if fm.fileExists(atPath: final) {  // a re-run of the same step: replace it
+            let old = final + ".old-\(getpid())"
+            try fm.moveItem(atPath: final, toPath: old)
+            try fm.moveItem(atPath: temporary, toPath: final)
+            try? fm.removeItem(atPath: old)
+        } else {
+            try fm.moveItem(atPath: temporary, toPath: final)
+        }
+        syncPath(runDirectory)
+        // latest → name, replaced atomically with rename(2).
+        let link = (runDirectory as NSString).appendingPathComponent(latestLink)
+        let tmpLink = link + ".tmp-\(getpid())"
+        unlink(tmpLink)
+        guard symlink(name, tmpLink) == 0, rename(tmpLink, link) == 0 else {
+            throw TrainingError.io(path: link, reason: "cannot update the latest link: \(String(cString: strerror(errno)))")
+        }
+        syncPath(runDirectory)
+    }
+
+    /// The newest checkpoint directory of a run, from its `latest` link; nil when there is none.
+    public static func latest(runDirectory: String) -> String? {
+        let link = (runDirectory as NSString).appendingPathComponent(latestLink)
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return nil }
+        let dir = target.hasPrefix("/") ? target : (runDirectory as NSString).appendingPathComponent(target)
+        return FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(stateFile)) ? dir : nil
+    }
+
+    /// Reads training_state.json of a checkpoint directory.
+    public static func readState(_ directory: String) throws -> TrainingState {
+        let path = (directory as NSString).appendingPathComponent(stateFile)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TrainingError.badCheckpoint(path: path, reason: "missing")
+        }
+        do { return try JSONDecoder().decode(TrainingState.self, from: data) } catch {
+            throw TrainingError.badCheckpoint(path: path, reason: "not a training state: \(error)")
+        }
+    }
+
+    /// Restores AdamW's moments and step count from optimizer.safetensors.
+    public static func loadOptimizer(_ optimizer: AdamW, layout: ParameterLayout, directory: String) throws {
+        let path = (directory as NSString).appendingPathComponent(optimizerFile)
+        let file: SafetensorsFile
+        do { file = try SafetensorsFile(path: path) } catch {
+            throw TrainingError.badCheckpoint(path: path, reason: "\(error)")
+        }
+        for e in layout.entries {
+            for (prefix, buffer) in [("exp_avg.", optimizer.m), ("exp_avg_sq.", optimizer.v)] {
+                let name = prefix + e.name
+                guard file.contains(name), (try? file.info(name).shape) == e.shape else {
+                    throw TrainingError.badCheckpoint(path: path, reason: "tensor \(name) is missing or has the wrong shape")
+                }
+                try file.copyFloats(name, into: UnsafeMutableBufferPointer(rebasing: buffer[e.offset..<(e.offset + e.count)]))
+            }
+        }
+        guard let s = file.metadata["step"], let steps = Int(s) else {
+            throw TrainingError.badCheckpoint(path: path, reason: "metadata has no step")
+        }
+        optimizer.steps = steps
+    }
+}
+
+/// Writes a file and fsyncs it.
+func writeSynced(_ data: Data, to path: String) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw TrainingError.io(path: path, reason: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    try data.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
+        var at = 0
+        while at < b.count {
+            let n = Foundation.write(fd, b.baseAddress! + at, b.count - at)
+            guard n > 0 else { throw TrainingError.io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
+            at += n
+        }
+    }
+    guard fsync(fd) == 0 else { throw TrainingError.io(path: path, reason: "fsync failed: \(String(cString: strerror(errno)))") }
+}
+
+/// fsync of a directory (or file) by path; errors ignored (not every file system supports it).
+func syncPath(_ path: String) {
+    let fd = open(path, O_RDONLY)
+    if fd >= 0 { fsync(fd); close(fd) }
+}

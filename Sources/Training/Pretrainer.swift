@@ -1,0 +1,285 @@
+import BertModel
+import Foundation
+import Kernels
+import PretrainingData
+
+/// Settings of a pre-training run (google-research/bert's run_pretraining.py flags where they exist).
+public struct PretrainOptions: Sendable {
+    /// The run directory: checkpoints, metrics.jsonl, TensorBoard events.
+    public var runDirectory: String
+    public var epochs = 1
+    public var batchSize = 32
+    /// Micro-batches per optimizer update.
+    public var accumulate = 1
+    public var learningRate = 1e-4
+    /// Warm-up updates; nil = 10% of all updates.
+    public var warmupSteps: Int?
+    public var maxGradNorm = 1.0
+    public var adam = AdamW.Hyper()
+    public var seed: UInt64 = 42
+    /// Compute threads (BLAS and the kernels' own loops).
+    public var threads = 1
+    /// Also checkpoint every N updates (nil: only at the end of each epoch).
+    public var saveEverySteps: Int?
+    /// Log a metrics row every N updates.
+    public var logEverySteps = 10
+    /// Continue from RUN/latest.
+    public var resume = false
+    /// Start again in a directory that holds a run.
+    public var overwrite = false
+    /// Stop after this many updates in this process (tests use it to simulate a crash).
+    public var stopAfterSteps: Int?
+
+    public init(runDirectory: String) { self.runDirectory = runDirectory }
+}
+
+/// What the trainer reports as it goes (for the progress line) and at the end.
+public struct PretrainProgress: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    public var epoch: Int
+    public var loss: Double
+    public var mlmAccuracy: Double
+    public var tokensPerSecond: Double
+    public var elapsed: Double
+}
+
+/// Pre-trains a BertForPreTraining on shards: the loader's threads prefetch batches while the
+/// model computes; AdamW with warm-up and linear decay; clipping; accumulation; a checkpoint at the
+/// end of every epoch (and every `saveEverySteps`); exact resume.
+public final class Pretrainer {
+    public let options: PretrainOptions
+    public let config: BertConfig
+    public let model: BertForPreTraining
+    public let loader: ShardLoader
+    public let optimizer: AdamW
+    public let schedule: LinearSchedule
+    public let vocabulary: Data
+    let indexSHA256: String
+    let decayRanges: [Range<Int>]
+    /// Updates done.
+    public private(set) var step = 0
+    var completedEpochs = 0
+    var position = LoaderPosition(epoch: 0, instancesConsumed: 0)
+    public private(set) var lastCheckpoint: String?
+    /// Called after each update.
+    public var onProgress: ((PretrainProgress) -> Void)?
+
+    /// Sets up a run: checks the data against the model, creates or resumes the run directory.
+    /// `vocabulary`: the bytes of vocab.txt (copied into checkpoints; its sha256 must match the shards).
+    public init(options: PretrainOptions, config: BertConfig, shards: ShardSet, vocabulary: Data, maskerForDynamic: Masker?) throws {
+        guard options.batchSize >= 1 else { throw TrainingError.invalidSetting(name: "--batch-size", reason: "must be at least 1") }
+        guard options.accumulate >= 1 else { throw TrainingError.invalidSetting(name: "--accumulate", reason: "must be at least 1") }
+        guard options.epochs >= 1 else { throw TrainingError.invalidSetting(name: "--epochs", reason: "must be at least 1") }
+        guard options.learningRate > 0 else { throw TrainingError.invalidSetting(name: "--learning-rate", reason: "must be positive") }
+        let p = shards.index.parameters
+        guard shards.index.vocabSize == config.vocabSize else {
+            throw TrainingError.dataMismatch(reason: "the shards use a vocabulary of \(shards.index.vocabSize) tokens, the model \(config.vocabSize) (vocab_size)")
+        }
+        guard p.maxSeqLength <= config.maxPositionEmbeddings else {
+            throw TrainingError.dataMismatch(reason: "instances of up to \(p.maxSeqLength) tokens, the model has \(config.maxPositionEmbeddings) positions")
+        }
+        let indexPath = (shards.directory as NSString).appendingPathComponent(ShardIndex.fileName)
+        indexSHA256 = SHA256.hex(try SHA256.hash(file: indexPath))
+        self.options = options
+        self.config = config
+        self.vocabulary = vocabulary
+        let maxMasked = options.batchSize * max(1, p.dynamicMasking ? (maskerForDynamic?.maxPredictions ?? p.maxPredictionsPerSeq) : p.maxPredictionsPerSeq)
+        model = try BertForPreTraining(config: config, maxBatch: options.batchSize, maxSeqLength: p.maxSeqLength,
+                                       maxMaskedPositions: maxMasked, threads: options.threads)
+        loader = try ShardLoader(set: shards, options: .init(batchSize: options.batchSize, seed: options.seed), masker: maskerForDynamic)
+        let updatesPerEpoch = (loader.batchesPerEpoch + options.accumulate - 1) / options.accumulate
+        let total = updatesPerEpoch * options.epochs
+        schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps ?? max(1, total / 10), totalSteps: total)
+        decayRanges = model.layout.entries.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }.sorted { $0.lowerBound < $1.lowerBound }
+        optimizer = AdamW(count: model.layout.count, decayRanges: decayRanges, hyper: options.adam, threads: options.threads)
+        Parallel.setBLASThreads(options.threads)
+        try prepareRunDirectory()
+    }
+
+    /// Updates per epoch and in all.
+    public var totalSteps: Int { schedule.totalSteps }
+
+    func prepareRunDirectory() throws {
+        let fm = FileManager.default
+        let dir = options.runDirectory
+        let holdsRun = Checkpoint.latest(runDirectory: dir) != nil
+            || fm.fileExists(atPath: (dir as NSString).appendingPathComponent("metrics.jsonl"))
+        if options.resume {
+            guard let latest = Checkpoint.latest(runDirectory: dir) else { throw TrainingError.nothingToResume(directory: dir) }
+            try restore(from: latest)
+            return
+        }
+        if holdsRun {
+            guard options.overwrite else { throw TrainingError.runExists(directory: dir) }
+            for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
+                try fm.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
+            }
+        }
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        model.initialize(seed: options.seed)
+    }
+
+    /// Loads weights, moments and position from a checkpoint directory.
+    func restore(from directory: String) throws {
+        let state = try Checkpoint.readState(directory)
+        guard state.batchSize == options.batchSize, state.accumulate == options.accumulate, state.seed == options.seed,
+              state.epochs == options.epochs else {
+            throw TrainingError.badCheckpoint(path: directory, reason: "the run used batch size \(state.batchSize), accumulate \(state.accumulate), seed \(state.seed), \(state.epochs) epochs; resume with the same settings")
+        }
+        guard state.shardsIndexSHA256 == indexSHA256 else {
+            throw TrainingError.badCheckpoint(path: directory, reason: "it was trained on other shards (index.json differs); resume with the same --shards")
+        }
+        let modelPath = (directory as NSString).appendingPathComponent(Checkpoint.modelFile)
+        let file: SafetensorsFile
+        do { file = try SafetensorsFile(path: modelPath) } catch { throw TrainingError.badCheckpoint(path: modelPath, reason: "\(error)") }
+        try Checkpoint.loadParameters(from: file, layout: model.layout, into: model.parameters)
+        try Checkpoint.loadOptimizer(optimizer, layout: model.layout, directory: directory)
+        step = state.step
+        completedEpochs = state.completedEpochs
+        position = LoaderPosition(epoch: state.position.epoch, instancesConsumed: state.position.instancesConsumed)
+        lastCheckpoint = directory
+        try MetricsLog.truncate(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl"), afterStep: step)
+    }
+
+    /// The dropout seed of micro-batch `micro` of update `step`.
+    func dropoutSeed(step: Int, micro: Int) -> UInt64 {
+        var g = SeededGenerator(seed: options.seed, stream: [0x44524F50, UInt64(step), UInt64(micro)])  // "DROP"
+        return g.next()
+    }
+
+    /// Trains to the end (or to `stopAfterSteps`); returns the last checkpoint directory.
+    @discardableResult
+    public func run() throws -> String? {
+        let metrics = try MetricsLog(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
+        let board = try TensorBoardWriter(directory: options.runDirectory)
+        let started = Date()
+        var stepsThisProcess = 0
+        var window = (loss: 0.0, mlmLoss: 0.0, nspLoss: 0.0, mlmCorrect: 0, mlmCount: 0, nspCorrect: 0, nspCount: 0, tokens: 0, updates: 0, norm: 0.0)
+        var windowStart = Date()
+        let scale = 1 / Float(options.accumulate)
+        while position.epoch < options.epochs {
+            let batches = try loader.batches(epoch: position.epoch, skipping: position.instancesConsumed)
+            while true {
+                model.zeroGradients()
+                var micro = 0
+                var stepLoss = 0.0
+                while micro < options.accumulate, let batch = try batches.next() {
+                    let out = try model.forward(modelBatch(batch), dropoutSeed: dropoutSeed(step: step, micro: micro))
+                    guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: lastCheckpoint) }
+                    model.backward()
+                    stepLoss += Double(out.loss)
+                    window.mlmLoss += Double(out.mlmLoss)
+                    window.nspLoss += Double(out.nspLoss)
+                    window.mlmCorrect += out.mlmCorrect
+                    window.mlmCount += out.mlmCount
+                    window.nspCorrect += out.nspCorrect
+                    window.nspCount += out.nspCount
+                    window.tokens += batch.tokenCount
+                    micro += 1
+                }
+                if micro == 0 { break }  // end of the epoch
+                if micro > 1 || options.accumulate > 1 {
+                    let g = model.gradients.baseAddress!
+                    let s = micro == options.accumulate ? scale : 1 / Float(micro)
+                    for i in 0..<model.layout.count { g[i] *= s }
+                }
+                let norm = clipGlobalNorm(model.gradients.baseAddress!, count: model.layout.count, maxNorm: options.maxGradNorm)
+                let lr = schedule.rate(at: step)
+                optimizer.step(parameters: model.parameters.baseAddress!, gradients: model.gradients.baseAddress!, lr: lr)
+                step += 1
+                stepsThisProcess += 1
+                position = batches.position
+                window.loss += stepLoss / Double(micro)
+                window.updates += 1
+                window.norm += norm
+                let elapsed = Date().timeIntervalSince(started)
+                if step % options.logEverySteps == 0 || step == totalSteps {
+                    let seconds = Date().timeIntervalSince(windowStart)
+                    let micros = Double(max(1, window.nspCount == 0 ? window.updates : window.updates * options.accumulate))
+                    let row = StepMetrics(
+                        step: step, epoch: position.epoch, loss: window.loss / Double(window.updates),
+                        mlmLoss: window.mlmLoss / micros, nspLoss: window.nspLoss / micros,
+                        mlmAccuracy: Double(window.mlmCorrect) / Double(max(1, window.mlmCount)),
+                        nspAccuracy: Double(window.nspCorrect) / Double(max(1, window.nspCount)),
+                        learningRate: lr, gradientNorm: window.norm / Double(window.updates),
+                        tokensPerSecond: Double(window.tokens) / max(1e-9, seconds), seconds: elapsed)
+                    try metrics.append(row)
+                    try board.add(step: step, scalars: row.scalars)
+                    onProgress?(PretrainProgress(step: step, totalSteps: totalSteps, epoch: position.epoch, loss: row.loss,
+                                                 mlmAccuracy: row.mlmAccuracy ?? 0, tokensPerSecond: row.tokensPerSecond ?? 0,
+                                                 elapsed: elapsed))
+                    window = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                    windowStart = Date()
+                }
+                if let every = options.saveEverySteps, step % every == 0 {
+                    try checkpoint(name: String(format: "step-%08d", step))
+                }
+                if let stop = options.stopAfterSteps, stepsThisProcess >= stop { return lastCheckpoint }
+            }
+            completedEpochs = position.epoch + 1
+            position = LoaderPosition(epoch: position.epoch + 1, instancesConsumed: 0)
+            try checkpoint(name: String(format: "epoch-%04d", completedEpochs))
+        }
+        return lastCheckpoint
+    }
+
+    func checkpoint(name: String) throws {
+        let state = TrainingState(
+            step: step, completedEpochs: completedEpochs,
+            position: .init(epoch: position.epoch, instancesConsumed: position.instancesConsumed), schedule: schedule,
+            learningRate: schedule.rate(at: max(0, step - 1)), seed: options.seed, batchSize: options.batchSize,
+            accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam)
+        try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
+                             layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state)
+        lastCheckpoint = (options.runDirectory as NSString).appendingPathComponent(name)
+    }
+
+    /// The loader's batch as the model's.
+    func modelBatch(_ b: InstanceBatch) -> PretrainingBatch {
+        PretrainingBatch(batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
+                         attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
+                         nextSentenceLabels: b.nextSentenceLabels)
+    }
+}
+
+/// MLM and NSP loss and accuracy of a model over shards, in evaluation mode (no dropout).
+public struct PretrainingEvaluation: Codable, Equatable, Sendable {
+    public var instances: Int
+    public var maskedPositions: Int
+    public var mlmLoss: Double
+    public var mlmAccuracy: Double
+    public var nspLoss: Double
+    public var nspAccuracy: Double
+
+    enum CodingKeys: String, CodingKey {
+        case instances
+        case maskedPositions = "masked_positions", mlmLoss = "mlm_loss", mlmAccuracy = "mlm_accuracy"
+        case nspLoss = "nsp_loss", nspAccuracy = "nsp_accuracy"
+    }
+
+    /// Evaluates `model` on every instance `loader` gives in epoch 0 (static masks as stored; dynamic
+    /// masks as epoch 0 draws them). `limit`: stop after this many instances.
+    public static func run(model: BertForPreTraining, loader: ShardLoader, limit: Int? = nil) throws -> PretrainingEvaluation {
+        var instances = 0, masked = 0, mlmCorrect = 0, nspCorrect = 0
+        var mlmLossSum = 0.0, nspLossSum = 0.0
+        let batches = try loader.batches(epoch: 0)
+        while let b = try batches.next() {
+            let out = try model.forward(PretrainingBatch(
+                batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
+                attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
+                nextSentenceLabels: b.nextSentenceLabels), dropoutSeed: nil)
+            instances += b.size
+            masked += out.mlmCount
+            mlmCorrect += out.mlmCorrect
+            nspCorrect += out.nspCorrect
+            mlmLossSum += Double(out.mlmLoss) * Double(out.mlmCount)
+            nspLossSum += Double(out.nspLoss) * Double(out.nspCount)
+            if let limit, instances >= limit { break }
+        }
+        return PretrainingEvaluation(
+            instances: instances, maskedPositions: masked, mlmLoss: mlmLossSum / Double(max(1, masked)),
+            mlmAccuracy: Double(mlmCorrect) / Double(max(1, masked)), nspLoss: nspLossSum / Double(max(1, instances)),
+            nspAccuracy: Double(nspCorrect) / Double(max(1, instances)))
+    }
+}
