@@ -19,7 +19,7 @@ public func crossEntropyForward(losses: UnsafeMutablePointer<Float>, logsumexp: 
         var m = mx.max()
         while j < v { m = Swift.max(m, row[j]); j += 1 }
         var arg = 0
-        while row[arg] != m { arg += 1 }
+        while arg < v - 1 && row[arg] != m { arg += 1 }  // bounded: a NaN row matches nothing
         let mv = F16(repeating: m)
         var acc = F16(repeating: 0)
         j = 0

@@ -100,17 +100,26 @@ public enum Checkpoint {
     }
 
     /// Writes a checkpoint directory atomically (temporary directory, fsync, rename) and points
-    /// `RUN/latest` at it.
+    /// `RUN/latest` at it. On any failure (a full disk, say) the temporary directory is removed and
+    /// the previous checkpoint and `latest` are untouched. `afterFile` is a test hook called with
+    /// each file name once written; throwing there stands for a failure at that moment.
     public static func write(runDirectory: String, name: String, config: BertConfig, vocabulary: Data,
                              layout: ParameterLayout, parameters: UnsafeBufferPointer<Float>,
-                             optimizer: AdamW, state: TrainingState) throws {
+                             optimizer: AdamW, state: TrainingState, afterFile: ((String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
         let final = (runDirectory as NSString).appendingPathComponent(name)
         let temporary = (runDirectory as NSString).appendingPathComponent(".tmp-\(name)-\(getpid())")
         try? fm.removeItem(atPath: temporary)
+        // Leftovers of a run that was killed while checkpointing.
+        for leftover in (try? fm.contentsOfDirectory(atPath: runDirectory)) ?? [] where leftover.hasPrefix(".tmp-") {
+            try? fm.removeItem(atPath: (runDirectory as NSString).appendingPathComponent(leftover))
+        }
         try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        var done = false
+        defer { if !done { try? fm.removeItem(atPath: temporary) } }
         func path(_ file: String) -> String { (temporary as NSString).appendingPathComponent(file) }
         try SafetensorsWriter.write(modelTensors(layout: layout, parameters: parameters), to: path(modelFile))
+        try afterFile?(modelFile)
         var optimizerTensors: [SafetensorsTensor] = []
         for e in layout.entries {
             optimizerTensors.append(SafetensorsTensor(name: "exp_avg." + e.name, shape: e.shape,
@@ -119,6 +128,7 @@ public enum Checkpoint {
                                                       floats: Array(optimizer.v[e.offset..<(e.offset + e.count)])))
         }
         try SafetensorsWriter.write(optimizerTensors, metadata: ["format": "pt", "step": String(optimizer.steps)], to: path(optimizerFile))
+        try afterFile?(optimizerFile)
         var cfg = config
         cfg.architectures = cfg.architectures ?? ["BertForPreTraining"]
         try writeSynced(cfg.encoded(), to: path(configFile))
@@ -126,6 +136,7 @@ public enum Checkpoint {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
         try writeSynced(try e.encode(state) + Data([0x0A]), to: path(stateFile))
+        try afterFile?(stateFile)
         syncPath(temporary)
         if fm.fileExists(atPath: final) {  // a re-run of the same step: replace it
             let old = final + ".old-\(getpid())"
@@ -135,6 +146,7 @@ public enum Checkpoint {
         } else {
             try fm.moveItem(atPath: temporary, toPath: final)
         }
+        done = true
         syncPath(runDirectory)
         // latest → name, replaced atomically with rename(2).
         let link = (runDirectory as NSString).appendingPathComponent(latestLink)

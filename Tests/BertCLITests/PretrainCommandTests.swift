@@ -1,0 +1,106 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `bert pretrain` end to end on a tiny odd-sized model: checkpoints, refusals, exact resume after kill -9.
+final class PretrainCommandTests: XCTestCase {
+    /// Shards of the committed sample (dupe factor 1) and a tiny config, made once.
+    static let base: String = {
+        let dir = Fixtures.temporaryDirectory().path
+        let r = try? runBert(["shards", "--input", Fixtures.path("text/en_sample.txt.zst"), "--vocab", Fixtures.uncasedVocab,
+                              "--output", dir + "/shards", "--dupe-factor", "1", "--max-seq-length", "64", "--max-predictions", "10"])
+        precondition(r?.status == 0, "bert shards failed: \(r?.stderr ?? "no binary")")
+        let config = #"{"vocab_size": 30522, "hidden_size": 24, "num_hidden_layers": 2, "num_attention_heads": 3, "intermediate_size": 37, "max_position_embeddings": 64}"#
+        try? Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/tiny.json"))
+        return dir
+    }()
+
+    func pretrain(_ run: String, _ extra: [String] = []) throws -> ProcessResult {
+        try runBert(["pretrain", "--shards", Self.base + "/shards", "--output", run, "--config", Self.base + "/tiny.json",
+                     "--batch-size", "16", "--epochs", "2", "--learning-rate", "1e-3", "--save-every-steps", "10", "--threads", "2"] + extra)
+    }
+
+    func bytes(_ dir: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        for f in ["model.safetensors", "optimizer.safetensors", "training_state.json", "config.json", "vocab.txt"] {
+            out[f] = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + f))
+        }
+        return out
+    }
+
+    /// Losses by step from metrics.jsonl.
+    func losses(_ run: String) throws -> [Int: Double] {
+        var out: [Int: Double] = [:]
+        for line in try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            out[try XCTUnwrap(o["step"] as? Int)] = try XCTUnwrap(o["loss"] as? Double)
+        }
+        return out
+    }
+
+    func testKillNineThenResumeEqualsAnUninterruptedRun() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let whole = try pretrain(dir + "/whole")
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let final = dir + "/whole/epoch-0002"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/whole/epoch-0001/model.safetensors"))
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/whole/latest"), "epoch-0002")
+
+        // Start the same run, kill -9 once a mid-epoch checkpoint exists, then resume.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try bertBinary())
+        p.arguments = ["pretrain", "--shards", Self.base + "/shards", "--output", dir + "/killed", "--config", Self.base + "/tiny.json",
+                       "--batch-size", "16", "--epochs", "2", "--learning-rate", "1e-3", "--save-every-steps", "10", "--threads", "2"]
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, (try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/killed/latest")) != "step-00000030" {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let latest = try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/killed/latest")
+        XCTAssertTrue(latest.hasPrefix("step-"), "killed mid-epoch (latest is \(latest))")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/killed/epoch-0002"), "killed before the end")
+
+        // Without --resume the directory is refused.
+        let refused = try pretrain(dir + "/killed")
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.stderr.contains("--resume"), refused.stderr)
+
+        let resumed = try pretrain(dir + "/killed", ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try bytes(dir + "/killed/epoch-0002"), try bytes(final), "the final checkpoint's bytes equal the uninterrupted run's")
+        XCTAssertEqual(try losses(dir + "/killed"), try losses(dir + "/whole"), "every logged loss is the same")
+    }
+
+    func testBadInputIsRefusedWithExitTwo() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A config whose vocabulary does not match the shards.
+        try Data(#"{"vocab_size": 100, "hidden_size": 24, "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 10}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/small.json"))
+        let mismatch = try runBert(["pretrain", "--shards", Self.base + "/shards", "--output", dir + "/r", "--config", dir + "/small.json"])
+        XCTAssertEqual(mismatch.status, 2)
+        XCTAssertTrue(mismatch.stderr.contains("vocab_size"), mismatch.stderr)
+        // Nothing to resume.
+        let nothing = try pretrain(dir + "/empty", ["--resume"])
+        XCTAssertEqual(nothing.status, 2)
+        XCTAssertTrue(nothing.stderr.contains("no checkpoint"), nothing.stderr)
+        // A corrupt checkpoint on resume: the message names the file.
+        XCTAssertEqual(try pretrain(dir + "/c", ["--epochs", "1"]).status, 0)
+        let model = dir + "/c/epoch-0001/model.safetensors"
+        var data = try Data(contentsOf: URL(fileURLWithPath: model))
+        data.removeLast(100)
+        try data.write(to: URL(fileURLWithPath: model))
+        let corrupt = try pretrain(dir + "/c", ["--epochs", "1", "--resume"])
+        XCTAssertEqual(corrupt.status, 2)
+        XCTAssertTrue(corrupt.stderr.contains(model), corrupt.stderr)
+        // A learning rate that makes the loss blow up: a clear stop, exit 2.
+        let nan = try pretrain(dir + "/nan", ["--learning-rate", "1e30", "--max-grad-norm", "1e30", "--epochs", "1"])
+        XCTAssertEqual(nan.status, 2, nan.stderr)
+        XCTAssertTrue(nan.stderr.contains("NaN or infinite"), nan.stderr)
+    }
+}
