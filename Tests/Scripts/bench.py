@@ -21,6 +21,11 @@ Rows:
      output (and tokenized cache) per run, best of 2: MB/s of raw text to finished shards, peak RSS;
      then the same on 4 copies of the corpus concatenated (peak RSS must stay flat). No peer: the
      reference (google-research/bert's create_pretraining_data.py) needs TensorFlow.
+  7. Training: `BIN benchmark-train --model P --threads N` for tiny, mini, small (batch 32, seq 128, 20
+     masked positions per sequence, vocabulary 30522): tokens/s of whole steps (forward, backward,
+     clipping, AdamW), useful GFLOP/s and their share of the sgemm peak measured in the same process;
+     beside PyTorch transformers (bench_torch_pretrain.py: stock BertForPreTraining and a tuned variant
+     with MLM logits only at masked positions) when --torch-python (or $TORCH_PYTHON) has torch.
   5. Bounded memory: peak RSS (GNU `/usr/bin/time -f %M`; without it os.wait4's ru_maxrss, an upper
      bound that includes this Python process's RSS at spawn) and throughput of
      `BIN tokenize --vocab V --ids` fed a --long-line-bytes stream (default 1 GiB) of "word " with NO
@@ -528,6 +533,46 @@ class Bench:
                        f"(flat = bounded); {m.instances} instances; target < 1 GiB",
                        ours_data={"seconds": m.wall, "bytes": big_bytes, "maxrss_mib": m.maxrss_mib, "instances": m.instances})
 
+    # -- row 7: training ------------------------------------------------------------------------------
+    def torch_rows(self) -> dict:
+        """PyTorch transformers on the same shapes, when --torch-python names a Python with torch."""
+        if not self.args.torch_python:
+            return {}
+        cmd = [self.args.torch_python, str(HERE / "bench_torch_pretrain.py"), "--threads", str(self.args.threads)]
+        if self.quick:
+            cmd += ["--steps", "3"]
+        try:
+            r = run_json(cmd, "bench_torch_pretrain.py", child_env())
+        except Exception as e:  # noqa: BLE001
+            log(f"PyTorch rows unavailable: {e}")
+            return {}
+        out = {}
+        for row in r.get("rows", []):
+            out[(row["preset"], row["variant"])] = row
+        out["sgemm"] = r.get("sgemm_gflops")
+        out["version"] = r.get("torch_version")
+        return out
+
+    def training_rows(self) -> None:
+        n = self.args.threads
+        torch = self.torch_rows()
+        for preset in ("tiny", "mini", "small"):
+            name = f"Pre-training step, {preset}, batch 32 × seq 128, 20 masked/seq, {n} threads"
+            log(name)
+            cmd = self.bert + ["benchmark-train", "--model", preset, "--threads", str(n),
+                               "--steps", "3" if self.quick else "8"]
+            r = run_json(cmd, f"bert benchmark-train --model {preset}", child_env())
+            tuned = torch.get((preset, "tuned"))
+            stock = torch.get((preset, "stock"))
+            peer = f"{tuned['tokens_per_s']:.0f} tok/s tuned, {stock['tokens_per_s']:.0f} stock" if tuned and stock else None
+            ratio = f"{r['tokens_per_second'] / tuned['tokens_per_s']:.2f}× tuned PyTorch" if tuned else None
+            self.table.add(name, f"{r['tokens_per_second']:.0f} tok/s ({r['seconds_per_step'] * 1000:.0f} ms/step)", peer, ratio,
+                           f"fwd+bwd+clip+AdamW on synthetic batches, median of {len(r['all_seconds'])}; useful "
+                           f"{r['useful_gflops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the sgemm peak "
+                           f"({r['sgemm_peak_gflops']:.0f} GFLOP/s, 1024³, same process)"
+                           + (f"; PyTorch {torch.get('version')}" if tuned else "; PyTorch not measured (--torch-python)"),
+                           ours_data=r, peer_data={"tuned": tuned, "stock": stock} if tuned else None)
+
     # -- all ----------------------------------------------------------------------------------------
     def section(self, name: str, fn) -> None:
         try:
@@ -561,6 +606,7 @@ class Bench:
         self.section("Vocabulary quality", quality)
         self.section("Bounded memory", self.memory_rows)
         self.section("Shards", self.shards_rows)
+        self.section("Training", self.training_rows)
 
 
 def bert_version(cmd: list[str]) -> str:
@@ -584,6 +630,8 @@ def main() -> int:
     ap.add_argument("--json-out", type=Path, default=Path("out/bench.json"))
     ap.add_argument("--keep", type=Path, default=None, help="keep the temporary files in DIR")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the vocabulary quality target is missed")
+    ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON"),
+                    help="a Python with torch and transformers for the PyTorch training rows (default $TORCH_PYTHON)")
     args = ap.parse_args()
     if args.long_line_bytes is None:
         args.long_line_bytes = QUICK_LONG_LINE_BYTES if args.quick else 1 << 30
