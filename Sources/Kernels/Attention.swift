@@ -116,7 +116,7 @@ func maskedSoftmaxRows(_ s: UnsafeMutablePointer<Float>, mask: UnsafePointer<Int
         if real < t { for j in 0..<t where mask[j] == 0 { row[j] = ninf } }
         var mx = F16(repeating: ninf)
         var j = 0
-        while j + 16 <= t { mx = pointwiseMax(mx, load16(row + j)); j += 16 }
+        while j + 16 <= t { mx = vmax(mx, load16(row + j)); j += 16 }
         var m = mx.max()
         while j < t { m = Swift.max(m, row[j]); j += 1 }
         let mv = F16(repeating: m)
