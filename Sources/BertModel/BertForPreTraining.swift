@@ -10,14 +10,19 @@ import Kernels
 /// `backward` needs; `backward` accumulates d(loss)/d(parameters) into `gradients`.
 /// Not thread-safe: one forward/backward at a time (each uses `threads` workers inside).
 public final class BertForPreTraining {
+    /// The model's hyper-parameters (validated).
     public let config: BertConfig
+    /// Names, shapes and offsets of the tensors in `parameters` and `gradients`.
     public let layout: ParameterLayout
     /// All parameters, (layout.count,).
     public let parameters: UnsafeMutableBufferPointer<Float>
     /// d(loss)/d(parameters), same layout; `backward` adds to it, `zeroGradients` clears it.
     public let gradients: UnsafeMutableBufferPointer<Float>
+    /// Largest batch size B the activations were allocated for.
     public let maxBatch: Int
+    /// Largest sequence length T the activations were allocated for.
     public let maxSeqLength: Int
+    /// Largest number of masked positions per batch (all sequences together).
     public let maxMaskedPositions: Int
     /// Worker threads of every kernel (results do not depend on it).
     public let threads: Int
