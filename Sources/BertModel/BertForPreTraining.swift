@@ -10,17 +10,28 @@ import Kernels
 /// `backward` needs; `backward` accumulates d(loss)/d(parameters) into `gradients`.
 /// Not thread-safe: one forward/backward at a time (each uses `threads` workers inside).
 public final class BertForPreTraining {
+    /// The model's hyper-parameters (validated).
     public let config: BertConfig
+    /// Names, shapes and offsets of the tensors in `parameters` and `gradients`.
     public let layout: ParameterLayout
     /// All parameters, (layout.count,).
     public let parameters: UnsafeMutableBufferPointer<Float>
     /// d(loss)/d(parameters), same layout; `backward` adds to it, `zeroGradients` clears it.
     public let gradients: UnsafeMutableBufferPointer<Float>
+    /// Largest batch size B the activations were allocated for.
     public let maxBatch: Int
+    /// Largest sequence length T the activations were allocated for.
     public let maxSeqLength: Int
+    /// Largest number of masked positions per batch (all sequences together).
     public let maxMaskedPositions: Int
     /// Worker threads of every kernel (results do not depend on it).
     public let threads: Int
+    /// When true (the default), the last encoder layer computes its attention output, feed-forward
+    /// block and LayerNorms only at the rows the heads read ([CLS] and the masked positions); its
+    /// keys and values still cover every position. The loss and gradients are those of the full
+    /// computation (the skipped rows do not reach the loss) and the work of the last layer drops by
+    /// about T·B/(M + B). `sequenceOutput` is then empty; set false to get all of it.
+    public var prunesLastLayer = true
 
     let act: Activation
     let dims: Dims
@@ -42,6 +53,8 @@ public final class BertForPreTraining {
     struct LastPass {
         let b, t, m: Int
         let hiddenP, attentionP: Float
+        /// Rows kept in the last layer (R), or nil when it ran on all B·T rows.
+        let keptRows: Int?
     }
 
     /// Element offsets of each tensor in `parameters` (and `gradients`).
@@ -113,6 +126,8 @@ public final class BertForPreTraining {
         let tOut: UnsafeMutablePointer<Float> // (M,H) transform output
         let logits: UnsafeMutablePointer<Float> // (M,V)
         let mlmLosses, mlmLse: UnsafeMutablePointer<Float> // (M,)
+        let qR: UnsafeMutablePointer<Float> // (R,H) last layer's queries at the kept rows
+        let xR: UnsafeMutablePointer<Float> // (R,H) last layer's input at the kept rows
     }
 
     /// Gradients of activations: scratch reused by every layer of the backward pass.
@@ -129,6 +144,7 @@ public final class BertForPreTraining {
         let dtOut, dtAct, dtPre, dmlmIn: UnsafeMutablePointer<Float> // (M,H)
         let dnsp: UnsafeMutablePointer<Float> // (B,2)
         let dpooled, dpooledPre, dclsIn: UnsafeMutablePointer<Float> // (B,H)
+        let dqR: UnsafeMutablePointer<Float> // (R,H)
     }
 
     /// The batch's integer inputs, copied so that `backward` can use them after `forward` returns.
@@ -138,7 +154,12 @@ public final class BertForPreTraining {
         let nspLabels, clsIndex: UnsafeMutablePointer<Int32> // (B,); clsIndex[b] = b·T
         let mlmPred: UnsafeMutablePointer<Int32> // (M,)
         let nspPred: UnsafeMutablePointer<Int32> // (B,)
-        let seen: UnsafeMutablePointer<UInt8> // (B·T,) duplicate check
+        let seen: UnsafeMutablePointer<UInt8> // (B·T,) duplicate check, then rows the heads read
+        let keptRows: UnsafeMutablePointer<Int32> // (R,) flat rows b·T + t kept in the last layer, increasing
+        let keptPositions: UnsafeMutablePointer<Int32> // (R,) t of each kept row
+        let rowStart: UnsafeMutablePointer<Int32> // (B+1,) kept rows of sequence b: rowStart[b]..<rowStart[b+1]
+        let rowOf: UnsafeMutablePointer<Int32> // (B·T,) index in keptRows of a kept flat row
+        let maskedRow, clsRow: UnsafeMutablePointer<Int32> // (M,), (B,) index in keptRows
     }
 
     /// Allocates parameters, gradients and activations for batches up to the given sizes.
@@ -194,6 +215,7 @@ public final class BertForPreTraining {
         gradients = UnsafeMutableBufferPointer(start: floats(layout.count), count: layout.count)
 
         let (b, n, m, h, i, nh) = (maxBatch, maxBatch * maxSeqLength, maxMaskedPositions, d.h, d.i, d.nh)
+        let rMax = min(n, m + b)
         let tt = maxSeqLength * maxSeqLength
         let hiddenDrop = config.hiddenDropoutProb > 0, attnDrop = config.attentionProbsDropoutProb > 0
         let layers = (0..<d.layers).map { _ in
@@ -207,15 +229,17 @@ public final class BertForPreTraining {
                            embMask: hiddenDrop ? bytes(n * h) : nil, layers: layers, clsIn: floats(b * h), pooled: floats(b * h),
                            nspLogits: floats(b * 2), nspLosses: floats(b), nspLse: floats(b), mlmIn: floats(m * h),
                            tPre: floats(m * h), tAct: floats(m * h), tMean: floats(m), tRstd: floats(m), tOut: floats(m * h),
-                           logits: floats(m * d.v), mlmLosses: floats(m), mlmLse: floats(m))
+                           logits: floats(m * d.v), mlmLosses: floats(m), mlmLse: floats(m), qR: floats(rMax * h),
+                           xR: floats(rMax * h))
         grads = ActivationGradients(dx: floats(n * h), dres: floats(n * h), dmid: floats(n * h), dln1: floats(n * h),
                                     dact: floats(n * i), dinter: floats(n * i), dctx: floats(n * h), dqkv: floats(n * 3 * h),
                                     dlogits: floats(m * d.v), dtOut: floats(m * h), dtAct: floats(m * h), dtPre: floats(m * h),
                                     dmlmIn: floats(m * h), dnsp: floats(b * 2), dpooled: floats(b * h), dpooledPre: floats(b * h),
-                                    dclsIn: floats(b * h))
+                                    dclsIn: floats(b * h), dqR: floats(rMax * h))
         ints = IntBuffers(ids: int32s(n), typeIds: int32s(n), mask: int32s(n), maskedPositions: int32s(m),
                           maskedLabels: int32s(m), nspLabels: int32s(b), clsIndex: int32s(b), mlmPred: int32s(m),
-                          nspPred: int32s(b), seen: bytes(n))
+                          nspPred: int32s(b), seen: bytes(n), keptRows: int32s(rMax), keptPositions: int32s(rMax),
+                          rowStart: int32s(b + 1), rowOf: int32s(n), maskedRow: int32s(m), clsRow: int32s(b))
         attentionScratch = floats(attentionScratchCount(t: maxSeqLength, threads: threads))
         self.storage = storage
     }
@@ -261,10 +285,12 @@ public final class BertForPreTraining {
         UnsafeBufferPointer(start: acts.nspLogits, count: last.map { $0.b * 2 } ?? 0)
     }
 
-    /// The encoder output of the last forward pass (last_hidden_state), (B,T,H).
+    /// The encoder output of the last forward pass (last_hidden_state), (B,T,H); empty when that
+    /// pass pruned the last layer (see `prunesLastLayer`).
     public var sequenceOutput: UnsafeBufferPointer<Float> {
         let x = dims.layers > 0 ? acts.layers[dims.layers - 1].out : acts.x0
-        return UnsafeBufferPointer(start: x, count: last.map { $0.b * $0.t * dims.h } ?? 0)
+        let count = last.map { $0.keptRows == nil ? $0.b * $0.t * dims.h : 0 } ?? 0
+        return UnsafeBufferPointer(start: x, count: count)
     }
 
     /// The pooler output of the last forward pass, tanh(dense(h[:,0])), (B,H).

@@ -20,31 +20,14 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
                              keyMask: UnsafePointer<Int32>, b: Int, t: Int, nh: Int, hs: Int, p: Float, seed: UInt64,
                              scratch: UnsafeMutablePointer<Float>, threads: Int) {
     let h = nh * hs, ld = 3 * h, tt = t * t
-    let scale = 1 / Float(hs).squareRoot()
     let sampler = DropoutSampler(p: p, seed: seed)
     precondition(p == 0 || dropMask != nil, "attentionForward: p > 0 needs a dropMask")
     forEachHead(b * nh, threads: threads) { job, tid in
         let bi = job / nh, hd = job % nh
-        let q = qkv + bi * t * ld + hd * hs, k = q + h, v = q + 2 * h
-        let pr = probs + job * tt
-        let mask = keyMask + bi * t
-        // scores (T,T) = scale · Q·Kᵀ
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hs),
-                    scale, q, Int32(ld), k, Int32(ld), 0, pr, Int32(t))
-        maskedSoftmaxRows(pr, mask: mask, t: t)
-        var pd = UnsafePointer(pr)
-        if p > 0, let dropMask {
-            let s = scratch + tid * 2 * tt, m = dropMask + job * tt
-            for i in 0..<tt {
-                let keep = sampler.keep(job * tt + i)
-                m[i] = keep ? 1 : 0
-                s[i] = keep ? pr[i] * sampler.scale : 0
-            }
-            pd = UnsafePointer(s)
-        }
-        // out_bh (T,HS) = P'·V, written into the head's columns of out (B,T,H)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(t),
-                    1, pd, Int32(t), v, Int32(ld), 0, out + bi * t * h + hd * hs, Int32(h))
+        let q = qkv + bi * t * ld + hd * hs
+        headForward(q: q, ldq: ld, rows: t, positions: nil, k: q + h, v: q + 2 * h, ldkv: ld, keyMask: keyMask + bi * t, t: t,
+                    hs: hs, p: p, probs: probs + job * tt, dropMask: dropMask.map { $0 + job * tt }, sampler: sampler, dropBase: job * tt,
+                    out: out + bi * t * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt)
     }
 }
 
@@ -54,39 +37,124 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
                               probs: UnsafePointer<Float>, dropMask: UnsafePointer<UInt8>?, b: Int, t: Int, nh: Int,
                               hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int) {
     let h = nh * hs, ld = 3 * h, tt = t * t
-    let scale = 1 / Float(hs).squareRoot()
-    let dropScale = Float(1 / (1 - Double(p)))
     precondition(p == 0 || dropMask != nil, "attentionBackward: p > 0 needs the forward's dropMask")
     forEachHead(b * nh, threads: threads) { job, tid in
         let bi = job / nh, hd = job % nh
-        let q = qkv + bi * t * ld + hd * hs, k = q + h, v = q + 2 * h
-        let dq = dqkv + bi * t * ld + hd * hs, dk = dq + h, dv = dq + 2 * h
-        let dO = dout + bi * t * h + hd * hs
-        let pr = probs + job * tt
-        let pd = scratch + tid * 2 * tt, dp = pd + tt
-        var pdrop = pr
-        if p > 0, let dropMask {
-            let m = dropMask + job * tt
-            for i in 0..<tt { pd[i] = m[i] != 0 ? pr[i] * dropScale : 0 }
-            pdrop = UnsafePointer(pd)
-        }
-        // dP' (T,T) = dO·Vᵀ ; dV += P'ᵀ·dO
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(t), Int32(hs),
-                    1, dO, Int32(h), v, Int32(ld), 0, dp, Int32(t))
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(t),
-                    1, pdrop, Int32(t), dO, Int32(h), 1, dv, Int32(ld))
-        if p > 0, let dropMask {
-            let m = dropMask + job * tt
-            for i in 0..<tt where m[i] == 0 { dp[i] = 0 }
-            scaleInPlace(dp, tt, dropScale)
-        }
-        softmaxBackwardRows(dp, probs: pr, t: t)
-        // dQ += scale·dS·K ; dK += scale·dSᵀ·Q
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(t),
-                    scale, dp, Int32(t), k, Int32(ld), 1, dq, Int32(ld))
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(t),
-                    scale, dp, Int32(t), q, Int32(ld), 1, dk, Int32(ld))
+        let q = qkv + bi * t * ld + hd * hs, dq = dqkv + bi * t * ld + hd * hs
+        headBackward(dq: dq, ldq: ld, dk: dq + h, dv: dq + 2 * h, ldkv: ld, dout: dout + bi * t * h + hd * hs, ldo: h, q: q,
+                     k: q + h, v: q + 2 * h, probs: probs + job * tt, dropMask: dropMask.map { $0 + job * tt }, rows: t, t: t,
+                     hs: hs, p: p, scratch: scratch + tid * 2 * tt)
     }
+}
+
+/// `attentionForward` for selected query rows only: keys and values are every position, queries are
+/// the R rows of `q`, grouped by sequence (rows rowStart[b]..<rowStart[b+1] belong to sequence b, at
+/// positions `positions`). Each output row equals the full kernel's row for that position, with the
+/// same dropout draws. Used for the last encoder layer, whose output is needed only at the masked
+/// positions and [CLS].
+/// Shapes: out (R,H); q (R,H) the queries, head h at columns h·HS..<(h+1)·HS; qkv (B,T,3H) (its K and
+/// V parts are read); keyMask (B,T); rowStart (B+1,); positions (R,) in 0..<T; probs and dropMask:
+/// R·NH·T, per sequence b a block (NH, r_b, T) at rowStart[b]·NH·T; scratch as `attentionForward`.
+public func attentionForwardRows(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+                                 dropMask: UnsafeMutablePointer<UInt8>?, q: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+                                 keyMask: UnsafePointer<Int32>, rowStart: UnsafePointer<Int32>, positions: UnsafePointer<Int32>,
+                                 b: Int, t: Int, nh: Int, hs: Int, p: Float, seed: UInt64,
+                                 scratch: UnsafeMutablePointer<Float>, threads: Int) {
+    let h = nh * hs, ld = 3 * h, tt = t * t
+    let sampler = DropoutSampler(p: p, seed: seed)
+    precondition(p == 0 || dropMask != nil, "attentionForwardRows: p > 0 needs a dropMask")
+    forEachHead(b * nh, threads: threads) { job, tid in
+        let bi = job / nh, hd = job % nh
+        let r0 = Int(rowStart[bi]), rows = Int(rowStart[bi + 1]) - r0
+        guard rows > 0 else { return }
+        let kq = qkv + bi * t * ld + hd * hs + h
+        let po = (r0 * nh + hd * rows) * t
+        headForward(q: q + r0 * h + hd * hs, ldq: h, rows: rows, positions: positions + r0, k: kq, v: kq + h, ldkv: ld,
+                    keyMask: keyMask + bi * t, t: t, hs: hs, p: p, probs: probs + po, dropMask: dropMask.map { $0 + po },
+                    sampler: sampler, dropBase: job * tt, out: out + r0 * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt)
+    }
+}
+
+/// Backward of `attentionForwardRows`: ACCUMULATES into dq (R,H) and the K and V columns of
+/// dqkv (B,T,3H) (its Q columns are not touched). dout (R,H); the rest as in the forward pass.
+public func attentionBackwardRows(dq: UnsafeMutablePointer<Float>, dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                  q: UnsafePointer<Float>, qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
+                                  dropMask: UnsafePointer<UInt8>?, rowStart: UnsafePointer<Int32>, b: Int, t: Int, nh: Int,
+                                  hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int) {
+    let h = nh * hs, ld = 3 * h, tt = t * t
+    precondition(p == 0 || dropMask != nil, "attentionBackwardRows: p > 0 needs the forward's dropMask")
+    forEachHead(b * nh, threads: threads) { job, tid in
+        let bi = job / nh, hd = job % nh
+        let r0 = Int(rowStart[bi]), rows = Int(rowStart[bi + 1]) - r0
+        guard rows > 0 else { return }
+        let kq = qkv + bi * t * ld + hd * hs + h, dk = dqkv + bi * t * ld + hd * hs + h
+        let po = (r0 * nh + hd * rows) * t
+        headBackward(dq: dq + r0 * h + hd * hs, ldq: h, dk: dk, dv: dk + h, ldkv: ld, dout: dout + r0 * h + hd * hs, ldo: h,
+                     q: q + r0 * h + hd * hs, k: kq, v: kq + h, probs: probs + po, dropMask: dropMask.map { $0 + po },
+                     rows: rows, t: t, hs: hs, p: p, scratch: scratch + tid * 2 * tt)
+    }
+}
+
+/// One (sequence, head): probs (rows,T) = masked softmax(Q·Kᵀ/√HS), out (rows,HS) = dropout(probs)·V.
+/// Q rows at stride ldq; K, V (T,HS) at stride ldkv; out at stride ldo. Dropout element (i, j) draws
+/// index dropBase + position(i)·T + j (position(i) = positions[i], or i when nil).
+@inline(__always)
+func headForward(q: UnsafePointer<Float>, ldq: Int, rows: Int, positions: UnsafePointer<Int32>?, k: UnsafePointer<Float>,
+                 v: UnsafePointer<Float>, ldkv: Int, keyMask: UnsafePointer<Int32>, t: Int, hs: Int, p: Float,
+                 probs: UnsafeMutablePointer<Float>, dropMask: UnsafeMutablePointer<UInt8>?, sampler: DropoutSampler,
+                 dropBase: Int, out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>) {
+    let scale = 1 / Float(hs).squareRoot()
+    // scores (rows,T) = scale · Q·Kᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(t), Int32(hs),
+                scale, q, Int32(ldq), k, Int32(ldkv), 0, probs, Int32(t))
+    maskedSoftmaxRows(probs, mask: keyMask, rows: rows, t: t)
+    var pd = UnsafePointer(probs)
+    if p > 0, let dropMask {
+        for i in 0..<rows {
+            let base = dropBase + (positions.map { Int($0[i]) } ?? i) * t
+            for j in 0..<t {
+                let keep = sampler.keep(base + j)
+                dropMask[i * t + j] = keep ? 1 : 0
+                scratch[i * t + j] = keep ? probs[i * t + j] * sampler.scale : 0
+            }
+        }
+        pd = UnsafePointer(scratch)
+    }
+    // out (rows,HS) = P'·V
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hs), Int32(t),
+                1, pd, Int32(t), v, Int32(ldkv), 0, out, Int32(ldo))
+}
+
+/// Backward of `headForward`: dq (rows,HS), dk, dv (T,HS) accumulate; dout (rows,HS).
+@inline(__always)
+func headBackward(dq: UnsafeMutablePointer<Float>, ldq: Int, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                  ldkv: Int, dout: UnsafePointer<Float>, ldo: Int, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                  v: UnsafePointer<Float>, probs: UnsafePointer<Float>, dropMask: UnsafePointer<UInt8>?, rows: Int, t: Int,
+                  hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>) {
+    let scale = 1 / Float(hs).squareRoot()
+    let n = rows * t
+    let pd = scratch, dp = scratch + t * t
+    var pdrop = probs
+    let dropScale = Float(1 / (1 - Double(p)))
+    if p > 0, let dropMask {
+        for i in 0..<n { pd[i] = dropMask[i] != 0 ? probs[i] * dropScale : 0 }
+        pdrop = UnsafePointer(pd)
+    }
+    // dP' (rows,T) = dO·Vᵀ ; dV += P'ᵀ·dO
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(t), Int32(hs),
+                1, dout, Int32(ldo), v, Int32(ldkv), 0, dp, Int32(t))
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(rows),
+                1, pdrop, Int32(t), dout, Int32(ldo), 1, dv, Int32(ldkv))
+    if p > 0, let dropMask {
+        for i in 0..<n where dropMask[i] == 0 { dp[i] = 0 }
+        scaleInPlace(dp, n, dropScale)
+    }
+    softmaxBackwardRows(dp, probs: probs, rows: rows, t: t)
+    // dQ += scale·dS·K ; dK += scale·dSᵀ·Q
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hs), Int32(t),
+                scale, dp, Int32(t), k, Int32(ldkv), 1, dq, Int32(ldq))
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(rows),
+                scale, dp, Int32(t), q, Int32(ldq), 1, dk, Int32(ldkv))
 }
 
 /// Runs body(job, threadIndex) for jobs 0..<count on up to `threads` threads (contiguous blocks),
@@ -100,23 +168,23 @@ func forEachHead(_ count: Int, threads: Int, _ body: (Int, Int) -> Void) {
     }
 }
 
-/// In place on s (T,T): row-wise softmax over the keys with mask[j] = 1; masked keys get exactly 0.
+/// In place on s (rows,T): row-wise softmax over the keys with mask[j] = 1; masked keys get exactly 0.
 /// With no real key at all, every key gets 1/T.
 @inline(__always)
-func maskedSoftmaxRows(_ s: UnsafeMutablePointer<Float>, mask: UnsafePointer<Int32>, t: Int) {
+func maskedSoftmaxRows(_ s: UnsafeMutablePointer<Float>, mask: UnsafePointer<Int32>, rows: Int, t: Int) {
     var real = 0
     for j in 0..<t where mask[j] != 0 { real += 1 }
     if real == 0 {
-        s.update(repeating: 1 / Float(t), count: t * t)
+        s.update(repeating: 1 / Float(t), count: rows * t)
         return
     }
     let ninf = -Float.infinity
-    for i in 0..<t {
+    for i in 0..<rows {
         let row = s + i * t
         if real < t { for j in 0..<t where mask[j] == 0 { row[j] = ninf } }
         var mx = F16(repeating: ninf)
         var j = 0
-        while j + 16 <= t { mx = pointwiseMax(mx, load16(row + j)); j += 16 }
+        while j + 16 <= t { mx = vmax(mx, load16(row + j)); j += 16 }
         var m = mx.max()
         while j < t { m = Swift.max(m, row[j]); j += 1 }
         let mv = F16(repeating: m)
@@ -129,10 +197,10 @@ func maskedSoftmaxRows(_ s: UnsafeMutablePointer<Float>, mask: UnsafePointer<Int
     }
 }
 
-/// In place on d (T,T) holding dP: dS_ij = P_ij·(dP_ij − Σ_k P_ik·dP_ik).
+/// In place on d (rows,T) holding dP: dS_ij = P_ij·(dP_ij − Σ_k P_ik·dP_ik).
 @inline(__always)
-func softmaxBackwardRows(_ d: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, t: Int) {
-    for i in 0..<t {
+func softmaxBackwardRows(_ d: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, rows: Int, t: Int) {
+    for i in 0..<rows {
         let row = d + i * t, pr = probs + i * t
         var acc = F16(repeating: 0)
         var j = 0

@@ -13,13 +13,27 @@ public func crossEntropyForward(losses: UnsafeMutablePointer<Float>, logsumexp: 
     guard n > 0 else { return (0, 0) }
     Parallel.forEach(n, threads: n * v < 16_384 ? 1 : threads) { i in
         let row = logits + i * v
+        // Row max and the first index where it occurs: each lane keeps its max and where it first saw it.
         var mx = F16(repeating: -.infinity)
+        var at = SIMD16<Int32>(repeating: Int32.max)
+        var idx = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         var j = 0
-        while j + 16 <= v { mx = pointwiseMax(mx, load16(row + j)); j += 16 }
+        while j + 16 <= v {
+            let x = load16(row + j)
+            let greater = mx .< x
+            mx.replace(with: x, where: greater)
+            at.replace(with: idx, where: greater)
+            idx &+= 16
+            j += 16
+        }
         var m = mx.max()
-        while j < v { m = Swift.max(m, row[j]); j += 1 }
-        var arg = 0
-        while arg < v - 1 && row[arg] != m { arg += 1 }  // bounded: a NaN row matches nothing
+        var arg = Int(Int32.max)
+        for lane in 0..<16 where mx[lane] == m { arg = Swift.min(arg, Int(at[lane])) }
+        while j < v {
+            if row[j] > m || (row[j] == m && j < arg) { m = row[j]; arg = j }
+            j += 1
+        }
+        if arg == Int(Int32.max) { arg = 0 }  // an all-NaN row: any valid index (the loss is NaN anyway)
         let mv = F16(repeating: m)
         var acc = F16(repeating: 0)
         j = 0

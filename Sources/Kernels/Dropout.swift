@@ -61,6 +61,27 @@ public func dropoutForward(out: UnsafeMutablePointer<Float>, mask: UnsafeMutable
     }
 }
 
+/// `dropoutForward` on selected rows of an (N,C) tensor stored compactly: out, inp, mask (M,C) hold
+/// rows index[0..<M] of the full tensor, and element (k, j) draws what element index[k]·C + j of
+/// the full tensor draws, so the kept elements are those `dropoutForward` would keep. Backward:
+/// `dropoutBackward` on the compact (M,C) tensors.
+public func dropoutForwardRows(out: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt8>, inp: UnsafePointer<Float>,
+                               index: UnsafePointer<Int32>, m: Int, c: Int, p: Float, seed: UInt64, threads: Int) {
+    if p == 0 {
+        if UnsafePointer(out) != inp { out.update(from: inp, count: m * c) }
+        return
+    }
+    let sampler = DropoutSampler(p: p, seed: seed)
+    Parallel.forEach(m, threads: m * c < 16_384 ? 1 : threads) { k in
+        let base = Int(index[k]) * c
+        for j in 0..<c {
+            let keep = sampler.keep(base + j)
+            mask[k * c + j] = keep ? 1 : 0
+            out[k * c + j] = keep ? inp[k * c + j] * sampler.scale : 0
+        }
+    }
+}
+
 /// Backward of `dropoutForward` with the saved mask: dinp += dout · mask/(1 − p) (ACCUMULATES).
 /// With p = 0, dinp += dout and `mask` is not read.
 public func dropoutBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, mask: UnsafePointer<UInt8>,

@@ -4,7 +4,7 @@ import CBLAS
 /// (M,K), or (K,M) when `transA`; B is stored (K,N), or (N,K) when `transB`; lda, ldb, ldc are row strides.
 ///
 /// The output is split into blocks along its larger dimension; the number of blocks is a function of
-/// the shape only (2 to 8 blocks of at least ~512 rows or columns; one block below 8 MFLOP), never of
+/// the shape only (`gemmBlockCount`: 1, 2, 4 or 8 blocks), never of
 /// `threads`. Each block is one single-threaded OpenBLAS sgemm, and the blocks are spread over
 /// `threads` workers. So the result is bit-identical for any thread count (OpenBLAS's own threading is
 /// not: it can split the inner dimension differently), and measured as fast as OpenBLAS's threading
@@ -30,8 +30,12 @@ public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Floa
     }
 }
 
-/// Blocks `gemm` splits an (M,N,K) product into: 1 under 8 MFLOP, else ⌈max(M,N)/512⌉ clamped to 2...8.
+/// Blocks `gemm` splits an (M,N,K) product into: 1 under 8 MFLOP, else the largest power of two
+/// ≤ ⌈max(M,N)/512⌉, clamped to 2...8 (powers of two balance over 2, 4 or 8 threads).
 public func gemmBlockCount(m: Int, n: Int, k: Int) -> Int {
     if 2 * m * n * k < 8_000_000 { return 1 }
-    return min(8, max(2, (max(m, n) + 511) / 512))
+    let target = min(8, max(2, (max(m, n) + 511) / 512))
+    var blocks = 1
+    while blocks * 2 <= target { blocks *= 2 }
+    return blocks
 }

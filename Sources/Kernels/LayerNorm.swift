@@ -79,19 +79,21 @@ public func layerNormBackward(dinp: UnsafeMutablePointer<Float>, dweight: Unsafe
     let nb = min(t, blocks)
     Parallel.forEach(nb, threads: nb) { b in
         let c0 = b * blocks / nb * 16, c1 = min(c, (b + 1) * blocks / nb * 16)
-        var j = c0
-        while j < c1 {
-            let w = min(16, c1 - j)
-            var dw = loadPartial(dweight + j, w), db = loadPartial(dbias + j, w)
-            for i in 0..<n {
-                let dy = loadPartial(dout + i * c + j, w)
-                let xh = (loadPartial(inp + i * c + j, w) - F16(repeating: mean[i])) * F16(repeating: rstd[i])
-                dw += dy * xh
-                db += dy
+        for i in 0..<n {
+            let mv = F16(repeating: mean[i]), sv = F16(repeating: rstd[i])
+            let dy = dout + i * c, x = inp + i * c
+            var j = c0
+            while j + 16 <= c1 {
+                let g = load16(dy + j)
+                store16(load16(dweight + j) + g * ((load16(x + j) - mv) * sv), dweight + j)
+                store16(load16(dbias + j) + g, dbias + j)
+                j += 16
             }
-            storePartial(dw, dweight + j, w)
-            storePartial(db, dbias + j, w)
-            j += 16
+            while j < c1 {
+                dweight[j] += dy[j] * ((x[j] - mean[i]) * rstd[i])
+                dbias[j] += dy[j]
+                j += 1
+            }
         }
     }
 }

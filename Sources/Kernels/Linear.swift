@@ -37,26 +37,19 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
     if let dbias { sumRows(into: dbias, dout, rows: n, columns: outFeatures, threads: threads) }
 }
 
-/// acc(C) += Σ_r x[r, :] for x (R,C), rows added in order; split over blocks of 16 columns.
+/// acc(C) += Σ_r x[r, :] for x (R,C), rows added in order (so the result does not depend on the
+/// split); split over blocks of columns, each thread streaming its block row by row.
 public func sumRows(into acc: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, columns: Int,
                     threads: Int) {
     let blocks = (columns + 15) / 16
-    let work = rows * columns
-    let n = work < 65_536 ? 1 : min(threads, blocks)
+    let n = rows * columns < 65_536 ? 1 : min(threads, blocks)
     Parallel.forEach(n, threads: n) { t in
         let c0 = t * blocks / n * 16, c1 = min(columns, (t + 1) * blocks / n * 16)
-        var c = c0
-        while c + 16 <= c1 {
-            var s = load16(acc + c)
-            for r in 0..<rows { s += load16(x + r * columns + c) }
-            store16(s, acc + c)
-            c += 16
-        }
-        if c < c1 {
-            let m = c1 - c
-            var s = loadPartial(acc + c, m)
-            for r in 0..<rows { s += loadPartial(x + r * columns + c, m) }
-            storePartial(s, acc + c, m)
+        for r in 0..<rows {
+            let row = x + r * columns
+            var c = c0
+            while c + 16 <= c1 { store16(load16(acc + c) + load16(row + c), acc + c); c += 16 }
+            while c < c1 { acc[c] += row[c]; c += 1 }
         }
     }
 }

@@ -87,6 +87,7 @@ final class ModelTests: XCTestCase {
     /// Double, with the naive kernels) and then selected; the NSP logits equal the naive pooler + head.
     func testMaskedOnlyHeadEqualsFullHeadThenSelect() throws {
         let model = try makeModel()
+        model.prunesLastLayer = false // keep the whole last_hidden_state
         randomizeParameters(model, seed: 3)
         let batch = tinyBatch()
         let out = try model.forward(batch, dropoutSeed: nil)
@@ -123,6 +124,34 @@ final class ModelTests: XCTestCase {
                                       n: b, inFeatures: h, outFeatures: 2)
         XCTAssertLessThan(Numerics.maxError(Array(model.nspLogits), nsp), 1e-5)
         XCTAssertLessThan(Numerics.maxError(Array(model.pooledOutput), pooled), 1e-5)
+    }
+
+    /// Pruning the last layer to the rows the heads read changes no loss, logit or gradient (beyond
+    /// Float rounding), dropout included, also when a masked position is a [CLS] row.
+    func testPrunedLastLayerMatchesFullComputation() throws {
+        let config = tinyConfig(hiddenDropout: 0.1, attentionDropout: 0.1)
+        var batch = tinyBatch()
+        for variant in 0..<2 {
+            if variant == 1 { batch.maskedPositions[0] = 7; batch.maskedLabels[0] = 2 } // row (1, 0): [CLS]
+            var results: [(PretrainingOutput, [Float], [Float], [Float])] = []
+            for prune in [false, true] {
+                let model = try makeModel(config)
+                model.prunesLastLayer = prune
+                randomizeParameters(model, seed: 8)
+                model.zeroGradients()
+                let out = try model.forward(batch, dropoutSeed: 31)
+                model.backward()
+                results.append((out, Array(model.mlmLogits), Array(model.nspLogits), Array(model.gradients)))
+                XCTAssertEqual(model.sequenceOutput.count, prune ? 0 : 3 * 7 * 32)
+            }
+            let (full, pruned) = (results[0], results[1])
+            XCTAssertEqual(Double(full.0.loss), Double(pruned.0.loss), accuracy: 1e-6)
+            XCTAssertEqual(full.0.mlmCorrect, pruned.0.mlmCorrect)
+            XCTAssertLessThan(Numerics.maxError(pruned.1, full.1.double), 1e-6)
+            XCTAssertLessThan(Numerics.maxError(pruned.2, full.2.double), 1e-6)
+            XCTAssertLessThan(Numerics.maxError(pruned.3, full.3.double), 1e-6)
+            XCTAssertFalse(Numerics.bitIdentical(pruned.3, [Float](repeating: 0, count: pruned.3.count)))
+        }
     }
 
     func testPaddedPositionsDoNotMatter() throws {

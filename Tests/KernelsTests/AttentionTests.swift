@@ -122,3 +122,79 @@ final class AttentionTests: XCTestCase {
         XCTAssertTrue(Numerics.bitIdentical(a.dqkv, c.dqkv))
     }
 }
+
+final class AttentionRowsTests: XCTestCase {
+    /// The selected-rows kernel equals the full kernel at those rows (forward, dropout draws, and the
+    /// backward with dout zero at the other rows).
+    func testSelectedRowsMatchTheFullKernel() {
+        let (b, t, nh, hs) = (3, 19, 2, 8), h = 16
+        var rng = SeededRandom(seed: 46)
+        var mask = [Int32](repeating: 1, count: b * t)
+        for j in 14..<t { mask[t + j] = 0 }
+        let rowsOf: [[Int]] = [[0, 3, 18], [0, 7], [0, 1, 2, 5, 11]] // per sequence, increasing
+        var rowStart: [Int32] = [0], positions: [Int32] = []
+        for r in rowsOf { positions += r.map(Int32.init); rowStart.append(Int32(positions.count)) }
+        let rCount = positions.count
+        let qkv = Numerics.uniform(b * t * 3 * h, scale: 2, &rng).float
+        let dSel = Numerics.uniform(rCount * h, &rng).float
+        for p: Float in [0, 0.25] {
+            // Full kernel, dout only at the selected rows.
+            var fullOut = [Float](repeating: 0, count: b * t * h), fullProbs = [Float](repeating: 0, count: b * nh * t * t)
+            var fullMask = [UInt8](repeating: 0, count: b * nh * t * t), scratch = [Float](repeating: 0, count: attentionScratchCount(t: t, threads: 2))
+            attentionForward(out: &fullOut, probs: &fullProbs, dropMask: &fullMask, qkv: qkv, keyMask: mask, b: b, t: t, nh: nh, hs: hs, p: p,
+                             seed: 11, scratch: &scratch, threads: 2)
+            var dout = [Float](repeating: 0, count: b * t * h)
+            var q = [Float](repeating: 0, count: rCount * h)
+            var k = 0
+            for (bi, rows) in rowsOf.enumerated() {
+                for r in rows {
+                    for c in 0..<h {
+                        dout[(bi * t + r) * h + c] = dSel[k * h + c]
+                        q[k * h + c] = qkv[(bi * t + r) * 3 * h + c]
+                    }
+                    k += 1
+                }
+            }
+            var fullD = [Float](repeating: 0, count: qkv.count)
+            attentionBackward(dqkv: &fullD, dout: dout, qkv: qkv, probs: fullProbs, dropMask: fullMask, b: b, t: t, nh: nh, hs: hs, p: p,
+                              scratch: &scratch, threads: 2)
+            // Selected rows.
+            var out = [Float](repeating: .nan, count: rCount * h), probs = [Float](repeating: .nan, count: rCount * nh * t)
+            var dmask = [UInt8](repeating: 9, count: rCount * nh * t)
+            attentionForwardRows(out: &out, probs: &probs, dropMask: &dmask, q: q, qkv: qkv, keyMask: mask, rowStart: rowStart,
+                                 positions: positions, b: b, t: t, nh: nh, hs: hs, p: p, seed: 11, scratch: &scratch, threads: 2)
+            var dq = [Float](repeating: 0, count: rCount * h), dkv = [Float](repeating: 0, count: qkv.count)
+            attentionBackwardRows(dq: &dq, dqkv: &dkv, dout: dSel, q: q, qkv: qkv, probs: probs, dropMask: dmask, rowStart: rowStart,
+                                  b: b, t: t, nh: nh, hs: hs, p: p, scratch: &scratch, threads: 2)
+            k = 0
+            var expOut: [Float] = [], expDq: [Float] = [], expProbs: [Float] = [], gotProbs: [Float] = []
+            for (bi, rows) in rowsOf.enumerated() {
+                for r in rows {
+                    let row = bi * t + r
+                    let o0: Int = row * h, q0: Int = row * 3 * h
+                    expOut += fullOut[o0..<(o0 + h)]
+                    expDq += fullD[q0..<(q0 + h)]
+                }
+                for hd in 0..<nh {
+                    for (i, r) in rows.enumerated() {
+                        let full = ((bi * nh + hd) * t + r) * t
+                        expProbs += fullProbs[full..<(full + t)]
+                        let sub = (Int(rowStart[bi]) * nh + hd * rows.count + i) * t
+                        gotProbs += probs[sub..<(sub + t)]
+                        if p > 0 { XCTAssertEqual(Array(dmask[sub..<(sub + t)]), Array(fullMask[full..<(full + t)])) }
+                    }
+                }
+            }
+            XCTAssertLessThan(Numerics.maxError(out, expOut.double), 1e-6, "p \(p)")
+            XCTAssertLessThan(Numerics.maxError(gotProbs, expProbs.double), 1e-6, "p \(p)")
+            XCTAssertLessThan(Numerics.maxError(dq, expDq.double), 1e-6, "p \(p)")
+            // K and V gradients everywhere; Q columns untouched.
+            for i in 0..<(b * t) {
+                for c in 0..<(3 * h) {
+                    let got = Double(dkv[i * 3 * h + c]), want = Double(fullD[i * 3 * h + c])
+                    if c < h { XCTAssertEqual(got, 0) } else { XCTAssertLessThan(abs(got - want), 1e-6 * (1 + abs(want))) }
+                }
+            }
+        }
+    }
+}

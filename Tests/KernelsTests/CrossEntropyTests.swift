@@ -52,6 +52,19 @@ final class CrossEntropyTests: XCTestCase {
         XCTAssertEqual(Double(losses[1]), log(6 + exp(2.5)) - 2.5, accuracy: 1e-6)
     }
 
+    func testPredictionIsTheFirstMaximum() {
+        // Ties across lanes, within a lane, and between the vector part and the tail.
+        let v = 40
+        let cases: [([Int], Int32)] = [([33, 5], 5), ([36, 20], 20), ([39, 7, 23], 7), ([38, 39], 38), ([0], 0), ([17], 17)]
+        for (hot, expected) in cases {
+            var logits = [Float](repeating: -1, count: v)
+            for k in hot { logits[k] = 2 }
+            var loss: [Float] = [0], lse: [Float] = [0], pred: [Int32] = [-1]
+            crossEntropyForward(losses: &loss, logsumexp: &lse, predictions: &pred, logits: logits, targets: [0], n: 1, v: v, threads: 1)
+            XCTAssertEqual(pred[0], expected, "\(hot)")
+        }
+    }
+
     func testThreadCountDoesNotChangeResults() {
         let (n, v) = (9, 3001)
         var rng = SeededRandom(seed: 53)

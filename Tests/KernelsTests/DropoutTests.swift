@@ -66,4 +66,23 @@ final class DropoutTests: XCTestCase {
         XCTAssertNotEqual(deriveSeed(1, 0), deriveSeed(1, 1))
         XCTAssertNotEqual(deriveSeed(1, 0), deriveSeed(2, 0))
     }
+
+    func testSelectedRowsDrawLikeTheFullTensor() {
+        let (n, c) = (9, 21)
+        var rng = SeededRandom(seed: 65)
+        let x = Numerics.uniform(n * c, &rng).float
+        var full = [Float](repeating: 0, count: n * c), fullMask = [UInt8](repeating: 0, count: n * c)
+        dropoutForward(out: &full, mask: &fullMask, inp: x, count: n * c, p: 0.4, seed: 8, threads: 1)
+        let index: [Int32] = [0, 4, 5, 8]
+        var sel = [Float](), selMask = [UInt8](repeating: 0, count: index.count * c)
+        for i in index { sel += x[(Int(i) * c)..<(Int(i) * c + c)] }
+        sel.withUnsafeMutableBufferPointer { s in
+            dropoutForwardRows(out: s.baseAddress!, mask: &selMask, inp: s.baseAddress!, index: index, m: index.count, c: c, p: 0.4, seed: 8,
+                               threads: 2)
+        }
+        for (k, i) in index.enumerated() {
+            XCTAssertEqual(Array(selMask[(k * c)..<(k * c + c)]), Array(fullMask[(Int(i) * c)..<(Int(i) * c + c)]))
+            XCTAssertEqual(Array(sel[(k * c)..<(k * c + c)]), Array(full[(Int(i) * c)..<(Int(i) * c + c)]))
+        }
+    }
 }
