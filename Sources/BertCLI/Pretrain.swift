@@ -30,6 +30,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "A metrics row every N updates.") var logEverySteps = 10
     @Flag(help: "Continue from OUTPUT/latest exactly.") var resume = false
     @Flag(help: "Start again even if OUTPUT holds a run.") var overwrite = false
+    @Option(help: "Stop after this many updates in all (the learning rate decays to zero there).") var maxSteps: Int?
     @Option(help: .hidden) var stopAfterSteps: Int?
 
     func validate() throws {
@@ -82,6 +83,7 @@ struct PretrainCommand: ParsableCommand {
         options.resume = resume
         options.overwrite = overwrite
         options.stopAfterSteps = stopAfterSteps
+        options.maxSteps = maxSteps
         let masker = set.index.parameters.dynamicMasking ? Masker(
             maskId: UInt32(vocabulary.maskId), clsId: UInt32(vocabulary.clsId), sepId: UInt32(vocabulary.sepId),
             isContinuation: vocabulary.tokens.map { $0.hasPrefix("##") }, maskedLMProb: set.index.parameters.maskedLMProb,

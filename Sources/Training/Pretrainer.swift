@@ -29,6 +29,9 @@ public struct PretrainOptions: Sendable {
     public var overwrite = false
     /// Stop after this many updates in this process (tests use it to simulate a crash).
     public var stopAfterSteps: Int?
+    /// Train for at most this many updates in all (the schedule decays to zero there), then
+    /// checkpoint as `step-NNNNNNNN`; nil = whole epochs.
+    public var maxSteps: Int?
 
     public init(runDirectory: String) { self.runDirectory = runDirectory }
 }
@@ -88,8 +91,9 @@ public final class Pretrainer {
         model = try BertForPreTraining(config: config, maxBatch: options.batchSize, maxSeqLength: p.maxSeqLength,
                                        maxMaskedPositions: maxMasked, threads: options.threads)
         loader = try ShardLoader(set: shards, options: .init(batchSize: options.batchSize, seed: options.seed), masker: maskerForDynamic)
+        guard options.maxSteps.map({ $0 >= 1 }) ?? true else { throw TrainingError.invalidSetting(name: "--max-steps", reason: "must be at least 1") }
         let updatesPerEpoch = (loader.batchesPerEpoch + options.accumulate - 1) / options.accumulate
-        let total = updatesPerEpoch * options.epochs
+        let total = min(updatesPerEpoch * options.epochs, options.maxSteps ?? Int.max)
         schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps ?? max(1, total / 10), totalSteps: total)
         decayRanges = model.layout.entries.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }.sorted { $0.lowerBound < $1.lowerBound }
         optimizer = AdamW(count: model.layout.count, decayRanges: decayRanges, hyper: options.adam, threads: options.threads)
@@ -124,8 +128,8 @@ public final class Pretrainer {
     func restore(from directory: String) throws {
         let state = try Checkpoint.readState(directory)
         guard state.batchSize == options.batchSize, state.accumulate == options.accumulate, state.seed == options.seed,
-              state.epochs == options.epochs else {
-            throw TrainingError.badCheckpoint(path: directory, reason: "the run used batch size \(state.batchSize), accumulate \(state.accumulate), seed \(state.seed), \(state.epochs) epochs; resume with the same settings")
+              state.epochs == options.epochs, state.schedule == schedule else {
+            throw TrainingError.badCheckpoint(path: directory, reason: "the run used batch size \(state.batchSize), accumulate \(state.accumulate), seed \(state.seed), \(state.epochs) epochs; \(state.schedule.totalSteps) updates; resume with the same settings")
         }
         guard state.shardsIndexSHA256 == indexSHA256 else {
             throw TrainingError.badCheckpoint(path: directory, reason: "it was trained on other shards (index.json differs); resume with the same --shards")
@@ -155,6 +159,7 @@ public final class Pretrainer {
         let board = try TensorBoardWriter(directory: options.runDirectory)
         let started = Date()
         var stepsThisProcess = 0
+        if step >= totalSteps { return lastCheckpoint }  // a finished run
         var window = (loss: 0.0, mlmLoss: 0.0, nspLoss: 0.0, mlmCorrect: 0, mlmCount: 0, nspCorrect: 0, nspCount: 0, tokens: 0, updates: 0, norm: 0.0)
         var windowStart = Date()
         let scale = 1 / Float(options.accumulate)
@@ -216,6 +221,12 @@ public final class Pretrainer {
                     try checkpoint(name: String(format: "step-%08d", step))
                 }
                 if let stop = options.stopAfterSteps, stepsThisProcess >= stop { return lastCheckpoint }
+                let moreData = batchesLeft(batches) || position.epoch < options.epochs - 1
+                if step >= totalSteps && moreData {  // --max-steps reached before the end of the data
+                    if let every = options.saveEverySteps, step % every == 0 { return lastCheckpoint }  // just written
+                    try checkpoint(name: String(format: "step-%08d", step))
+                    return lastCheckpoint
+                }
             }
             completedEpochs = position.epoch + 1
             position = LoaderPosition(epoch: position.epoch + 1, instancesConsumed: 0)
@@ -223,6 +234,9 @@ public final class Pretrainer {
         }
         return lastCheckpoint
     }
+
+    /// Whether the epoch has instances left after the iterator's position.
+    func batchesLeft(_ batches: EpochBatches) -> Bool { batches.position.instancesConsumed < loader.instancesPerEpoch }
 
     func checkpoint(name: String) throws {
         let state = TrainingState(
@@ -251,11 +265,13 @@ public struct PretrainingEvaluation: Codable, Equatable, Sendable {
     public var mlmAccuracy: Double
     public var nspLoss: Double
     public var nspAccuracy: Double
+    /// MLM accuracy of always predicting the most frequent masked token of this data (a floor).
+    public var majorityTokenAccuracy: Double
 
     enum CodingKeys: String, CodingKey {
         case instances
         case maskedPositions = "masked_positions", mlmLoss = "mlm_loss", mlmAccuracy = "mlm_accuracy"
-        case nspLoss = "nsp_loss", nspAccuracy = "nsp_accuracy"
+        case nspLoss = "nsp_loss", nspAccuracy = "nsp_accuracy", majorityTokenAccuracy = "majority_token_accuracy"
     }
 
     /// Evaluates `model` on every instance `loader` gives in epoch 0 (static masks as stored; dynamic
@@ -263,8 +279,10 @@ public struct PretrainingEvaluation: Codable, Equatable, Sendable {
     public static func run(model: BertForPreTraining, loader: ShardLoader, limit: Int? = nil) throws -> PretrainingEvaluation {
         var instances = 0, masked = 0, mlmCorrect = 0, nspCorrect = 0
         var mlmLossSum = 0.0, nspLossSum = 0.0
+        var labelCounts = [Int](repeating: 0, count: model.config.vocabSize)
         let batches = try loader.batches(epoch: 0)
         while let b = try batches.next() {
+            for l in b.maskedLabels { labelCounts[Int(l)] += 1 }
             let out = try model.forward(PretrainingBatch(
                 batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
                 attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
@@ -280,6 +298,7 @@ public struct PretrainingEvaluation: Codable, Equatable, Sendable {
         return PretrainingEvaluation(
             instances: instances, maskedPositions: masked, mlmLoss: mlmLossSum / Double(max(1, masked)),
             mlmAccuracy: Double(mlmCorrect) / Double(max(1, masked)), nspLoss: nspLossSum / Double(max(1, instances)),
-            nspAccuracy: Double(nspCorrect) / Double(max(1, instances)))
+            nspAccuracy: Double(nspCorrect) / Double(max(1, instances)),
+            majorityTokenAccuracy: Double(labelCounts.max() ?? 0) / Double(max(1, masked)))
     }
 }
