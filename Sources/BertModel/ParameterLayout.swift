@@ -1,6 +1,6 @@
 /// One named tensor in the flat parameter buffer.
 public struct ParameterEntry: Sendable, Equatable {
-    /// Hugging Face BertForPreTraining name, e.g. "bert.encoder.layer.0.attention.self.query.weight".
+    /// Hugging Face state-dict name, e.g. "bert.encoder.layer.0.attention.self.query.weight".
     public let name: String
     /// Shape as in PyTorch: [out, in] for linear weights, [rows, width] for embeddings, [n] for vectors.
     public let shape: [Int]
@@ -53,11 +53,35 @@ public struct ParameterLayout: Sendable {
         index[name].map { entries[$0] }
     }
 
-    /// Hugging Face BertForPreTraining's parameters for `config`, in state-dict order except that each
-    /// layer's query, key and value weights are adjacent (one [3H, H] matrix) and so are their biases
-    /// ([3H]). The MLM decoder weight is tied to the word embeddings and has no entry of its own;
-    /// its bias is "cls.predictions.bias" (transformers ties cls.predictions.decoder.bias to it).
+    /// Hugging Face BertForPreTraining's parameters for `config`: `bertTensors`, then the heads. The MLM
+    /// decoder weight is tied to the word embeddings and has no entry of its own; its bias is
+    /// "cls.predictions.bias" (transformers ties cls.predictions.decoder.bias to it).
     public static func bertForPreTraining(_ config: BertConfig) -> ParameterLayout {
+        let (v, h) = (config.vocabSize, config.hiddenSize)
+        return ParameterLayout(bertTensors(config) + [
+            ("cls.predictions.bias", [v]),
+            ("cls.predictions.transform.dense.weight", [h, h]),
+            ("cls.predictions.transform.dense.bias", [h]),
+            ("cls.predictions.transform.LayerNorm.weight", [h]),
+            ("cls.predictions.transform.LayerNorm.bias", [h]),
+            ("cls.seq_relationship.weight", [2, h]),
+            ("cls.seq_relationship.bias", [2]),
+        ])
+    }
+
+    /// Hugging Face BertForSequenceClassification's parameters for `config` and `numLabels` (> 0):
+    /// `bertTensors`, then "classifier.weight" [numLabels, H] and "classifier.bias" [numLabels].
+    public static func bertForSequenceClassification(_ config: BertConfig, numLabels: Int) -> ParameterLayout {
+        ParameterLayout(bertTensors(config) + [
+            ("classifier.weight", [numLabels, config.hiddenSize]),
+            ("classifier.bias", [numLabels]),
+        ])
+    }
+
+    /// Hugging Face BertModel's parameters (embeddings, layers, pooler) under "bert.", in state-dict
+    /// order except that each layer's query, key and value weights are adjacent (one [3H, H] matrix)
+    /// and so are their biases ([3H]).
+    static func bertTensors(_ config: BertConfig) -> [(name: String, shape: [Int])] {
         let (v, h, i) = (config.vocabSize, config.hiddenSize, config.intermediateSize)
         var t: [(name: String, shape: [Int])] = [
             ("bert.embeddings.word_embeddings.weight", [v, h]),
@@ -87,17 +111,6 @@ public struct ParameterLayout: Sendable {
                 (p + "output.LayerNorm.bias", [h]),
             ]
         }
-        t += [
-            ("bert.pooler.dense.weight", [h, h]),
-            ("bert.pooler.dense.bias", [h]),
-            ("cls.predictions.bias", [v]),
-            ("cls.predictions.transform.dense.weight", [h, h]),
-            ("cls.predictions.transform.dense.bias", [h]),
-            ("cls.predictions.transform.LayerNorm.weight", [h]),
-            ("cls.predictions.transform.LayerNorm.bias", [h]),
-            ("cls.seq_relationship.weight", [2, h]),
-            ("cls.seq_relationship.bias", [2]),
-        ]
-        return ParameterLayout(t)
+        return t + [("bert.pooler.dense.weight", [h, h]), ("bert.pooler.dense.bias", [h])]
     }
 }
