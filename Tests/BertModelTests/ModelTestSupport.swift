@@ -30,16 +30,21 @@ func tinyBatch() -> PretrainingBatch {
 /// Sets every parameter to a random value of a size that makes each path of the model matter:
 /// weights uniform with std 0.15, biases ±0.2, LayerNorm weights 1 ± 0.3.
 func randomizeParameters(_ model: BertForPreTraining, seed: UInt64) {
+    randomizeParameters(model.layout, model.parameters, seed: seed)
+}
+
+/// `randomizeParameters` for any model's layout and parameter buffer.
+func randomizeParameters(_ layout: ParameterLayout, _ parameters: UnsafeMutableBufferPointer<Float>, seed: UInt64) {
     var rng = SeededRandom(seed: seed)
-    for e in model.layout.entries {
+    for e in layout.entries {
         for j in e.range {
             let u = Float.random(in: -1..<1, using: &rng)
             if e.name.hasSuffix("LayerNorm.weight") {
-                model.parameters[j] = 1 + 0.3 * u
+                parameters[j] = 1 + 0.3 * u
             } else if e.name.hasSuffix("bias") {
-                model.parameters[j] = 0.2 * u
+                parameters[j] = 0.2 * u
             } else {
-                model.parameters[j] = Float(0.15 * 3.0.squareRoot()) * u
+                parameters[j] = Float(0.15 * 3.0.squareRoot()) * u
             }
         }
     }

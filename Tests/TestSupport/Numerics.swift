@@ -22,6 +22,12 @@ public enum Numerics {
         return g
     }
 
+    /// f′(0) by the fourth-order central difference (−f(2ε) + 8f(ε) − 8f(−ε) + f(−2ε))/(12ε): truncation
+    /// error O(ε⁴), so a large ε can keep the rounding noise of a Float `f` small.
+    public static func derivative(step eps: Float, _ f: (Float) throws -> Double) rethrows -> Double {
+        (-(try f(2 * eps)) + 8 * (try f(eps)) - 8 * (try f(-eps)) + (try f(-2 * eps))) / (12 * Double(eps))
+    }
+
     /// The largest |a − b| / (1 + |b|) over the entries (a mixed absolute/relative error).
     public static func maxError<A: BinaryFloatingPoint, B: BinaryFloatingPoint>(_ a: [A], _ b: [B]) -> Double {
         precondition(a.count == b.count, "maxError: \(a.count) vs \(b.count) entries")
