@@ -74,16 +74,11 @@ vocab-quality: build venv
 bench: build venv
 	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS)
 
-# The main job on the embedded default: corpus from Debian packages, a vocabulary trained on it,
-# training shards (masked LM + next sentence) with google-research/bert's defaults, and their
-# statistics. Pre-training and fine-tuning join as they land.
-pipeline: build corpus
-	mkdir -p $(OUT)
-	$(RUN_ENV) $(BERT) vocab --input Corpora/generated/en.txt --size 16000 --output $(OUT)/vocab-en.txt
-	$(RUN_ENV) $(BERT) shards --input Corpora/generated/en.txt --vocab $(OUT)/vocab-en.txt --output $(OUT)/shards-en
-	$(BERT) inspect $(OUT)/shards-en --limit 1
-	$(BERT) inspect $(OUT)/shards-en --stats
-	@echo "pipeline: vocabulary $(OUT)/vocab-en.txt ($$(wc -l < $(OUT)/vocab-en.txt) tokens), shards in $(OUT)/shards-en"
+# The main job on the embedded default: Pipelines/default.json (corpus from Debian packages, a
+# vocabulary, shards, pre-training, fine-tuning, evaluation; see the file). Stages whose outputs are
+# current are skipped, so running it again after an interruption finishes the rest.
+pipeline: build
+	$(RUN_ENV) $(BERT) run Pipelines/default.json
 
 clean:
 	rm -rf .build $(OUT) $(VENV)

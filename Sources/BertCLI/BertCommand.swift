@@ -11,10 +11,10 @@ import WordPiece
 struct Bert: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bert",
-        abstract: "BertKit: BERT pre-training data tooling (vocabularies, tokenization).",
+        abstract: "BertKit: BERT pre-training and fine-tuning on CPU: vocabularies, tokenization, shards, training, classifiers.",
         version: "0.1.0",
         subcommands: [VocabCommand.self, TokenizeCommand.self, ShardsCommand.self, InspectCommand.self, PretrainCommand.self,
-                      RunCommand.self, BenchmarkTrainCommand.self]
+                      FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self, RunCommand.self, BenchmarkTrainCommand.self]
     )
 
     static func main() {
@@ -54,6 +54,7 @@ extension TrainingError: UserInputError {}
 extension ConfigError: UserInputError {}
 extension SafetensorsError: UserInputError {}
 extension ModelError: UserInputError {}
+extension ClassificationFileError: UserInputError {}
 
 /// A message for the user, exit code 2.
 struct UsageError: UserInputError {

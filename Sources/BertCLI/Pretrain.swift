@@ -30,6 +30,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "A metrics row every N updates.") var logEverySteps = 10
     @Flag(help: "Continue from OUTPUT/latest exactly.") var resume = false
     @Flag(help: "Start again even if OUTPUT holds a run.") var overwrite = false
+    @Flag(help: "Resume when OUTPUT holds a checkpoint of the same run, else start again (for pipelines).") var resumeIfPossible = false
     @Option(help: "Stop after this many updates in all (the learning rate decays to zero there).") var maxSteps: Int?
     @Option(help: .hidden) var stopAfterSteps: Int?
 
@@ -82,6 +83,7 @@ struct PretrainCommand: ParsableCommand {
         options.logEverySteps = logEverySteps
         options.resume = resume
         options.overwrite = overwrite
+        options.resumeIfPossible = resumeIfPossible
         options.stopAfterSteps = stopAfterSteps
         options.maxSteps = maxSteps
         let masker = set.index.parameters.dynamicMasking ? Masker(
@@ -93,7 +95,7 @@ struct PretrainCommand: ParsableCommand {
         log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), %d threads%@",
                    config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
                    Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
-                   options.threads, resume ? ", resuming at update \(trainer.step)" : ""))
+                   options.threads, trainer.step > 0 ? ", resuming at update \(trainer.step)" : ""))
         let progress = ProgressReporter(label: "pretrain")
         trainer.onProgress = { p in
             progress.update(done: p.step, total: p.totalSteps, detail: String(

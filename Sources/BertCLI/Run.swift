@@ -76,8 +76,16 @@ struct RunCommand: ParsableCommand {
         text += "  " + pad("total", 34) + String(format: "%8.1f s\n", total)
         for stage in file.stages {
             if let path = stage.reportFile, let data = FileManager.default.contents(atPath: path) {
-                text += "\n-- \(stage.name): \(path)\n" + String(decoding: data, as: UTF8.self)
-                if !text.hasSuffix("\n") { text += "\n" }
+                text += "\n-- \(stage.name): \(path)\n"
+                if path.hasSuffix(".json"), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                    // JSON reports: the top-level numbers only (matrices and per-class tables stay in the file).
+                    for key in object.keys.sorted() {
+                        if let n = object[key] as? NSNumber, !(object[key] is Bool) { text += "  \(key): \(n)\n" }
+                    }
+                } else {
+                    text += String(decoding: data, as: UTF8.self)
+                    if !text.hasSuffix("\n") { text += "\n" }
+                }
             }
         }
         print(text, terminator: "")

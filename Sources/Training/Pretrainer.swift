@@ -27,6 +27,9 @@ public struct PretrainOptions: Sendable {
     public var resume = false
     /// Start again in a directory that holds a run.
     public var overwrite = false
+    /// Resume when the run directory has a checkpoint of a run with these settings; otherwise
+    /// start again (for pipelines, where re-running a stage should finish it).
+    public var resumeIfPossible = false
     /// Stop after this many updates in this process (tests use it to simulate a crash).
     public var stopAfterSteps: Int?
     /// Train for at most this many updates in all (the schedule decays to zero there), then
@@ -114,8 +117,23 @@ public final class Pretrainer {
             try restore(from: latest)
             return
         }
+        if options.resumeIfPossible, let latest = Checkpoint.latest(runDirectory: dir) {
+            do {
+                try restore(from: latest)
+                return
+            } catch {
+                FileHandle.standardError.write(Data("bert pretrain: not resuming \(latest) (\(error)); starting again\n".utf8))
+                step = 0
+                completedEpochs = 0
+                position = LoaderPosition(epoch: 0, instancesConsumed: 0)
+                lastCheckpoint = nil
+                optimizer.m.update(repeating: 0)
+                optimizer.v.update(repeating: 0)
+                optimizer.steps = 0
+            }
+        }
         if holdsRun {
-            guard options.overwrite else { throw TrainingError.runExists(directory: dir) }
+            guard options.overwrite || options.resumeIfPossible else { throw TrainingError.runExists(directory: dir) }
             for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
                 try fm.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
             }

@@ -1,0 +1,249 @@
+import BertModel
+import Foundation
+import Kernels
+import PretrainingData
+import WordPiece
+
+/// Settings of a fine-tuning run (Hugging Face Trainer / run_classifier.py defaults).
+public struct FineTuneOptions: Sendable {
+    public var outputDirectory: String
+    public var epochs = 3
+    public var batchSize = 32
+    public var learningRate = 5e-5
+    /// Fraction of updates for the linear warm-up.
+    public var warmupFraction = 0.1
+    public var maxGradNorm = 1.0
+    /// torch.optim.AdamW as transformers' Trainer uses it: bias correction on, ε 1e-8.
+    public var adam = AdamW.Hyper(epsilon: 1e-8, weightDecay: 0.01, biasCorrection: true)
+    public var maxSeqLength = 128
+    public var seed: UInt64 = 42
+    public var threads = 1
+    public var logEverySteps = 10
+    public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
+}
+
+/// Where the initial weights come from: a BertKit pre-training checkpoint or any Hugging Face BERT
+/// directory (config.json + model.safetensors [+ vocab.txt]), with or without the `bert.` prefix,
+/// with or without pre-training heads (ignored) or a classifier (replaced).
+public struct PretrainedSource {
+    public var directory: String
+    public var config: BertConfig
+    public var weights: SafetensorsFile
+    public var vocabularyPath: String
+
+    /// Reads and checks a checkpoint directory; `vocabulary` overrides its vocab.txt.
+    public init(directory: String, vocabulary: String? = nil) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw TrainingError.badCheckpoint(path: directory, reason: "not a directory; give a checkpoint directory (config.json, model.safetensors)")
+        }
+        self.directory = directory
+        config = try BertConfig.load(path: (directory as NSString).appendingPathComponent("config.json"))
+        let weightsPath = (directory as NSString).appendingPathComponent("model.safetensors")
+        do { weights = try SafetensorsFile(path: weightsPath) } catch {
+            throw TrainingError.badCheckpoint(path: weightsPath, reason: "\(error)")
+        }
+        vocabularyPath = vocabulary ?? (directory as NSString).appendingPathComponent("vocab.txt")
+        guard fm.fileExists(atPath: vocabularyPath) else {
+            throw TrainingError.badCheckpoint(path: vocabularyPath, reason: "missing; give --vocab")
+        }
+    }
+}
+
+/// Fine-tunes BertForSequenceClassification: dropout + linear over the pooled [CLS], AdamW with
+/// warm-up and linear decay, evaluation after every epoch, the best epoch kept.
+public final class FineTuner {
+    public let options: FineTuneOptions
+    public let model: BertForSequenceClassification
+    public let labels: [String]
+    public let train: ExampleStore
+    public let eval: ExampleStore?
+    public let vocabulary: Data
+    public var onProgress: ((PretrainProgress) -> Void)?
+    public var onEpoch: ((Int, ClassificationMetrics) -> Void)?
+
+    public init(options: FineTuneOptions, source: PretrainedSource, labels: [String], train: ExampleStore, eval: ExampleStore?) throws {
+        guard labels.count >= 2 else {
+            throw TrainingError.invalidSetting(name: "label", reason: "the training data has \(labels.count) class(es) (\(labels.joined(separator: ", "))); a classifier needs at least 2")
+        }
+        self.options = options
+        self.labels = labels
+        self.train = train
+        self.eval = eval
+        guard let v = FileManager.default.contents(atPath: source.vocabularyPath) else {
+            throw TrainingError.io(path: source.vocabularyPath, reason: "cannot read")
+        }
+        vocabulary = v
+        var config = source.config
+        config.id2label = Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0.offset), $0.element) })
+        config.label2id = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.element, $0.offset) })
+        config.architectures = ["BertForSequenceClassification"]
+        model = try BertForSequenceClassification(config: config, numLabels: labels.count, maxBatch: options.batchSize,
+                                                  maxSeqLength: options.maxSeqLength, threads: options.threads)
+        model.initialize(seed: options.seed)
+        try FineTuner.loadEncoder(into: model, from: source)
+        Parallel.setBLASThreads(options.threads)
+    }
+
+    /// Copies the encoder (and pooler, when present) from a checkpoint; the classifier stays newly initialised
+    /// unless the checkpoint has one of the same shape. Checks that the config matches the weights.
+    static func loadEncoder(into model: BertForSequenceClassification, from source: PretrainedSource) throws {
+        let classifier: Set<String> = ["classifier.weight", "classifier.bias"]
+        var optional: Set<String> = classifier
+        if !source.weights.contains("bert.pooler.dense.weight") && !source.weights.contains("pooler.dense.weight") {
+            optional.formUnion(["bert.pooler.dense.weight", "bert.pooler.dense.bias"])  // as transformers: initialised anew
+        }
+        try Checkpoint.loadParameters(from: source.weights, layout: model.layout, into: model.parameters, ignoring: optional)
+        for name in classifier where source.weights.contains(name) {
+            if let e = model.layout.entry(named: name), (try? source.weights.info(name).shape) == e.shape {
+                try source.weights.copyFloats(name, into: UnsafeMutableBufferPointer(rebasing: model.parameters[e.range]))
+            }
+        }
+    }
+
+    /// Trains; returns (best epoch, its metrics) and leaves the best model in OUTPUT (with epoch-N copies).
+    public func run() throws -> (epoch: Int, metrics: ClassificationMetrics?) {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
+        let metricsLog = try MetricsLog(path: (options.outputDirectory as NSString).appendingPathComponent("metrics.jsonl"))
+        let board = try TensorBoardWriter(directory: options.outputDirectory)
+        let updatesPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
+        let total = updatesPerEpoch * options.epochs
+        let schedule = LinearSchedule(base: options.learningRate, warmupSteps: Int((Double(total) * options.warmupFraction).rounded()),
+                                      totalSteps: total)
+        let ranges = model.layout.entries.filter(\.decay).map(\.range).sorted { $0.lowerBound < $1.lowerBound }
+        let adam = AdamW(count: model.layout.count, decayRanges: ranges, hyper: options.adam, threads: options.threads)
+        var step = 0
+        var best: (epoch: Int, accuracy: Double, metrics: ClassificationMetrics?) = (0, -1, nil)
+        let started = Date()
+        for epoch in 0..<options.epochs {
+            var order = Array(0..<train.count)
+            var rng = SeededGenerator(seed: options.seed, stream: [0x4654, UInt64(epoch)])  // "FT"
+            order.shuffle(using: &rng)
+            var window = (loss: 0.0, correct: 0, count: 0, tokens: 0, updates: 0)
+            var windowStart = Date()
+            var start = 0
+            while start < order.count {
+                let indices = order[start..<min(order.count, start + options.batchSize)]
+                start += options.batchSize
+                let b = train.batch(indices)
+                model.zeroGradients()
+                var seedRNG = SeededGenerator(seed: options.seed, stream: [0x44524F50, UInt64(step)])
+                let out = try model.forward(ClassificationBatch(batchSize: indices.count, seqLength: b.seqLength, inputIds: b.ids,
+                                                                tokenTypeIds: b.types, attentionMask: b.mask, labels: b.labels),
+                                            dropoutSeed: seedRNG.next())
+                guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: nil) }
+                model.backward()
+                let norm = clipGlobalNorm(model.gradients.baseAddress!, count: model.layout.count, maxNorm: options.maxGradNorm)
+                let lr = schedule.rate(at: step)
+                adam.step(parameters: model.parameters.baseAddress!, gradients: model.gradients.baseAddress!, lr: lr)
+                step += 1
+                window.loss += Double(out.loss)
+                window.correct += out.correct
+                window.count += out.count
+                window.tokens += b.mask.reduce(0) { $0 + Int($1) }
+                window.updates += 1
+                if step % options.logEverySteps == 0 || start >= order.count {
+                    let seconds = Date().timeIntervalSince(windowStart)
+                    let row = StepMetrics(step: step, epoch: epoch, loss: window.loss / Double(window.updates),
+                                          accuracy: Double(window.correct) / Double(max(1, window.count)), learningRate: lr,
+                                          gradientNorm: norm, tokensPerSecond: Double(window.tokens) / max(1e-9, seconds),
+                                          seconds: Date().timeIntervalSince(started))
+                    try metricsLog.append(row)
+                    try board.add(step: step, scalars: row.scalars)
+                    onProgress?(PretrainProgress(step: step, totalSteps: total, epoch: epoch, loss: row.loss, mlmAccuracy: row.accuracy ?? 0,
+                                                 tokensPerSecond: row.tokensPerSecond ?? 0, elapsed: row.seconds ?? 0))
+                    window = (0, 0, 0, 0, 0)
+                    windowStart = Date()
+                }
+            }
+            let name = String(format: "epoch-%04d", epoch + 1)
+            try save(to: (options.outputDirectory as NSString).appendingPathComponent(name))
+            var metrics: ClassificationMetrics?
+            if let eval {
+                let m = try evaluate(eval)
+                metrics = m
+                onEpoch?(epoch + 1, m)
+                try metricsLog.append(EvalRow(step: step, epoch: epoch + 1, evalAccuracy: m.accuracy, evalMacroF1: m.macroF1))
+                try board.add(step: step, scalars: [("eval/accuracy", m.accuracy), ("eval/macro_f1", m.macroF1)])
+            }
+            let accuracy = metrics?.accuracy ?? Double(epoch)  // without eval data the last epoch is kept
+            if accuracy > best.accuracy {
+                best = (epoch + 1, accuracy, metrics)
+                try save(to: options.outputDirectory)  // the best model at the top of OUTPUT
+                try Data(name.utf8).write(to: URL(fileURLWithPath: (options.outputDirectory as NSString).appendingPathComponent("best_epoch.txt")))
+            }
+        }
+        return (best.epoch, best.metrics)
+    }
+
+    struct EvalRow: Codable {
+        var step: Int
+        var epoch: Int
+        var evalAccuracy: Double
+        var evalMacroF1: Double
+        enum CodingKeys: String, CodingKey { case step, epoch, evalAccuracy = "eval_accuracy", evalMacroF1 = "eval_macro_f1" }
+    }
+
+    /// Confusion counts of the model on a store (labels must be known ids).
+    public func evaluate(_ store: ExampleStore) throws -> ClassificationMetrics {
+        try FineTuner.evaluate(model: model, store: store, labels: labels, batchSize: options.batchSize)
+    }
+
+    /// Confusion counts of `model` on `store`.
+    public static func evaluate(model: BertForSequenceClassification, store: ExampleStore, labels: [String], batchSize: Int) throws -> ClassificationMetrics {
+        var m = ClassificationMetrics(labels: labels)
+        try predict(model: model, store: store, batchSize: batchSize) { i, probabilities in
+            let truth = Int(store.example(i).label)
+            let predicted = probabilities.indices.max { probabilities[$0] < probabilities[$1] }!
+            m.add(truth: truth, predicted: predicted)
+        }
+        return m
+    }
+
+    /// Class probabilities for every example of `store`, in order.
+    public static func predict(model: BertForSequenceClassification, store: ExampleStore, batchSize: Int,
+                               _ body: (Int, [Double]) throws -> Void) throws {
+        var start = 0
+        let l = model.numLabels
+        while start < store.count {
+            let indices = Array(start..<min(store.count, start + batchSize))[...]
+            let b = store.batch(indices)
+            _ = try model.forward(ClassificationBatch(batchSize: indices.count, seqLength: b.seqLength, inputIds: b.ids, tokenTypeIds: b.types,
+                                                      attentionMask: b.mask, labels: [Int32](repeating: -1, count: indices.count)),
+                                  dropoutSeed: nil)
+            let logits = model.logits
+            for (row, i) in indices.enumerated() {
+                let z = (0..<l).map { Double(logits[row * l + $0]) }
+                let mx = z.max()!
+                let e = z.map { exp($0 - mx) }
+                let s = e.reduce(0, +)
+                try body(i, e.map { $0 / s })
+            }
+            start += batchSize
+        }
+    }
+
+    /// Writes a transformers-loadable BertForSequenceClassification directory (atomically).
+    public func save(to directory: String) throws {
+        let fm = FileManager.default
+        let temporary = directory + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: temporary)
+        try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        try SafetensorsWriter.write(Checkpoint.modelTensors(layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), tied: []),
+                                    to: temporary + "/model.safetensors")
+        try writeSynced(model.config.encoded(), to: temporary + "/config.json")
+        try writeSynced(vocabulary, to: temporary + "/vocab.txt")
+        syncPath(temporary)
+        for name in ["model.safetensors", "config.json", "vocab.txt"] {
+            let target = (directory as NSString).appendingPathComponent(name)
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            guard rename((temporary as NSString).appendingPathComponent(name), target) == 0 else {
+                throw TrainingError.io(path: target, reason: String(cString: strerror(errno)))
+            }
+        }
+        try? fm.removeItem(atPath: temporary)
+        syncPath(directory)
+    }
+}
