@@ -78,6 +78,8 @@ struct BenchmarkTrainCommand: ParsableCommand {
 
     /// GFLOP/s of a 1024×1024×1024 sgemm on `threads` threads (best of 5).
     func sgemmPeak(threads: Int) -> Double {
+        useBLASThreads(threads)  // the model's kernels run OpenBLAS on one thread inside their own threads
+        defer { useBLASThreads(1) }
         let size = 1024
         let a = [Float](repeating: 0.5, count: size * size), b = [Float](repeating: 0.25, count: size * size)
         var c = [Float](repeating: 0, count: size * size)

@@ -178,7 +178,7 @@ public final class Pretrainer {
         let started = Date()
         var stepsThisProcess = 0
         if step >= totalSteps { return lastCheckpoint }  // a finished run
-        var window = (loss: 0.0, mlmLoss: 0.0, nspLoss: 0.0, mlmCorrect: 0, mlmCount: 0, nspCorrect: 0, nspCount: 0, tokens: 0, updates: 0, norm: 0.0)
+        var window = (loss: 0.0, mlmLoss: 0.0, nspLoss: 0.0, mlmCorrect: 0, mlmCount: 0, nspCorrect: 0, nspCount: 0, tokens: 0, updates: 0, norm: 0.0, micros: 0)
         var windowStart = Date()
         let scale = 1 / Float(options.accumulate)
         while position.epoch < options.epochs {
@@ -199,6 +199,7 @@ public final class Pretrainer {
                     window.nspCorrect += out.nspCorrect
                     window.nspCount += out.nspCount
                     window.tokens += batch.tokenCount
+                    window.micros += 1
                     micro += 1
                 }
                 if micro == 0 { break }  // end of the epoch
@@ -219,7 +220,7 @@ public final class Pretrainer {
                 let elapsed = Date().timeIntervalSince(started)
                 if step % options.logEverySteps == 0 || step == totalSteps {
                     let seconds = Date().timeIntervalSince(windowStart)
-                    let micros = Double(max(1, window.nspCount == 0 ? window.updates : window.updates * options.accumulate))
+                    let micros = Double(max(1, window.micros))
                     let row = StepMetrics(
                         step: step, epoch: position.epoch, loss: window.loss / Double(window.updates),
                         mlmLoss: window.mlmLoss / micros, nspLoss: window.nspLoss / micros,
@@ -232,7 +233,7 @@ public final class Pretrainer {
                     onProgress?(PretrainProgress(step: step, totalSteps: totalSteps, epoch: position.epoch, loss: row.loss,
                                                  mlmAccuracy: row.mlmAccuracy ?? 0, tokensPerSecond: row.tokensPerSecond ?? 0,
                                                  elapsed: elapsed))
-                    window = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                    window = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
                     windowStart = Date()
                 }
                 if let every = options.saveEverySteps, step % every == 0 {

@@ -542,15 +542,18 @@ class Bench:
         if self.quick:
             cmd += ["--steps", "3"]
         try:
-            r = run_json(cmd, "bench_torch_pretrain.py", child_env())
+            proc = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=3600)
+            if proc.returncode != 0:
+                raise BenchError(f"exit status {proc.returncode}: {proc.stderr.decode(errors='replace')[-1500:]}")
+            r = json.loads(proc.stdout.decode())  # one (indented) JSON document
         except Exception as e:  # noqa: BLE001
             log(f"PyTorch rows unavailable: {e}")
             return {}
         out = {}
         for row in r.get("rows", []):
             out[(row["preset"], row["variant"])] = row
-        out["sgemm"] = r.get("sgemm_gflops")
-        out["version"] = r.get("torch_version")
+        out["sgemm"] = (r.get("sgemm_start") or {}).get("gflops")
+        out["version"] = r.get("torch") or r.get("torch_version") or (r.get("versions") or {}).get("torch")
         return out
 
     def training_rows(self) -> None:
