@@ -1,0 +1,88 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `bert finetune`, `predict` and `evaluate` on a tiny checkpoint written here: outputs and refusals.
+final class FinetuneCommandTests: XCTestCase {
+    /// A tiny BertKit pre-training checkpoint (a few updates on the committed sample), made once.
+    static let checkpoint: String = {
+        let dir = Fixtures.temporaryDirectory().path
+        let config = #"{"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 19, "max_position_embeddings": 64}"#
+        try? Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/tiny.json"))
+        let s = try? runBert(["shards", "--input", Fixtures.path("text/en_sample.txt.zst"), "--vocab", Fixtures.uncasedVocab,
+                              "--output", dir + "/shards", "--dupe-factor", "1", "--max-seq-length", "64", "--max-predictions", "10"])
+        precondition(s?.status == 0, s?.stderr ?? "no bert binary")
+        let p = try? runBert(["pretrain", "--shards", dir + "/shards", "--output", dir + "/run", "--config", dir + "/tiny.json",
+                              "--batch-size", "8", "--max-steps", "3"])
+        precondition(p?.status == 0, p?.stderr ?? "")
+        return dir + "/run/latest"
+    }()
+
+    func write(_ text: String, _ name: String) throws -> String {
+        let path = Fixtures.temporaryDirectory().appendingPathComponent(name).path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func testFinetunePredictEvaluate() throws {
+        var rows = "text\tlabel\n"
+        for i in 0..<40 { rows += (i % 2 == 0 ? "a happy good day \(i)\tpos\n" : "a sad bad night \(i)\tneg\n") }
+        let data = try write(rows, "d.tsv")
+        let out = Fixtures.temporaryDirectory().path + "/cls"
+        let r = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--data", data, "--output", out, "--epochs", "2",
+                             "--batch-size", "8", "--max-seq-length", "32", "--eval-fraction", "0.25"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))) as? [String: Any])
+        XCTAssertEqual(config["id2label"] as? [String: String], ["0": "neg", "1": "pos"])
+        XCTAssertEqual(config["architectures"] as? [String], ["BertForSequenceClassification"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/epoch-0002/model.safetensors"))
+        let predicted = try runBert(["predict", "--checkpoint", out, "--input", data, "--max-seq-length", "32"])
+        XCTAssertEqual(predicted.status, 0, predicted.stderr)
+        let lines = predicted.stdoutText.split(separator: "\n")
+        XCTAssertEqual(lines.first, "label\tp_neg\tp_pos")
+        XCTAssertEqual(lines.count, 41)
+        for line in lines.dropFirst() {
+            let f = line.split(separator: "\t")
+            XCTAssertEqual((Double(f[1])! + Double(f[2])!), 1, accuracy: 1e-5)
+            XCTAssertEqual(String(f[0]), Double(f[1])! > Double(f[2])! ? "neg" : "pos")
+        }
+        let evaluated = try runBert(["evaluate", "--checkpoint", out, "--data", data, "--json", "--max-seq-length", "32"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let m = try XCTUnwrap(JSONSerialization.jsonObject(with: evaluated.stdout) as? [String: Any])
+        XCTAssertEqual(m["examples"] as? Int, 40)
+        XCTAssertNotNil(m["macro_f1"] as? Double)
+        XCTAssertEqual((m["confusion_matrix"] as? [[Int]])?.flatMap { $0 }.reduce(0, +), 40)
+    }
+
+    func testRefusals() throws {
+        let out = Fixtures.temporaryDirectory().path
+        func expect(_ args: [String], _ fragments: [String]) throws {
+            let r = try runBert(args)
+            XCTAssertEqual(r.status, 2, r.stderr)
+            for f in fragments { XCTAssertTrue(r.stderr.contains(f), "\(f) not in: \(r.stderr)") }
+        }
+        let base = ["finetune", "--checkpoint", Self.checkpoint, "--output", out + "/x", "--max-seq-length", "32"]
+        let noLabel = try write("text\tcategory\nhi\ta\n", "nolabel.tsv")
+        try expect(base + ["--data", noLabel], [noLabel, "no column \"label\""])
+        let oneClass = try write("text\tlabel\nhi\ta\nho\ta\n", "one.tsv")
+        try expect(base + ["--data", oneClass], [oneClass, "one class"])
+        let fields = try write("text\tlabel\nhi\ta\nho\tb\textra\n", "fields.tsv")
+        try expect(base + ["--data", fields], [fields, "line 3"])
+        let empty = try write("text\tlabel\nhi\ta\n\tb\n", "empty.tsv")
+        try expect(base + ["--data", empty], [empty, "line 3", "empty text"])
+        let train = try write("text\tlabel\nhi\ta\nho\tb\n", "train.tsv")
+        let unseen = try write("text\tlabel\nhey\ta\nwho\tc\n", "eval.tsv")
+        try expect(base + ["--data", train, "--eval", unseen], [unseen, "line 3", "\"c\""])
+        // A checkpoint whose config does not match its weights.
+        let bad = out + "/badckpt"
+        try FileManager.default.createDirectory(atPath: bad, withIntermediateDirectories: true)
+        for f in ["model.safetensors", "vocab.txt"] {
+            try FileManager.default.copyItem(atPath: Self.checkpoint + "/" + f, toPath: bad + "/" + f)
+        }
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.checkpoint + "/config.json"))) as? [String: Any])
+        config["intermediate_size"] = 23
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: bad + "/config.json"))
+        try expect(["finetune", "--checkpoint", bad, "--data", train, "--output", out + "/y", "--max-seq-length", "32"],
+                   ["model.safetensors", "intermediate.dense.weight", "shape"])
+    }
+}
