@@ -71,9 +71,9 @@ struct RunCommand: ParsableCommand {
         var text = "\n== bert run \(file.name): report ==\n"
         func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
         for (name, what, seconds) in report {
-            text += "  " + pad(name, 14) + pad(what, 20) + String(format: "%8.1f s\n", seconds)
+            text += "  " + pad(name, 17) + pad(what, 20) + String(format: "%8.1f s\n", seconds)
         }
-        text += "  " + pad("total", 34) + String(format: "%8.1f s\n", total)
+        text += "  " + pad("total", 37) + String(format: "%8.1f s\n", total)
         for stage in file.stages {
             if let path = stage.reportFile, let data = FileManager.default.contents(atPath: path) {
                 text += "\n-- \(stage.name): \(path)\n"
