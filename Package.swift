@@ -27,11 +27,13 @@ let package = Package(
             name: "CICUShim",
             linkerSettings: [.linkedLibrary("icuuc"), .linkedLibrary("icui18n"), .linkedLibrary("icudata")]
         ),
+        // SHA-256 blocks with the x86 SHA extensions (Swift cannot emit those instructions).
+        .target(name: "CSHA256", cSettings: [.unsafeFlags(["-O2"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "TextNormalization", dependencies: ["CICUShim"], swiftSettings: optimized),
         .target(name: "WordPiece", dependencies: ["TextNormalization"], swiftSettings: optimized),
-        .target(name: "PretrainingData", dependencies: ["WordPiece", "CZstd", "CICUShim"], swiftSettings: optimized),
+        .target(name: "PretrainingData", dependencies: ["WordPiece", "CZstd", "CICUShim", "CSHA256"], swiftSettings: optimized),
         // Optimised in debug builds too: the SIMD kernels are ~20x slower unoptimised, which would make
         // the model's numerical tests slow.
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),

@@ -26,6 +26,8 @@ struct ShardsCommand: ParsableCommand {
     @Option(help: "How text files give sentences: 'lines' (one per line) or 'icu' (free text). JSONL is always icu.")
     var sentenceSplit: SentenceSplit = .lines
     @Option(help: "Target decompressed size of a shard, in MiB.") var shardSizeMb: Double = 64
+    @Option(help: "zstd level of the shards, 1…19: 1 is about twice as fast as 3, whose shards are about 12% smaller.")
+    var zstdLevel = 1
     @Option(help: "Tokenized-store cache directory (default: OUTPUT/.tokenized).") var cache: String?
     @Flag(help: "Replace shards already in the output directory.") var overwrite = false
 
@@ -37,6 +39,7 @@ struct ShardsCommand: ParsableCommand {
         if !(shortSeqProb >= 0 && shortSeqProb <= 1) { throw ValidationError("--short-seq-prob must be in [0, 1]") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if !(shardSizeMb >= 0.01) { throw ValidationError("--shard-size-mb must be at least 0.01") }
+        if !(1...19).contains(zstdLevel) { throw ValidationError("--zstd-level must be in 1…19") }
     }
 
     func run() throws {
@@ -85,7 +88,8 @@ struct ShardsCommand: ParsableCommand {
         let expected = Int(Double(store.tokens.count) * Double(dupeFactor) / Double(max(1, maxSeqLength - 3)) * 1.3) + 16
         let writer = try ShardWriter(directory: output, vocabularySize: vocabulary.count, vocabSHA256: vocabSHA,
                                      parameters: parameters, expectedInstances: expected,
-                                     targetShardBytes: Int(shardSizeMb * 1048576), overwrite: overwrite)
+                                     targetShardBytes: Int(shardSizeMb * 1048576), overwrite: overwrite,
+                                     compressionLevel: zstdLevel)
         try writeFileAtomically(vocabData, to: (output as NSString).appendingPathComponent("vocab.txt"))
         let totals = try generate(builder: builder, writer: writer, store: store, threads: threadCount)
         let generated = Date()
@@ -116,6 +120,7 @@ struct ShardsCommand: ParsableCommand {
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var counts = InstanceBuilder.Counts()
             do {
+                let appender = try writer.makeAppender()
                 for pass in 0..<passes {
                     var d = w
                     while d < store.documentCount {
@@ -124,7 +129,7 @@ struct ShardsCommand: ParsableCommand {
                             guard k < (1 << 24), d < (1 << 32) else {
                                 throw UsageError("document \(d) makes more than 2^24 instances; split the input into documents (blank lines)")
                             }
-                            try writer.add(inst, key: UInt64(pass) << 56 | UInt64(d) << 24 | k)
+                            try appender.add(inst, key: UInt64(pass) << 56 | UInt64(d) << 24 | k)
                             k += 1
                         }
                         d += workers

@@ -33,37 +33,115 @@ public struct Masker: Sendable {
 
     /// Masks `tokens` in place; returns the masked positions (ascending) and their original ids.
     public func mask(_ tokens: inout [UInt32], rng: inout SeededGenerator) -> (positions: [Int], labels: [UInt32]) {
+        var positions: [Int] = [], labels: [UInt32] = []
+        mask(&tokens, positions: &positions, labels: &labels, rng: &rng)
+        return (positions, labels)
+    }
+
+    /// Masks `tokens` in place and puts the masked positions (ascending) and their original ids in
+    /// `positions` and `labels`, replacing what they held (their storage is reused).
+    public func mask(_ tokens: inout [UInt32], positions: inout [Int], labels: inout [UInt32], rng: inout SeededGenerator) {
+        if wholeWord {
+            (positions, labels) = maskGroups(&tokens, rng: &rng)
+        } else {
+            maskPieces(&tokens, positions: &positions, labels: &labels, rng: &rng)
+        }
+    }
+
+    /// `mask` over groups of positions (whole words, or single pieces): the general path, and the
+    /// reference that `maskPieces` is tested against.
+    func maskGroups(_ tokens: inout [UInt32], rng: inout SeededGenerator) -> (positions: [Int], labels: [UInt32]) {
         // Candidate groups as (start, count) runs of positions.
-        var groups: [(start: Int, count: Int)] = []
+        var groups: [(start: Int32, count: Int32)] = []
         groups.reserveCapacity(tokens.count)
         for (i, t) in tokens.enumerated() {
             if t == clsId || t == sepId { continue }
             if wholeWord, let last = groups.last, Int(t) < vocabularySize, isContinuation[Int(t)],
-               last.start + last.count == i {
+               Int(last.start + last.count) == i {
                 groups[groups.count - 1].count += 1
             } else {
-                groups.append((i, 1))
+                groups.append((Int32(i), 1))
             }
         }
-        groups.shuffle(using: &rng)
         let target = predictionCount(length: tokens.count)
         var chosen: [(position: Int, label: UInt32)] = []
         chosen.reserveCapacity(target)
-        let original = tokens
-        for g in groups {
-            if chosen.count >= target { break }
-            if chosen.count + g.count > target { continue }
+        // The groups in a uniformly random order, drawn lazily (one Fisher-Yates step per group
+        // visited): the same distribution as shuffling them all first, with work proportional to the
+        // groups looked at (usually `target`), not to the sequence length. Groups are disjoint, so a
+        // position's label is read before anything overwrites it.
+        var k = 0
+        while k < groups.count && chosen.count < target {
+            let j = rng.int(in: k...(groups.count - 1))
+            if j != k { groups.swapAt(k, j) }
+            let g = groups[k]
+            k += 1
+            if chosen.count + Int(g.count) > target { continue }
             let r = rng.nextDouble()
             let keep = r >= 0.8 && rng.nextDouble() < 0.5
             let random = r >= 0.8 && !keep
-            for p in g.start..<(g.start + g.count) {
-                chosen.append((p, original[p]))
+            for p in Int(g.start)..<Int(g.start + g.count) {
+                chosen.append((p, tokens[p]))
                 if r < 0.8 { tokens[p] = maskId }
                 else if random { tokens[p] = UInt32(rng.int(in: 0...(vocabularySize - 1))) }
             }
         }
         chosen.sort { $0.position < $1.position }
         return (chosen.map(\.position), chosen.map(\.label))
+    }
+}
+
+extension Masker {
+    /// `mask` without whole words: every group is one position, so candidates are plain positions
+    /// in scratch memory on the stack, and the output arrays' storage is reused. Draws the same
+    /// random numbers as `maskGroups`, and gives the same result.
+    func maskPieces(_ tokens: inout [UInt32], positions: inout [Int], labels: inout [UInt32], rng: inout SeededGenerator) {
+        let target = predictionCount(length: tokens.count)
+        let n = tokens.count
+        positions.removeAll(keepingCapacity: true)
+        labels.removeAll(keepingCapacity: true)
+        positions.append(contentsOf: repeatElement(0, count: target))
+        labels.append(contentsOf: repeatElement(0, count: target))
+        let (maskId, clsId, sepId, top) = (maskId, clsId, sepId, vocabularySize - 1)
+        let chosen = tokens.withUnsafeMutableBufferPointer { t in
+            positions.withUnsafeMutableBufferPointer { pos in
+                labels.withUnsafeMutableBufferPointer { lab in
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { candidates in  // (n,) positions
+                        var c = 0
+                        for i in 0..<n where t[i] != clsId && t[i] != sepId {
+                            candidates[c] = Int32(i)
+                            c += 1
+                        }
+                        var chosen = 0
+                        var k = 0
+                        while k < c && chosen < target {
+                            let j = rng.int(in: k...(c - 1))
+                            candidates.swapAt(k, j)
+                            let p = Int(candidates[k])
+                            k += 1
+                            let r = rng.nextDouble()
+                            let keep = r >= 0.8 && rng.nextDouble() < 0.5
+                            // Insertion into the ascending chosen positions (at most maxPredictions).
+                            var slot = chosen
+                            while slot > 0 && pos[slot - 1] > p {
+                                pos[slot] = pos[slot - 1]
+                                lab[slot] = lab[slot - 1]
+                                slot -= 1
+                            }
+                            pos[slot] = p
+                            lab[slot] = t[p]
+                            chosen += 1
+                            if r < 0.8 { t[p] = maskId } else if !keep { t[p] = UInt32(rng.int(in: 0...top)) }
+                        }
+                        return chosen
+                    }
+                }
+            }
+        }
+        if chosen < target {
+            positions.removeSubrange(chosen...)
+            labels.removeSubrange(chosen...)
+        }
     }
 }
 
@@ -115,6 +193,9 @@ public struct InstanceBuilder: Sendable {
         }
         var chunk: [Int] = []  // sentence indices
         var chunkLength = 0
+        // Reused for every instance: when `emit` keeps no copy, no allocation after the first.
+        var a: [UInt32] = [], b: [UInt32] = []
+        var instance = TrainingInstance(tokens: [], segmentALength: 0, isRandomNext: false)
         var i = sentences.lowerBound
         while i < sentences.upperBound {
             chunk.append(i)
@@ -122,9 +203,9 @@ public struct InstanceBuilder: Sendable {
             if i == sentences.upperBound - 1 || chunkLength >= target {
                 var aEnd = 1
                 if chunk.count >= 2 { aEnd = rng.int(in: 1...(chunk.count - 1)) }
-                var a: [UInt32] = []
+                a.removeAll(keepingCapacity: true)
+                b.removeAll(keepingCapacity: true)
                 for s in chunk[0..<aEnd] { a.append(contentsOf: store.tokens(ofSentence: s)) }
-                var b: [UInt32] = []
                 var isRandomNext = false
                 // One segment: google-research/bert always takes a random next here, which tips the
                 // NSP balance (55% random on corpus_en, where single sentences often fill the target).
@@ -137,7 +218,7 @@ public struct InstanceBuilder: Sendable {
                 }
                 if splitSingle {
                     let cut = rng.int(in: 1...(a.count - 1))
-                    b = Array(a[cut...])
+                    b.append(contentsOf: a[cut...])
                     a.removeSubrange(cut...)
                 } else if chunk.count == 1 || rng.nextDouble() < 0.5 {
                     isRandomNext = true
@@ -160,18 +241,20 @@ public struct InstanceBuilder: Sendable {
                 }
                 Self.truncatePair(&a, &b, maxTokens: maxTokens, rng: &rng)
                 if !a.isEmpty && !b.isEmpty {
-                    var tokens: [UInt32] = [clsId]
-                    tokens.reserveCapacity(a.count + b.count + 3)
-                    tokens += a
-                    tokens.append(sepId)
-                    tokens += b
-                    tokens.append(sepId)
-                    var positions: [Int] = [], labels: [UInt32] = []
-                    if let masker { (positions, labels) = masker.mask(&tokens, rng: &rng) }
+                    instance.tokens.removeAll(keepingCapacity: true)
+                    instance.tokens.append(clsId)
+                    instance.tokens += a
+                    instance.tokens.append(sepId)
+                    instance.tokens += b
+                    instance.tokens.append(sepId)
+                    instance.segmentALength = a.count + 2
+                    instance.isRandomNext = isRandomNext
+                    if let masker {
+                        masker.mask(&instance.tokens, positions: &instance.maskedPositions, labels: &instance.maskedLabels, rng: &rng)
+                    }
                     counts.instances += 1
                     if isRandomNext { counts.randomNext += 1 }
-                    try emit(TrainingInstance(tokens: tokens, segmentALength: a.count + 2, isRandomNext: isRandomNext,
-                                              maskedPositions: positions, maskedLabels: labels))
+                    try emit(instance)
                 }
                 chunk.removeAll(keepingCapacity: true)
                 chunkLength = 0
@@ -192,7 +275,10 @@ public struct InstanceBuilder: Sendable {
                 if front { bStart += 1 } else { bEnd -= 1 }
             }
         }
-        if aStart > 0 || aEnd < a.count { a = Array(a[aStart..<aEnd]) }
-        if bStart > 0 || bEnd < b.count { b = Array(b[bStart..<bEnd]) }
+        // In place, keeping the arrays' storage.
+        a.removeSubrange(aEnd...)
+        a.removeSubrange(..<aStart)
+        b.removeSubrange(bEnd...)
+        b.removeSubrange(..<bStart)
     }
 }

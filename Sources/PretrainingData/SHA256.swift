@@ -1,10 +1,15 @@
+import CSHA256
 import Foundation
 
 /// SHA-256 (FIPS 180-4), streaming: `update` any number of times, then `finalize` once.
 ///
 /// Used for the vocabulary fingerprint and the shard checksums in `index.json`; the output is the
-/// standard digest (`sha256sum` prints the same hex).
+/// standard digest (`sha256sum` prints the same hex). Blocks are compressed with the CPU's SHA
+/// extensions when it has them (about 6× faster; a shim in CSHA256), else by the portable code here.
 public struct SHA256: Sendable {
+    /// Whether this CPU has the SHA extensions (decided once).
+    public static let hardwareAvailable = bertkit_sha256_hardware_available() != 0
+
     /// Round constants: the first 32 bits of the fractional parts of the cube roots of the first
     /// 64 primes (FIPS 180-4 §4.2.2).
     static let k: [UInt32] = [
@@ -27,9 +32,18 @@ public struct SHA256: Sendable {
     var pending = 0
     /// Message length so far, in bytes.
     var length: UInt64 = 0
+    /// Compress with the SHA extensions.
+    let hardware: Bool
 
     /// A fresh hash.
-    public init() {}
+    public init() { hardware = Self.hardwareAvailable }
+
+    /// A fresh hash that uses the SHA extensions only if `hardware` is true and the CPU has them
+    /// (false: the portable code, for comparisons).
+    public init(hardware: Bool) { self.hardware = hardware && Self.hardwareAvailable }
+
+    /// Whether this hash uses the SHA extensions.
+    public var usesHardware: Bool { hardware }
 
     /// Adds bytes to the message.
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
@@ -43,13 +57,13 @@ public struct SHA256: Sendable {
             p += take
             n -= take
             if pending < 64 { return }
-            block.withUnsafeBytes { Self.compress(&state, $0.baseAddress!) }
+            block.withUnsafeBytes { compressBlocks($0.baseAddress!, 1) }
             pending = 0
         }
-        while n >= 64 {
-            Self.compress(&state, p)
-            p += 64
-            n -= 64
+        if n >= 64 {
+            compressBlocks(p, n / 64)
+            p += n / 64 * 64
+            n %= 64
         }
         if n > 0 {
             block.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: p, byteCount: n) }
@@ -114,6 +128,15 @@ public struct SHA256: Sendable {
             out.append(digits[Int(b & 0xF)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `count` 64-byte blocks into the chaining value.
+    mutating func compressBlocks(_ blocks: UnsafeRawPointer, _ count: Int) {
+        if hardware {
+            state.withUnsafeMutableBufferPointer { bertkit_sha256_blocks($0.baseAddress!, blocks.assumingMemoryBound(to: UInt8.self), count) }
+        } else {
+            for i in 0..<count { Self.compress(&state, blocks + 64 * i) }
+        }
     }
 
     /// One 64-byte block into the chaining value (FIPS 180-4 §6.2.2).

@@ -1,6 +1,6 @@
 // Shard file format, version 1.
 //
-// A shard is `shard-NNNNN.bin.zst`: one zstd frame (level 3, content size and frame checksum set)
+// A shard is `shard-NNNNN.bin.zst`: one zstd frame (level 1 unless `--zstd-level`; content size and frame checksum set)
 // that decompresses to a 48-byte header and then `count` fixed-size records, so record i starts at
 // byte 48 + i × recordSize. All integers are little-endian; sizes are pinned.
 //

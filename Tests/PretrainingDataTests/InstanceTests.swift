@@ -96,6 +96,28 @@ final class InstanceTests: XCTestCase {
         XCTAssertEqual(m.predictionCount(length: 512), 20)
     }
 
+    /// The fast single-piece masker against the general group masker (its naive reference): the same
+    /// positions, labels, replaced tokens and random draws on sequences with [SEP]s in odd places.
+    func testPieceMaskerMatchesGroupMasker() {
+        let m = Self.masker()
+        var source = SeededGenerator(seed: 77)
+        for trial in 0..<2000 {
+            let length = 3 + trial % 140
+            var tokens: [UInt32] = [101] + (0..<(length - 2)).map { _ in UInt32(source.int(in: 999...1010)) } + [102]
+            if length > 6 { tokens[source.int(in: 1...(length - 2))] = 102 }
+            var fastTokens = tokens, slowTokens = tokens
+            var fastRNG = SeededGenerator(seed: UInt64(trial)), slowRNG = fastRNG
+            // Output arrays with stale contents: their storage is reused, their contents replaced.
+            var positions = [5, 6, 7], labels: [UInt32] = [1]
+            m.maskPieces(&fastTokens, positions: &positions, labels: &labels, rng: &fastRNG)
+            let slow = m.maskGroups(&slowTokens, rng: &slowRNG)
+            XCTAssertEqual(positions, slow.positions, "trial \(trial)")
+            XCTAssertEqual(labels, slow.labels, "trial \(trial)")
+            XCTAssertEqual(fastTokens, slowTokens, "trial \(trial)")
+            XCTAssertEqual(fastRNG, slowRNG, "trial \(trial): the same random draws")
+        }
+    }
+
     func testWholeWordMaskingMasksWordsTogether() {
         let v = Self.vocabulary
         let m = Self.masker(wholeWord: true)

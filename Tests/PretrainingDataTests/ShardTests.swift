@@ -35,11 +35,28 @@ final class ShardTests: XCTestCase {
     @discardableResult
     static func write(_ items: [(key: UInt64, instance: TrainingInstance)], to dir: URL, vocabularySize: Int,
                       parameters: ShardGenerationParameters = parameters(), threads: Int = 1, overwrite: Bool = false,
-                      expected: Int? = nil, targetShardBytes: Int = 4000) throws -> ShardIndex {
+                      expected: Int? = nil, targetShardBytes: Int = 4000, appenders: Bool = false,
+                      compressionLevel: Int = 1) throws -> ShardIndex {
         let writer = try ShardWriter(directory: dir.path, vocabularySize: vocabularySize, vocabSHA256: vocabSHA,
                                      parameters: parameters, expectedInstances: expected ?? items.count,
-                                     targetShardBytes: targetShardBytes, overwrite: overwrite, bufferBytes: 3000)
-        if threads == 1 {
+                                     targetShardBytes: targetShardBytes, overwrite: overwrite, bufferBytes: 3000,
+                                     compressionLevel: compressionLevel)
+        if appenders {
+            // One appender per thread, and every third instance through the shared `add`.
+            let failures = NSLock()
+            nonisolated(unsafe) var errors: [Error] = []
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                do {
+                    let appender = try writer.makeAppender()
+                    for i in stride(from: t, to: items.count, by: threads) {
+                        if i % 3 == 0 { try writer.add(items[i].instance, key: items[i].key) } else { try appender.add(items[i].instance, key: items[i].key) }
+                    }
+                } catch {
+                    failures.lock(); errors.append(error); failures.unlock()
+                }
+            }
+            if let e = errors.first { throw e }
+        } else if threads == 1 {
             for item in items { try writer.add(item.instance, key: item.key) }
         } else {
             final class Failures: @unchecked Sendable {
@@ -219,6 +236,17 @@ final class ShardTests: XCTestCase {
         XCTAssertGreaterThan(reference.count, 3)
         XCTAssertEqual(try Self.contents(dirs[1]), reference)
         XCTAssertEqual(try Self.contents(dirs[2]), reference)
+        // Per-thread appenders (3 of them, plus the shared `add`) write the same bytes.
+        let appended = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: appended) }
+        try Self.write(items.shuffled(using: &rng), to: appended, vocabularySize: 99, threads: 3, appenders: true)
+        XCTAssertEqual(try Self.contents(appended), reference)
+        // Another zstd level: other compressed bytes, the same instances in the same order.
+        let level9 = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: level9) }
+        try Self.write(items, to: level9, vocabularySize: 99, compressionLevel: 9)
+        XCTAssertNotEqual(try Self.contents(level9), reference)
+        XCTAssertEqual(try Self.readAll(level9), try Self.readAll(dirs[0]))
         // Another seed shuffles differently.
         let other = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: other) }
