@@ -139,25 +139,49 @@ public final class TokenizedStore: @unchecked Sendable {
         let slots = max(1, threads)
         let scratches = (0..<slots).map { _ in BertTokenizer.Scratch() }
         let splitters = (0..<slots).map { _ in SentenceSplitter() }
-        var rawBytes = 0
-        while true {
-            var batch: [TextChunk] = []
-            while batch.count < slots, let c = try chunks.next() { batch.append(c) }
-            if batch.isEmpty { break }
-            let results = UnsafeMutableBufferPointer<ChunkTokens>.allocate(capacity: batch.count)
-            results.initialize(repeating: ChunkTokens())
-            defer { results.deinitialize(); results.deallocate() }
-            let shared = UnsafeTransfer(value: (results, batch, scratches, splitters))
-            let work: @Sendable (Int) -> Void = { i in
-                let (results, batch, scratches, splitters) = shared.value
-                results[i] = tokenizeChunk(batch[i], tokenizer: tokenizer, split: batch[i].fromJSONL ? .icu : key.split,
-                                           scratch: scratches[i], splitter: splitters[i])
-            }
-            if batch.count == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: batch.count, execute: work) }
-            for r in results { try writer.append(r) }
-            rawBytes += batch.reduce(0) { $0 + $1.bytes.count }
-            progress?(rawBytes)
+        // Each worker takes the next chunk (reading under the lock), tokenizes it, and appends every
+        // finished result that is next in input order. A worker holds one chunk at a time, so at most
+        // `slots - 1` results wait for an earlier one: memory stays bounded, and no core waits for
+        // a whole batch to finish.
+        final class Pipeline: @unchecked Sendable {
+            let lock = NSLock()
+            var nextRead = 0, nextWrite = 0, rawBytes = 0
+            var waiting: [Int: ChunkTokens] = [:]
+            var failure: Error?
+            var progress: ((Int) -> Void)?
         }
+        let pipe = Pipeline()
+        let shared = UnsafeTransfer(value: (chunks, writer, scratches, splitters))
+        pipe.progress = progress
+        let work: @Sendable (Int) -> Void = { w in
+            let (chunks, writer, scratches, splitters) = shared.value
+            while true {
+                pipe.lock.lock()
+                let chunk: TextChunk?
+                do { chunk = pipe.failure == nil ? try chunks.next() : nil } catch {
+                    pipe.failure = error
+                    chunk = nil
+                }
+                let sequence = pipe.nextRead
+                pipe.nextRead += 1
+                pipe.lock.unlock()
+                guard let chunk else { return }
+                let result = tokenizeChunk(chunk, tokenizer: tokenizer, split: chunk.fromJSONL ? .icu : key.split,
+                                           scratch: scratches[w], splitter: splitters[w])
+                pipe.lock.lock()
+                defer { pipe.lock.unlock() }
+                pipe.waiting[sequence] = result
+                pipe.rawBytes += chunk.bytes.count
+                while pipe.failure == nil, let next = pipe.waiting.removeValue(forKey: pipe.nextWrite) {
+                    do { try writer.append(next) } catch { pipe.failure = error }
+                    pipe.nextWrite += 1
+                }
+                pipe.progress?(pipe.rawBytes)
+            }
+        }
+        if slots == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: slots, execute: work) }
+        if let failure = pipe.failure { throw failure }
+        let rawBytes = pipe.rawBytes
         let counts = try writer.finish()
         let meta = Meta(key: key, tokens: counts.tokens, sentences: counts.sentences, documents: counts.documents, rawBytes: rawBytes)
         let enc = JSONEncoder()
