@@ -2,7 +2,8 @@
 #
 #   make pipeline   install what is needed, build, and run the main job on the embedded corpus
 #   make test       install what is needed, build, and run every test (unit, CLI, tokenizer parity)
-#   make bench      benchmark table (tokenizer vs Hugging Face tokenizers, vocabulary training, shards)
+#   make bench      benchmark table (tokenizer vs Hugging Face tokenizers, vocabulary training, shards,
+#                   training); ONLY=shards,training runs just those row groups
 #   make parity     tokenizer parity with Hugging Face over whole corpora (mismatches must be 0)
 #
 # Timed targets unset OPENBLAS_CORETYPE: a forced older core type halves OpenBLAS's speed here.
@@ -72,7 +73,7 @@ vocab-quality: build venv
 	$(RUN_ENV) $(VPY) Tests/Scripts/vocab_compare.py --bert $(BERT) --input $(EN_CORPUS) --size 30000
 
 bench: build venv
-	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS)
+	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS) $(if $(ONLY),--only $(ONLY))
 
 # The main job on the embedded default: Pipelines/default.json (corpus from Debian packages, a
 # vocabulary, shards, pre-training, fine-tuning, evaluation; see the file). Stages whose outputs are

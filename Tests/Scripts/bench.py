@@ -507,7 +507,7 @@ class Bench:
         n = self.args.threads
         name = f"Shards, defaults (dupe 10, seq 128), {n} threads, {self.corpus_label}"
         log(name)
-        best, runs = best_of(self.reps(2), lambda: self.shards_once(self.corpus, "corpus"))
+        best, runs = best_of(self.reps(3), lambda: self.shards_once(self.corpus, "corpus"))
         mb_s = self.corpus_bytes / 1e6 / best.wall
         self.table.add(name, f"{fmt_s(best.wall)}: {mb_s:.2f} MB/s of raw text; {best.maxrss_mib:.0f} MiB peak RSS",
                        None, None,
@@ -577,7 +577,9 @@ class Bench:
                            ours_data=r, peer_data={"tuned": tuned, "stock": stock} if tuned else None)
 
     # -- all ----------------------------------------------------------------------------------------
-    def section(self, name: str, fn) -> None:
+    def section(self, name: str, fn, group: str) -> None:
+        if self.args.only and group not in self.args.only:
+            return
         try:
             fn()
         except Exception as e:  # noqa: BLE001 -- report and go on with the other rows
@@ -586,8 +588,9 @@ class Bench:
     def run(self) -> None:
         n = self.args.threads
         self.prepare_corpus()
-        self.ids = self.count_ids(max(n, 1))
-        log(f"ours prints {self.ids} ids for {self.corpus_lines} lines")
+        if not self.args.only or "tokenize" in self.args.only:
+            self.ids = self.count_ids(max(n, 1))
+            log(f"ours prints {self.ids} ids for {self.corpus_lines} lines")
 
         def tok1():
             self.tok1 = self.tokenizer_row(1)
@@ -595,21 +598,21 @@ class Bench:
         def tokn():
             self.tokn = self.tokenizer_row(n)
 
-        self.section("Tokenize, 1 thread", tok1)
+        self.section("Tokenize, 1 thread", tok1, "tokenize")
         if n > 1:
-            self.section(f"Tokenize, {n} threads", tokn)
-        self.section("Tokenizer start-up", self.startup_row)
+            self.section(f"Tokenize, {n} threads", tokn, "tokenize")
+        self.section("Tokenizer start-up", self.startup_row, "tokenize")
         if n > 1 and self.tok1 and self.tokn:
-            self.section("Tokenizer scaling", lambda: self.scaling_row(n))
-        self.section("Vocabulary training", self.vocab_train_row)
+            self.section("Tokenizer scaling", lambda: self.scaling_row(n), "tokenize")
+        self.section("Vocabulary training", self.vocab_train_row, "vocab")
 
         def quality():
             self.quality_ok = self.vocab_quality_row()
 
-        self.section("Vocabulary quality", quality)
-        self.section("Bounded memory", self.memory_rows)
-        self.section("Shards", self.shards_rows)
-        self.section("Training", self.training_rows)
+        self.section("Vocabulary quality", quality, "vocab")
+        self.section("Bounded memory", self.memory_rows, "memory")
+        self.section("Shards", self.shards_rows, "shards")
+        self.section("Training", self.training_rows, "training")
 
 
 def bert_version(cmd: list[str]) -> str:
@@ -630,6 +633,8 @@ def main() -> int:
     ap.add_argument("--long-line-bytes", type=int, default=None,
                     help=f"size of the no-newline stream (default 1 GiB, {QUICK_LONG_LINE_BYTES >> 20} MiB with --quick)")
     ap.add_argument("--quick", action="store_true", help="first 2 MB of the corpus, 64 MiB long line, single runs")
+    ap.add_argument("--only", type=lambda v: set(v.split(",")), default=None,
+                    help="comma-separated row groups to run: tokenize, vocab, memory, shards, training (default: all)")
     ap.add_argument("--json-out", type=Path, default=Path("out/bench.json"))
     ap.add_argument("--keep", type=Path, default=None, help="keep the temporary files in DIR")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the vocabulary quality target is missed")
