@@ -66,11 +66,17 @@ struct BenchmarkTrainCommand: ParsableCommand {
         let forward = Double(n) * l * (8 * h * h + 4 * h * inter + 4 * t * h)
             + Double(positions.count) * (2 * h * h + 2 * h * v) + Double(batchSize) * 2 * h * h
         let flops = 3 * forward
+        // What the kernels actually multiply: the last layer runs only for the rows the heads read
+        // ([CLS] and the masked positions; keys and values still for every token).
+        let kept = Double(batchSize) + Double(positions.count)
+        let lastLayerSaved = (Double(n) - kept) * (2 * h * h + 2 * h * h + 4 * h * inter + 4 * t * h)
+        let executed = 3 * (forward - lastLayerSaved)
         let peak = sgemmPeak(threads: threads)
         let out: [String: Any] = [
             "model": model, "threads": threads, "batch_size": batchSize, "seq_length": seqLength, "masked_per_sequence": masked,
             "parameters": m.layout.count, "seconds_per_step": median, "tokens_per_second": Double(n) / median,
             "useful_gflops": flops / median / 1e9, "sgemm_peak_gflops": peak, "fraction_of_peak": flops / median / 1e9 / peak,
+            "executed_gflops": executed / median / 1e9, "executed_fraction_of_peak": executed / median / 1e9 / peak,
             "all_seconds": times,
         ]
         print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))

@@ -18,12 +18,14 @@ Rows:
      vocab_compare.py (both trained on 9/10 of the documents) gives WordPiece tokens per whitespace
      word on the held-out 1/10; ratio ours/HF, target <= 1.02.
   6. Shards: `BIN shards --input corpus --vocab V --output TMP --threads N` with the defaults, one fresh
-     output (and tokenized cache) per run, best of 2: MB/s of raw text to finished shards, peak RSS;
+     output (and tokenized cache) per run, best of 3: MB/s of raw text to finished shards, peak RSS;
      then the same on 4 copies of the corpus concatenated (peak RSS must stay flat). No peer: the
      reference (google-research/bert's create_pretraining_data.py) needs TensorFlow.
   7. Training: `BIN benchmark-train --model P --threads N` for tiny, mini, small (batch 32, seq 128, 20
      masked positions per sequence, vocabulary 30522): tokens/s of whole steps (forward, backward,
-     clipping, AdamW), useful GFLOP/s and their share of the sgemm peak measured in the same process;
+     clipping, AdamW), useful GFLOP/s (standard BERT with MLM at the masked positions) and executed
+     GFLOP/s (minus the pruned rows of the last layer), each as a share of the sgemm peak measured in
+     the same process;
      beside PyTorch transformers (bench_torch_pretrain.py: stock BertForPreTraining and a tuned variant
      with MLM logits only at masked positions) when --torch-python (or $TORCH_PYTHON) has torch.
   5. Bounded memory: peak RSS (GNU `/usr/bin/time -f %M`; without it os.wait4's ru_maxrss, an upper
@@ -572,7 +574,9 @@ class Bench:
             self.table.add(name, f"{r['tokens_per_second']:.0f} tok/s ({r['seconds_per_step'] * 1000:.0f} ms/step)", peer, ratio,
                            f"fwd+bwd+clip+AdamW on synthetic batches, median of {len(r['all_seconds'])}; useful "
                            f"{r['useful_gflops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the sgemm peak "
-                           f"({r['sgemm_peak_gflops']:.0f} GFLOP/s, 1024³, same process)"
+                           f"({r['sgemm_peak_gflops']:.0f} GFLOP/s, 1024³, same process); executed (last layer "
+                           f"pruned to the rows the heads read) {r['executed_gflops']:.0f} GFLOP/s = "
+                           f"{100 * r['executed_fraction_of_peak']:.0f}%"
                            + (f"; PyTorch {torch.get('version')}" if tuned else "; PyTorch not measured (--torch-python)"),
                            ours_data=r, peer_data={"tuned": tuned, "stock": stock} if tuned else None)
 
