@@ -293,7 +293,7 @@ public final class ShardWriter: @unchecked Sendable {
                     var maps: [MappedFile] = []
                     for path in paths {
                         let map: MappedFile
-                        do { map = try MappedFile(path: path) } catch { throw .readFailed(path: path, reason: "\(error)") }
+                        do { map = try MappedFile(path: path, populate: true) } catch { throw .readFailed(path: path, reason: "\(error)") }
                         guard map.count % entrySize == 0 else {
                             throw .writeFailed(path: path, reason: "temporary bucket file has \(map.count) bytes, not a multiple of \(entrySize)")
                         }
