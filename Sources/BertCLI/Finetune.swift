@@ -41,6 +41,8 @@ struct FinetuneCommand: ParsableCommand {
     @Option var batchSize = 32
     @Option var learningRate = 5e-5
     @Option(help: "Share of updates for the linear warm-up.") var warmupFraction = 0.1
+    @Flag(help: "Batch examples of similar length together (less padding, faster; transformers' group_by_length).")
+    var groupByLength = false
     @Option var weightDecay = 0.01
     @Option(help: "Held-out share when there is neither an eval file nor a split column.") var evalFraction = 0.1
     @Option var seed: UInt64 = 42
@@ -120,6 +122,7 @@ struct FinetuneCommand: ParsableCommand {
         options.batchSize = batchSize
         options.learningRate = learningRate
         options.warmupFraction = warmupFraction
+        options.groupByLength = groupByLength
         options.adam.weightDecay = weightDecay
         options.maxSeqLength = file.maxSeqLength
         options.seed = seed

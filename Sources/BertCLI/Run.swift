@@ -20,8 +20,11 @@ import PretrainingData
 /// build). `${out}` is the pipeline's output directory, `${root}` the directory of the pipeline
 /// file's parent (the repository). A stage records a stamp in `${out}/.stages/NAME.json`: the sha256
 /// of its settings, of the stamps before it, and of the size and time of its input files. A stage
-/// whose stamp matches and whose `outputs` exist is skipped; an interrupted stage is run again
-/// (bert's own commands resume or rewrite atomically).
+/// whose stamp matches and whose `outputs` exist is skipped. While a stage runs, its stamp is in
+/// `NAME.pending`: an interrupted stage with the same stamp is run again and continues (bert's own
+/// commands resume or rewrite atomically); a stage whose settings or inputs changed first removes its
+/// own output (its `output` argument, when inside the pipeline's directory), so nothing made with
+/// the old settings is resumed or mixed in.
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -59,10 +62,24 @@ struct RunCommand: ParsableCommand {
                 continue
             }
             try? FileManager.default.removeItem(atPath: stampPath)
+            let pendingPath = out + "/.stages/\(stage.name).pending"
+            let pending = (try? String(contentsOfFile: pendingPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if let work = stage.workOutput(inside: out), FileManager.default.fileExists(atPath: work) {
+                if pending == stamp && !force {
+                    log("bert run: \(stage.name): continuing an interrupted run")
+                } else {
+                    log("bert run: \(stage.name): \(work) was made with other settings or inputs; removing it and starting again")
+                    do { try FileManager.default.removeItem(atPath: work) } catch {
+                        throw UsageError("\(work): cannot remove it (\(error.localizedDescription)); remove it by hand and run again")
+                    }
+                }
+            }
+            try writeFileAtomically(Data((stamp + "\n").utf8), to: pendingPath)
             log("bert run: \(stage.name): \(stage.display)")
             let t0 = Date()
             try stage.execute()
             try writeFileAtomically(Data((stamp + "\n").utf8), to: stampPath)
+            try? FileManager.default.removeItem(atPath: pendingPath)
             let seconds = Date().timeIntervalSince(t0)
             report.append((stage.name, "ran", seconds))
         }
@@ -192,6 +209,15 @@ struct PipelineStage {
     var reportFile: String?
 
     var display: String { external?.joined(separator: " ") ?? "bert \(commandName) \(arguments.joined(separator: " "))" }
+
+    /// The stage's own output (the value of its `--output` argument) when it lies inside the
+    /// pipeline's output directory `out`; nil otherwise (nothing outside it is ever removed).
+    func workOutput(inside out: String) -> String? {
+        guard let i = arguments.firstIndex(of: "--output"), i + 1 < arguments.count else { return nil }
+        let path = URL(fileURLWithPath: arguments[i + 1]).standardizedFileURL.path
+        let base = URL(fileURLWithPath: out).standardizedFileURL.path
+        return path.hasPrefix(base + "/") ? path : nil
+    }
 
     /// sha256 of the settings, the previous stamp, and the size and time of input files.
     func stamp(previous: String) throws -> String {

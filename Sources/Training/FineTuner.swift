@@ -19,6 +19,10 @@ public struct FineTuneOptions: Sendable {
     public var seed: UInt64 = 42
     public var threads = 1
     public var logEverySteps = 10
+    /// Batches of examples of similar length (transformers' `group_by_length`): after the epoch's
+    /// shuffle, each run of 50 batches' worth of examples is sorted by length, longest first, so
+    /// batches carry less padding. Off by default, as in transformers.
+    public var groupByLength = false
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 }
 
@@ -102,6 +106,23 @@ public final class FineTuner {
         }
     }
 
+    /// `order` with each run of 50 × `batchSize` examples sorted by length, longest first (a stable
+    /// sort, so ties keep the shuffled order): transformers' LengthGroupedSampler's mega-batches.
+    static func groupedByLength(_ order: [Int], batchSize: Int, length: (Int) -> Int) -> [Int] {
+        let mega = 50 * max(1, batchSize)
+        var out: [Int] = []
+        out.reserveCapacity(order.count)
+        var start = 0
+        while start < order.count {
+            let run = order[start..<min(order.count, start + mega)]
+            out += run.map { ($0, length($0)) }.enumerated()
+                .sorted { $0.element.1 != $1.element.1 ? $0.element.1 > $1.element.1 : $0.offset < $1.offset }
+                .map(\.element.0)
+            start += mega
+        }
+        return out
+    }
+
     /// Trains; returns (best epoch, its metrics) and leaves the best model in OUTPUT (with epoch-N copies).
     public func run() throws -> (epoch: Int, metrics: ClassificationMetrics?) {
         let fm = FileManager.default
@@ -121,6 +142,7 @@ public final class FineTuner {
             var order = Array(0..<train.count)
             var rng = SeededGenerator(seed: options.seed, stream: [0x4654, UInt64(epoch)])  // "FT"
             order.shuffle(using: &rng)
+            if options.groupByLength { order = Self.groupedByLength(order, batchSize: options.batchSize) { train.example($0).ids.count } }
             var window = (loss: 0.0, correct: 0, count: 0, tokens: 0, updates: 0)
             var windowStart = Date()
             var start = 0

@@ -77,17 +77,33 @@ public struct Vocabulary: Sendable, Equatable {
 
     /// Parses vocab.txt bytes.
     public static func parse(_ data: Data, source: String) throws(VocabularyError) -> Vocabulary {
-        var tokens: [String] = []
-        var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        if lines.last?.isEmpty == true { lines.removeLast() }  // file ends with a newline
-        tokens.reserveCapacity(lines.count)
-        for (i, raw) in lines.enumerated() {
-            guard let s = String(validating: raw, as: UTF8.self) else { throw .invalidUTF8(path: source, line: i + 1) }
-            var t = Substring(s)
-            while let last = t.unicodeScalars.last, last.properties.isWhitespace { t = t.dropLast() }
-            tokens.append(String(t))
+        // Bytes, not Data slices: a 30k-line vocabulary is read in a few milliseconds.
+        let parsed: Result<[String], VocabularyError> = data.withUnsafeBytes { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var tokens: [String] = []
+            tokens.reserveCapacity(bytes.count / 8)
+            var start = 0
+            var line = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+                line += 1
+                guard let s = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) else {
+                    return .failure(.invalidUTF8(path: source, line: line))
+                }
+                // Trailing white space (a "\r" of CRLF files, stray spaces) is not part of the token.
+                if let last = s.unicodeScalars.last, last.properties.isWhitespace {
+                    var t = Substring(s)
+                    while let last = t.unicodeScalars.last, last.properties.isWhitespace { t = t.dropLast() }
+                    tokens.append(String(t))
+                } else {
+                    tokens.append(s)
+                }
+                start = end + 1
+            }
+            return .success(tokens)
         }
-        return try Vocabulary(tokens: tokens, source: source)
+        return try Vocabulary(tokens: try parsed.get(), source: source)
     }
 
     /// vocab.txt bytes: one token per line.

@@ -52,6 +52,13 @@ final class FinetuneCommandTests: XCTestCase {
         XCTAssertEqual(m["examples"] as? Int, 40)
         XCTAssertNotNil(m["macro_f1"] as? Double)
         XCTAssertEqual((m["confusion_matrix"] as? [[Int]])?.flatMap { $0 }.reduce(0, +), 40)
+
+        // Length-grouped batches (the grouping itself is tested in GroupByLengthTests): same data, a model.
+        let grouped = Fixtures.temporaryDirectory().path + "/grouped"
+        let g = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--data", data, "--output", grouped, "--epochs", "1",
+                             "--batch-size", "8", "--max-seq-length", "32", "--eval-fraction", "0.25", "--group-by-length"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: grouped + "/model.safetensors"))
     }
 
     func testRefusals() throws {

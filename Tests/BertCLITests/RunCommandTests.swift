@@ -67,7 +67,21 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stderr.contains("vocab: up to date, skipped") && resumed.stderr.contains("shards: up to date, skipped"), resumed.stderr)
         XCTAssertTrue(resumed.stderr.contains("resuming at update 20") || resumed.stderr.contains("resuming at update 30"), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("pretrain: continuing an interrupted run"), resumed.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/classifier-eval.json"))
+
+        // Other settings for pre-training: its old run is removed, not resumed; the stages before it
+        // are skipped and the ones after it run again.
+        let edited = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: #""max-steps": 40"#, with: #""max-steps": 30"#)
+        try Data(edited.utf8).write(to: URL(fileURLWithPath: path))
+        let changed = try runBert(["run", path])
+        XCTAssertEqual(changed.status, 0, changed.stderr)
+        XCTAssertTrue(changed.stderr.contains("shards: up to date, skipped"), changed.stderr)
+        XCTAssertTrue(changed.stderr.contains("was made with other settings or inputs; removing it"), changed.stderr)
+        XCTAssertFalse(changed.stderr.contains("resuming at update"), changed.stderr)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/out/pretrain/latest"), "step-00000030")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/pretrain/step-00000040"), "nothing of the old run is left")
+        XCTAssertFalse(changed.stderr.contains("finetune: up to date"), changed.stderr)
     }
 
     func testBadPipelineFilesAreRefused() throws {

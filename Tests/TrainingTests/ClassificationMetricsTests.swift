@@ -30,3 +30,25 @@ final class ClassificationMetricsTests: XCTestCase {
         XCTAssertNotNil(JSONSerialization.isValidJSONObject(json) ? json : nil)
     }
 }
+
+/// `FineTuner.groupedByLength`: transformers' length-grouped mega-batches.
+final class GroupByLengthTests: XCTestCase {
+    func testMegaBatchesAreSortedLongestFirstAndKeepEveryExample() {
+        var rng = SystemRandomNumberGenerator()
+        let lengths = (0..<1000).map { _ in Int.random(in: 3...128, using: &rng) }
+        let order = Array(0..<1000).shuffled(using: &rng)
+        let grouped = FineTuner.groupedByLength(order, batchSize: 4) { lengths[$0] }
+        XCTAssertEqual(grouped.sorted(), Array(0..<1000), "a permutation: nothing lost or repeated")
+        for start in stride(from: 0, to: 1000, by: 200) {  // mega-batches of 50 × 4
+            let run = Array(grouped[start..<min(1000, start + 200)])
+            XCTAssertEqual(Set(run), Set(order[start..<min(1000, start + 200)]), "examples stay in their mega-batch")
+            XCTAssertEqual(run.map { lengths[$0] }, run.map { lengths[$0] }.sorted(by: >), "longest first")
+        }
+        // Ties keep the shuffled order (stable), so the result depends only on the epoch's shuffle.
+        let same = FineTuner.groupedByLength(order, batchSize: 4) { _ in 7 }
+        XCTAssertEqual(same, order)
+        // Less padding: the summed batch maxima drop.
+        func padded(_ o: [Int]) -> Int { stride(from: 0, to: o.count, by: 4).map { o[$0..<min(o.count, $0 + 4)].map { lengths[$0] }.max()! * 4 }.reduce(0, +) }
+        XCTAssertLessThan(padded(grouped), padded(order))
+    }
+}

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/// The 64 round constants of FIPS 180-4 §4.2.2 (shared with the portable Swift code).
+const uint32_t *bertkit_sha256_round_constants(void);
+
 /// 1 when this CPU has the SHA extensions (and SSSE3/SSE4.1) and this build can use them, else 0.
 int bertkit_sha256_hardware_available(void);
 
