@@ -236,11 +236,12 @@ public final class ShardWriter: @unchecked Sendable {
             buffers[b].removeAll(keepingCapacity: true)
         }
 
-        /// Writes out everything pending and frees the buffers.
+        /// Writes out everything pending and frees the buffers; later adds are refused.
         func flushAll() throws(ShardError) {
             if let failed { throw .writerClosed(reason: failed) }
             for b in buffers.indices where !buffers[b].isEmpty { try flush(b) }
             buffers = []
+            failed = "finish() was called"
         }
     }
 

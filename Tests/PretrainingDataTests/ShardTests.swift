@@ -241,6 +241,18 @@ final class ShardTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: appended) }
         try Self.write(items.shuffled(using: &rng), to: appended, vocabularySize: 99, threads: 3, appenders: true)
         XCTAssertEqual(try Self.contents(appended), reference)
+        // An appender used after finish() is refused with a typed error.
+        let late = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: late) }
+        let writer = try ShardWriter(directory: late.path, vocabularySize: 99, vocabSHA256: Self.vocabSHA, parameters: Self.parameters(),
+                                     expectedInstances: items.count)
+        let appender = try writer.makeAppender()
+        try appender.add(items[0].instance, key: items[0].key)
+        try writer.finish()
+        XCTAssertThrowsError(try appender.add(items[1].instance, key: items[1].key)) {
+            guard case .writerClosed = $0 as? ShardError else { return XCTFail("\($0)") }
+        }
+        XCTAssertThrowsError(try writer.makeAppender())
         // Another zstd level: other compressed bytes, the same instances in the same order.
         let level9 = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: level9) }
