@@ -18,7 +18,7 @@ Rows:
      vocab_compare.py (both trained on 9/10 of the documents) gives WordPiece tokens per whitespace
      word on the held-out 1/10; ratio ours/HF, target <= 1.02.
   6. Shards: `BIN shards --input corpus --vocab V --output TMP --threads N` with the defaults, one fresh
-     output (and tokenized cache) per run, best of 3: MB/s of raw text to finished shards, peak RSS;
+     output (and tokenized cache) per run, best of 5: MB/s of raw text to finished shards, peak RSS;
      then the same on 4 copies of the corpus concatenated (peak RSS must stay flat). No peer: the
      reference (google-research/bert's create_pretraining_data.py) needs TensorFlow.
   7. Training: `BIN benchmark-train --model P --threads N` for tiny, mini, small (batch 32, seq 128, 20
@@ -509,7 +509,7 @@ class Bench:
         n = self.args.threads
         name = f"Shards, defaults (dupe 10, seq 128), {n} threads, {self.corpus_label}"
         log(name)
-        best, runs = best_of(self.reps(3), lambda: self.shards_once(self.corpus, "corpus"))
+        best, runs = best_of(self.reps(5), lambda: self.shards_once(self.corpus, "corpus"))
         mb_s = self.corpus_bytes / 1e6 / best.wall
         self.table.add(name, f"{fmt_s(best.wall)}: {mb_s:.2f} MB/s of raw text; {best.maxrss_mib:.0f} MiB peak RSS",
                        None, None,
