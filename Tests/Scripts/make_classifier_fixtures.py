@@ -43,7 +43,7 @@ from transformers import BertConfig, BertForSequenceClassification
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_model_fixtures import (  # noqa: E402  (the shared tiny configuration and optimizer)
     BASE_LR, BETA1, BETA2, CLIP_NORM, CONFIG, EPS, NOISE_STD, SEED, TOTAL_STEPS, WARMUP, WEIGHT_DECAY,
-    CLS, PAD, SEP, decays, lr_at,
+    CLS, PAD, SEP, decays, google_adamw_steps, record_gradients,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -173,54 +173,10 @@ def main() -> None:
     }
     # No hidden states: the encoder is the pre-training fixture's, checked there layer by layer; here
     # they would add 16 KB to a file that is already over 300 KB (grad. and final. alone are 297 KB).
-    weak = []
-    for n, p in model.named_parameters():
-        expected[f"grad.{n}"] = p.grad.detach().clone()
-        if n.endswith("attention.self.key.bias"):
-            assert p.grad.abs().max().item() < 1e-15, n  # softmax cancels it: zero in exact arithmetic
-        elif p.grad.abs().max().item() < 1e-3:
-            weak.append(n)
-    assert not weak, {n: model.get_parameter(n).grad.abs().max().item() for n in weak}
-    min_grad = min(p.grad.abs().max().item() for n, p in model.named_parameters() if "key.bias" not in n)
+    min_grad = record_gradients(model, expected)
 
     # ---- 10 steps of google-research/bert's AdamW on the same batch, float64.
-    train = make_model().double()
-    with torch.no_grad():
-        for n, p in train.named_parameters():
-            p.copy_(init[n].double())
-    m = {n: torch.zeros_like(p) for n, p in train.named_parameters()}
-    v = {n: torch.zeros_like(p) for n, p in train.named_parameters()}
-    losses, lrs, norms = [], [], []
-    for k in range(TOTAL_STEPS):
-        train.zero_grad(set_to_none=True)
-        o = forward(train, batch)
-        o.loss.backward()
-        losses.append(o.loss.item())
-        grads = {n: p.grad.detach().clone() for n, p in train.named_parameters()}
-        norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
-        norms.append(norm)
-        scale = CLIP_NORM / max(norm, CLIP_NORM)
-        lr = lr_at(k)
-        lrs.append(lr)
-        with torch.no_grad():
-            for n, p in train.named_parameters():
-                g = grads[n] * scale
-                m[n] = BETA1 * m[n] + (1 - BETA1) * g
-                v[n] = BETA2 * v[n] + (1 - BETA2) * g * g
-                update = m[n] / (v[n].sqrt() + EPS)
-                if decays(n):
-                    update = update + WEIGHT_DECAY * p
-                p.sub_(lr * update)
-    expected["step_losses"] = torch.tensor(losses, dtype=torch.float64)
-    expected["step_lr"] = torch.tensor(lrs, dtype=torch.float64)
-    expected["step_grad_norm"] = torch.tensor(norms, dtype=torch.float64)
-    for n, p in train.named_parameters():
-        expected[f"final.{n}"] = p.detach().clone()
-    assert all(t.dtype == torch.float64 for t in expected.values())
-    assert losses[0] == losses[1] == expected["loss"].item(), "lr_0 = 0: the first update moves nothing"
-    for n in init:
-        if n.endswith("attention.self.key.bias"):
-            assert (expected[f"final.{n}"] - init[n].double()).abs().max().item() < 1e-13, n
+    losses, lrs, norms = google_adamw_steps(make_model().double(), init, lambda t: forward(t, batch).loss, expected)
     save_file({k: t.contiguous() for k, t in expected.items()}, str(out_dir / "tiny_expected.safetensors"),
               metadata={"format": "pt"})
 

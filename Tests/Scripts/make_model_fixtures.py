@@ -152,6 +152,67 @@ def forward(model: BertForPreTraining, batch: dict[str, torch.Tensor]):
     return out, mlm, nsp
 
 
+def record_gradients(model, expected: dict) -> float:
+    """Every parameter's float64 gradient into expected["grad.NAME"]. The key bias adds the same q.b_k
+    to every score of a query row; softmax cancels it, so its gradient is zero in exact arithmetic
+    (here ~1e-17: rounding); every other tensor must have a gradient large enough to test. Returns
+    the smallest per-tensor max |gradient| (key biases left out), for the README."""
+    weak = []
+    for n, p in model.named_parameters():
+        expected[f"grad.{n}"] = p.grad.detach().clone()
+        if n.endswith("attention.self.key.bias"):
+            assert p.grad.abs().max().item() < 1e-15, n
+        elif p.grad.abs().max().item() < 1e-3:
+            weak.append(n)
+    assert not weak, {n: model.get_parameter(n).grad.abs().max().item() for n in weak}
+    return min(p.grad.abs().max().item() for n, p in model.named_parameters() if "key.bias" not in n)
+
+
+def google_adamw_steps(train, init: dict, loss_of, expected: dict) -> tuple[list, list, list]:
+    """TOTAL_STEPS updates of google-research/bert's AdamW (no bias correction, decoupled weight decay
+    except biases and LayerNorm, global-norm clipping, linear warm-up then decay) on one batch, in
+    float64 from `init`. `loss_of(model)` runs the forward pass and returns the loss. Stores the
+    per-step losses, learning rates and gradient norms and the final parameters in `expected`
+    ("step_*", "final.NAME"); returns (losses, lrs, norms)."""
+    with torch.no_grad():
+        for n, p in train.named_parameters():
+            p.copy_(init[n].double())
+    m = {n: torch.zeros_like(p) for n, p in train.named_parameters()}
+    v = {n: torch.zeros_like(p) for n, p in train.named_parameters()}
+    losses, lrs, norms = [], [], []
+    for k in range(TOTAL_STEPS):
+        train.zero_grad(set_to_none=True)
+        loss = loss_of(train)
+        loss.backward()
+        losses.append(loss.item())
+        grads = {n: p.grad.detach().clone() for n, p in train.named_parameters()}
+        norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
+        norms.append(norm)
+        scale = CLIP_NORM / max(norm, CLIP_NORM)
+        lr = lr_at(k)
+        lrs.append(lr)
+        with torch.no_grad():
+            for n, p in train.named_parameters():
+                g = grads[n] * scale
+                m[n] = BETA1 * m[n] + (1 - BETA1) * g
+                v[n] = BETA2 * v[n] + (1 - BETA2) * g * g
+                update = m[n] / (v[n].sqrt() + EPS)
+                if decays(n):
+                    update = update + WEIGHT_DECAY * p
+                p.sub_(lr * update)
+    expected["step_losses"] = torch.tensor(losses, dtype=torch.float64)
+    expected["step_lr"] = torch.tensor(lrs, dtype=torch.float64)
+    expected["step_grad_norm"] = torch.tensor(norms, dtype=torch.float64)
+    for n, p in train.named_parameters():
+        expected[f"final.{n}"] = p.detach().clone()
+    assert all(t.dtype == torch.float64 for t in expected.values())
+    assert losses[0] == losses[1] == expected["loss"].item(), "lr_0 = 0: the first update moves nothing"
+    for n in init:
+        if n.endswith("attention.self.key.bias"):
+            assert (expected[f"final.{n}"] - init[n].double()).abs().max().item() < 1e-13, n
+    return losses, lrs, norms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "Tests" / "Fixtures" / "model")
@@ -198,56 +259,10 @@ def main() -> None:
     }
     for i, h in enumerate(out.hidden_states):
         expected[f"hidden_states.{i}"] = h.detach()
-    weak = []
-    for n, p in model.named_parameters():
-        expected[f"grad.{n}"] = p.grad.detach().clone()
-        # The key bias adds the same q.b_k to every score of a query row; softmax cancels it, so its
-        # gradient is zero in exact arithmetic (here ~1e-17: rounding).
-        if n.endswith("attention.self.key.bias"):
-            assert p.grad.abs().max().item() < 1e-15, n
-        elif p.grad.abs().max().item() < 1e-3:
-            weak.append(n)
-    assert not weak, {n: model.get_parameter(n).grad.abs().max().item() for n in weak}
-    min_grad = min(p.grad.abs().max().item() for n, p in model.named_parameters() if "key.bias" not in n)
+    min_grad = record_gradients(model, expected)
 
     # ---- 10 steps of google-research/bert's AdamW on the same batch, float64.
-    train = make_model().double()
-    with torch.no_grad():
-        for n, p in train.named_parameters():
-            p.copy_(init[n].double())
-    m = {n: torch.zeros_like(p) for n, p in train.named_parameters()}
-    v = {n: torch.zeros_like(p) for n, p in train.named_parameters()}
-    losses, lrs, norms = [], [], []
-    for k in range(TOTAL_STEPS):
-        train.zero_grad(set_to_none=True)
-        o, _, _ = forward(train, batch)
-        o.loss.backward()
-        losses.append(o.loss.item())
-        grads = {n: p.grad.detach().clone() for n, p in train.named_parameters()}
-        norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
-        norms.append(norm)
-        scale = CLIP_NORM / max(norm, CLIP_NORM)
-        lr = lr_at(k)
-        lrs.append(lr)
-        with torch.no_grad():
-            for n, p in train.named_parameters():
-                g = grads[n] * scale
-                m[n] = BETA1 * m[n] + (1 - BETA1) * g
-                v[n] = BETA2 * v[n] + (1 - BETA2) * g * g
-                update = m[n] / (v[n].sqrt() + EPS)
-                if decays(n):
-                    update = update + WEIGHT_DECAY * p
-                p.sub_(lr * update)
-    expected["step_losses"] = torch.tensor(losses, dtype=torch.float64)
-    expected["step_lr"] = torch.tensor(lrs, dtype=torch.float64)
-    expected["step_grad_norm"] = torch.tensor(norms, dtype=torch.float64)
-    for n, p in train.named_parameters():
-        expected[f"final.{n}"] = p.detach().clone()
-    assert all(t.dtype == torch.float64 for t in expected.values())
-    assert losses[0] == losses[1] == expected["loss"].item(), "lr_0 = 0: the first update moves nothing"
-    for n in init:
-        if n.endswith("attention.self.key.bias"):
-            assert (expected[f"final.{n}"] - init[n].double()).abs().max().item() < 1e-13, n
+    losses, lrs, norms = google_adamw_steps(make_model().double(), init, lambda t: forward(t, batch)[0].loss, expected)
     save_file({k: t.contiguous() for k, t in expected.items()}, str(out_dir / "tiny_expected.safetensors"),
               metadata={"format": "pt"})  # one key only: the library writes several in hash order, varying per run
 
