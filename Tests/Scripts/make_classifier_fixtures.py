@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from transformers import BertConfig, BertForSequenceClassification
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_model_fixtures import (  # noqa: E402  (the shared tiny configuration and optimizer)
     BASE_LR, BETA1, BETA2, CLIP_NORM, CONFIG, EPS, NOISE_STD, SEED, TOTAL_STEPS, WARMUP, WEIGHT_DECAY,
-    CLS, PAD, SEP, decays, google_adamw_steps, record_gradients,
+    CLS, PAD, SEP, decays, google_adamw_steps, record_gradients, seeded_model,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,16 +85,7 @@ def make_model(num_labels: int = 3, id2label=None) -> BertForSequenceClassificat
     id2label = ID2LABEL if id2label is None else id2label
     config = BertConfig(**CONFIG, num_labels=num_labels, id2label=dict(id2label),
                         label2id={v: k for k, v in id2label.items()})
-    torch.manual_seed(SEED)
-    model = BertForSequenceClassification(config)  # HF init: normal(0, 0.02), zero biases, LN 1/0, PAD row 0
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "bias" in name or "LayerNorm" in name:
-                p.add_(torch.randn_like(p) * NOISE_STD)
-            elif p.dim() == 2 and "embeddings" not in name:
-                p.add_(torch.randn_like(p) / math.sqrt(p.shape[1]))
-    model.config._attn_implementation = "eager"  # the plain softmax(QK^T/sqrt(d) + mask) path
-    return model.eval()
+    return seeded_model(BertForSequenceClassification, config)
 
 
 def batch_tensors() -> dict[str, torch.Tensor]:

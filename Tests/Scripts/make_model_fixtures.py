@@ -113,18 +113,24 @@ def decays(name: str) -> bool:
     return "bias" not in name and "LayerNorm" not in name
 
 
-def make_model() -> BertForPreTraining:
-    config = BertConfig(**CONFIG)
+def seeded_model(model_class, config: BertConfig):
+    """`model_class(config)` with Hugging Face's init (normal(0, 0.02), zero biases, LN 1/0, PAD row 0)
+    from SEED, then noise on every bias and LayerNorm parameter and on the dense weights, so that no
+    gradient is trivially zero; the eager attention path (plain softmax(QK^T/sqrt(d) + mask))."""
     torch.manual_seed(SEED)
-    model = BertForPreTraining(config)  # Hugging Face's init: normal(0, 0.02), zero biases, LN 1/0, PAD row 0
+    model = model_class(config)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "bias" in name or "LayerNorm" in name:
                 p.add_(torch.randn_like(p) * NOISE_STD)
             elif p.dim() == 2 and "embeddings" not in name:
                 p.add_(torch.randn_like(p) / math.sqrt(p.shape[1]))
-    model.config._attn_implementation = "eager"  # the plain softmax(QK^T/sqrt(d) + mask) path
+    model.config._attn_implementation = "eager"
     return model.eval()
+
+
+def make_model() -> BertForPreTraining:
+    return seeded_model(BertForPreTraining, BertConfig(**CONFIG))
 
 
 def batch_tensors() -> dict[str, torch.Tensor]:
