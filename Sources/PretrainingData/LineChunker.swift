@@ -13,9 +13,17 @@ public struct TextChunk: Sendable {
 }
 
 /// Cuts a byte stream into chunks of about `chunkSize` bytes at line ends, so workers can process
-/// chunks in parallel and the results be joined in order. Memory stays bounded whatever the input:
-/// a line longer than a chunk is cut after an ASCII space or tab (so no word is split), or failing
-/// that at a UTF-8 boundary (a word of over `chunkSize` bytes, far past any word-length limit).
+/// chunks in parallel and the results be joined in order. Memory stays bounded whatever the input.
+///
+/// A line longer than a chunk is cut where the cut changes no token:
+/// 1. after the last ASCII whitespace byte of the window (no word is split);
+/// 2. else after the last ASCII punctuation byte other than `[` (BERT splits every punctuation
+///    character into a word of its own; `[` is left alone so that `[MASK]` and the like stay whole);
+/// 3. else, when the window is one run of ASCII letters and digits and at least `longWordWindow` bytes
+///    long, that run is a single word of at least that many characters, far over WordPiece's 100-character limit, so it is `[UNK]` whatever
+///    follows: the window is handed out as it is and the rest of the run is skipped, without being
+///    held in memory;
+/// 4. else (no break at all in a window of non-ASCII text) at the last UTF-8 character boundary.
 /// With `wholeLines`, long lines are not cut; a line over `maxLineBytes` is an error instead.
 public final class LineChunker {
     let source: ByteSource
@@ -28,6 +36,11 @@ public final class LineChunker {
     var midLine = false
     var checkedBinary = false
     var readBuffer = [UInt8](repeating: 0, count: 1 << 18)
+    /// The previous chunk ended inside an over-long run of ASCII letters and digits (rule 3 above):
+    /// the rest of that run is dropped before the next chunk.
+    var skippingWord = false
+    /// Bytes dropped by rule 3 (for tests and statistics).
+    public private(set) var skippedBytes = 0
     /// Refuse input whose first 64 KiB look binary (see `binaryEvidence`).
     public var rejectBinary = true
 
@@ -41,18 +54,16 @@ public final class LineChunker {
     /// The next chunk, or nil at the end.
     public func next() throws(InputError) -> TextChunk? {
         var target = chunkSize
+        while skippingWord {
+            let run = carry.prefix { Self.isWordByte($0) }.count
+            carry.removeFirst(run)
+            skippedBytes += run
+            if !carry.isEmpty || eof { skippingWord = false } else { try fill(upTo: min(chunkSize, readBuffer.count)) }
+        }
         while true {
-            // Fill up to the target.
-            while carry.count < target && !eof {
-                let want = min(target - carry.count, readBuffer.count)
-                let n = try readBuffer.withUnsafeMutableBytes { b in
-                    Result { () throws(InputError) -> Int in
-                        try source.read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<want]))
-                    }
-                }.get()
-                if n == 0 { eof = true } else { carry.append(contentsOf: readBuffer[0..<n]) }
-            }
-            if carry.isEmpty { return nil }
+            try fill(upTo: target)
+            // The input ended inside a skipped word: an empty chunk closes the line.
+            if carry.isEmpty { return midLine ? try take(0, endsMidLine: false) : nil }
             if eof && carry.count <= target {
                 return try take(carry.count, endsMidLine: false)
             }
@@ -65,14 +76,51 @@ public final class LineChunker {
                 target = min(target * 2, maxLineBytes)
                 continue
             }
+            // Here carry.count >= target: the window is carry[0..<target].
             let window = carry[..<target]
-            if let ws = window.lastIndex(where: { $0 == 0x20 || $0 == 0x09 }) {
+            if let ws = window.lastIndex(where: Self.isASCIIWhitespace) {
                 return try take(ws + 1, endsMidLine: true)
             }
-            var cut = target
+            if let p = window.lastIndex(where: { Self.isASCIIPunctuation($0) && $0 != UInt8(ascii: "[") }) {
+                return try take(p + 1, endsMidLine: true)
+            }
+            if target >= Self.longWordWindow && window.allSatisfy(Self.isWordByte) {
+                skippingWord = true
+                return try take(target, endsMidLine: true)
+            }
+            // The start of the window's last character: that character goes to the next chunk.
+            var cut = target - 1
             while cut > 0 && carry[cut] & 0xC0 == 0x80 { cut -= 1 }
-            return try take(cut, endsMidLine: true)
+            return try take(cut > 0 ? cut : target, endsMidLine: true)
         }
+    }
+
+    /// Reads until `carry` holds `count` bytes or the input ends.
+    private func fill(upTo count: Int) throws(InputError) {
+        while carry.count < count && !eof {
+            let want = min(count - carry.count, readBuffer.count)
+            let n = try readBuffer.withUnsafeMutableBytes { b in
+                Result { () throws(InputError) -> Int in
+                    try source.read(into: UnsafeMutableRawBufferPointer(rebasing: b[0..<want]))
+                }
+            }.get()
+            if n == 0 { eof = true } else { carry.append(contentsOf: readBuffer[0..<n]) }
+        }
+    }
+
+    /// The shortest window that rule 3 applies to: ten times the longest word WordPiece keeps (100
+    /// characters in Hugging Face, 200 in google-research/bert).
+    public static let longWordWindow = 2048
+
+    /// ASCII bytes that BERT's pre-tokenizer treats as whitespace (Unicode White_Space in ASCII).
+    @inline(__always) static func isASCIIWhitespace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+    /// ASCII punctuation as BERT defines it (`_is_punctuation`: 33–47, 58–64, 91–96, 123–126).
+    @inline(__always) static func isASCIIPunctuation(_ b: UInt8) -> Bool {
+        (b >= 33 && b <= 47) || (b >= 58 && b <= 64) || (b >= 91 && b <= 96) || (b >= 123 && b <= 126)
+    }
+    /// ASCII letters and digits: bytes that always continue a word.
+    @inline(__always) static func isWordByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
     }
 
     private func take(_ count: Int, endsMidLine: Bool) throws(InputError) -> TextChunk {

@@ -81,7 +81,8 @@ public struct LineTokenizer: Sendable {
                 let end = nl ?? all.count
                 let terminated = nl != nil
                 // Nothing after the last newline: no line to print.
-                if !terminated && start == end && !chunk.endsMidLine { break }
+                // (An empty piece that continues a line still closes it.)
+                if !terminated && start == end && !chunk.endsMidLine && !(index == 0 && chunk.startsMidLine) { break }
                 let line = UnsafeBufferPointer(rebasing: all[start..<end])
                 let opensLine = !(index == 0 && chunk.startsMidLine)
                 let closesLine = terminated || !chunk.endsMidLine

@@ -85,8 +85,11 @@ public final class CorpusTextChunks {
 }
 
 /// Counts normalised words over corpus files on `threads` cores, for vocabulary training.
-/// Memory is bounded by the number of distinct words plus one batch of chunks.
-public func countWords(paths: [String], basic: BasicTokenizer, threads: Int,
+/// Memory is bounded by the number of distinct words plus one batch of chunks. Words of more than
+/// `maxCharsPerWord` characters are not counted: WordPiece turns each of them into `[UNK]` whole
+/// (Hugging Face's `max_input_chars_per_word`), so no piece of them could ever be used, and a
+/// megabyte-long "word" (a blob with no spaces) would only make the merges slow.
+public func countWords(paths: [String], basic: BasicTokenizer, threads: Int, maxCharsPerWord: Int = 100,
                        progress: ((Int) -> Void)? = nil) throws -> (counter: WordCounter, bytes: Int, invalid: Int) {
     let chunks = CorpusTextChunks(paths: paths)
     let slots = max(1, threads)
@@ -105,7 +108,7 @@ public func countWords(paths: [String], basic: BasicTokenizer, threads: Int,
             let (counters, batch, scratches) = shared.value
             batch[i].bytes.withUnsafeBufferPointer { p in
                 basic.scan(p, scratch: scratches[i],
-                           onWord: { w, c in counters[i].add(w, chars: c) },
+                           onWord: { w, c in if c <= maxCharsPerWord { counters[i].add(w, chars: c) } },
                            onSpecial: { _ in })
             }
         }

@@ -87,6 +87,44 @@ final class InputTests: XCTestCase {
         XCTAssertFalse(chunks.first!.startsMidLine)
     }
 
+    /// Lines far longer than a chunk and with no space in them: the chunker neither crashes (it once
+    /// read one byte past its buffer here) nor holds the line, and the tokens equal the tokenizer's
+    /// encoding of the whole line, for every chunk size and thread count.
+    func testLinesWithoutSpacesLongerThanAChunk() throws {
+        let n = 40_000
+        let cases: [(String, [UInt8])] = [
+            ("one ASCII word", [UInt8](repeating: UInt8(ascii: "a"), count: n) + Array("\nnext line\n".utf8)),
+            ("one word, no newline at the end", Array("Ab9".utf8) + [UInt8](repeating: UInt8(ascii: "z"), count: n)),
+            ("words joined by punctuation", Array(String(repeating: "ab.cd,", count: n / 6).utf8) + Array("\nx\n".utf8)),
+            ("a long word then punctuation and text", [UInt8](repeating: UInt8(ascii: "q"), count: n) + Array("!hello [MASK] there\n".utf8)),
+            ("Chinese with no punctuation", Array(String(repeating: "你好世界", count: n / 12).utf8)),
+        ]
+        for (name, bytes) in cases {
+            for chunk in [2048, 4096, 5000] {
+                let chunker = LineChunker(source: MemorySource(bytes, step: 1000), chunkSize: chunk)
+                var total = 0
+                while let c = try chunker.next() {
+                    XCTAssertLessThanOrEqual(c.bytes.count, chunk, "\(name): chunk bounded")
+                    total += c.bytes.count
+                }
+                XCTAssertEqual(total + chunker.skippedBytes, bytes.count, "\(name): every byte handed out or skipped")
+            }
+            // The tokens: each output line equals the tokenizer's encoding of the whole input line.
+            let expected = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
+                .map { Self.tokenizer.encode(String($0), pair: nil).ids.map(String.init).joined(separator: " ") }
+            for (chunk, threads) in [(2048, 1), (4096, 2), (1 << 20, 2)] {
+                let lt = LineTokenizer(tokenizer: Self.tokenizer, format: .init(ids: true), threads: threads, chunkSize: chunk)
+                let out = Fixtures.temporaryDirectory().appendingPathComponent("out")
+                FileManager.default.createFile(atPath: out.path, contents: nil)
+                let h = try FileHandle(forWritingTo: out)
+                _ = try lt.run(input: MemorySource(bytes, step: 4096), output: FileDescriptorWriter(fd: h.fileDescriptor))
+                try h.close()
+                let lines = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map(String.init)
+                XCTAssertEqual(lines, expected, "\(name), chunk \(chunk), \(threads) threads")
+            }
+        }
+    }
+
     func testChunkerRefusesBinary() {
         var bytes = [UInt8](repeating: 0, count: 4000)
         for i in stride(from: 0, to: bytes.count, by: 3) { bytes[i] = UInt8(i % 251) }
