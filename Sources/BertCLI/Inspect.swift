@@ -36,9 +36,17 @@ struct InspectCommand: ParsableCommand {
         } else {
             let indexPath = (dir as NSString).appendingPathComponent("index.json")
             let index = try? ShardIndex.load(path: indexPath)
-            parameters = index?.parameters
             let entry = index?.shards.first { $0.file == (path as NSString).lastPathComponent }
-            readers.append(try ShardReader(path: path, expected: entry))
+            if let index, entry != nil {
+                parameters = index.parameters
+                let vocabSHA = SHA256.hex(try SHA256.hash(file: vocabPath))
+                if vocabSHA != index.vocabSHA256 {
+                    throw ShardError.vocabularyMismatch(path: indexPath, expected: vocabSHA, found: index.vocabSHA256)
+                }
+            }
+            let reader = try ShardReader(path: path, expected: entry)
+            try reader.requireVocabulary(count: vocabulary.count, vocabularyPath: vocabPath)
+            readers.append(reader)
         }
         let staticMasks = parameters.map { !$0.dynamicMasking } ?? false
         var statistics = InstanceStatistics(maskId: UInt32(vocabulary.maskId), maskedLMProb: parameters?.maskedLMProb ?? 0,

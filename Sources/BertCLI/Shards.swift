@@ -55,9 +55,10 @@ struct ShardsCommand: ParsableCommand {
         let storeDir = cache ?? (output as NSString).appendingPathComponent(".tokenized")
         let key = TokenizedStore.key(inputs: paths, vocabSHA256: vocabSHA,
                                      options: .init(lowercase: !casing.cased, nfkc: casing.nfkc), split: sentenceSplit)
-        let (store, reused) = try TokenizedStore.openOrBuild(directory: storeDir, inputs: paths, key: key,
+        let (store, reused, damaged) = try TokenizedStore.openOrBuild(directory: storeDir, inputs: paths, key: key,
                                                              tokenizer: tokenizer, threads: threadCount)
         let tokenized = Date()
+        if let damaged { log("bert shards: the tokenized store in \(storeDir) was damaged (\(damaged)); tokenized the inputs again") }
         log(String(format: "bert shards: %@ %d documents, %d sentences, %d tokens (%.1f MB of text) in %.2fs",
                    reused ? "reused tokenized store:" : "tokenized", store.documentCount, store.sentenceCount,
                    store.tokens.count, Double(store.rawBytes) / 1e6, tokenized.timeIntervalSince(started)))

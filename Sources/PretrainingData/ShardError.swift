@@ -31,6 +31,8 @@ public enum ShardError: Error, Equatable, CustomStringConvertible {
     case badIndex(path: String, reason: String)
     /// Shards built with a different vocabulary from the one in use.
     case vocabularyMismatch(path: String, expected: String, found: String)
+    /// A shard read with a vocabulary of another size than the one it was built with.
+    case vocabularySizeMismatch(path: String, shardVocabularySize: Int, vocabularyPath: String, vocabularySize: Int)
     /// A shard that `index.json` lists is not in the directory.
     case missingShard(path: String)
     /// A `shard-*.bin.zst` in the directory that `index.json` does not list.
@@ -79,6 +81,9 @@ public enum ShardError: Error, Equatable, CustomStringConvertible {
         case let .vocabularyMismatch(path, expected, found):
             return "\(path): shards were built with vocabulary sha256 \(found), not the vocabulary in use (\(expected)); "
                 + "use the vocab.txt they were built with or \(rerun)"
+        case let .vocabularySizeMismatch(path, shardSize, vocabPath, size):
+            return "\(path): built with a vocabulary of \(shardSize) tokens, but \(vocabPath) has \(size); "
+                + "pass the vocab.txt the shards were built with (--vocab)"
         case let .missingShard(path): return "\(path): listed in index.json but missing; \(rerun)"
         case let .unlistedShard(path):
             return "\(path): shard file not listed in index.json (left from another run?); remove it or \(rerun)"

@@ -75,6 +75,16 @@ public final class ShardReader {
     /// (recordSize,) the record being decoded.
     var record: [UInt8]
 
+    /// Checks that a vocabulary of `count` tokens (read from `vocabularyPath`) is the size this shard
+    /// was built for, so that every id decodes; the sha256 check against index.json is stronger and
+    /// is `ShardSet`'s.
+    public func requireVocabulary(count: Int, vocabularyPath: String) throws(ShardError) {
+        guard count == header.layout.vocabularySize else {
+            throw .vocabularySizeMismatch(path: path, shardVocabularySize: header.layout.vocabularySize,
+                                          vocabularyPath: vocabularyPath, vocabularySize: count)
+        }
+    }
+
     /// Opens a shard. `expected`: its entry in index.json (size and checksum checked before any
     /// byte is trusted, record count and raw size after the header). `expectedLayout`: the layout
     /// the index implies. `verifyChecksum`: hash the whole file first (with `expected`).

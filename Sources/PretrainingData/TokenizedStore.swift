@@ -59,7 +59,11 @@ public final class MappedFile: @unchecked Sendable {
 ///
 /// Files: `tokens.u32` (UInt32 ids, all sentences back to back), `sentences.u64` (end offset of each
 /// sentence in tokens), `documents.u64` (end offset of each document in sentences), `meta.json`
-/// (written last). Empty sentences and empty documents are not stored.
+/// (written last, with each file's sha256). Empty sentences and empty documents are not stored.
+///
+/// A cache is never trusted blindly: opening it checks every file's size and sha256 and that the
+/// offsets rise strictly to the counts, so a damaged store is rebuilt instead of producing wrong
+/// shards (or a crash).
 public final class TokenizedStore: @unchecked Sendable {
     /// What the store was built from; equal keys mean the store can be reused.
     public struct Key: Codable, Equatable, Sendable {
@@ -71,7 +75,22 @@ public final class TokenizedStore: @unchecked Sendable {
         public var nfkc: Bool
         public var split: SentenceSplit
     }
-    struct Meta: Codable { var key: Key; var tokens: Int; var sentences: Int; var documents: Int; var rawBytes: Int }
+    struct Meta: Codable {
+        var key: Key; var tokens: Int; var sentences: Int; var documents: Int; var rawBytes: Int
+        /// sha256 (hex) of each data file, by file name.
+        var sha256: [String: String]
+    }
+    static let dataFiles = ["tokens.u32", "sentences.u64", "documents.u64"]
+
+    /// What `open` found in a directory.
+    public enum Opened {
+        /// A complete store built from the same key, checked.
+        case store(TokenizedStore)
+        /// No store, or one built from other inputs or settings.
+        case absent
+        /// A store for the same key whose files are damaged (the reason says which and how).
+        case damaged(reason: String)
+    }
 
     public let directory: String
     let tokenFile: MappedFile, sentenceFile: MappedFile, documentFile: MappedFile
@@ -84,23 +103,49 @@ public final class TokenizedStore: @unchecked Sendable {
     /// Bytes of raw text the store was built from.
     public let rawBytes: Int
 
-    /// Opens a store; nil when it is missing or was built from something else.
-    public init?(directory: String, key: Key) {
-        guard let data = FileManager.default.contents(atPath: directory + "/meta.json"),
-              let meta = try? JSONDecoder().decode(Meta.self, from: data), meta.key == key,
-              let t = try? MappedFile(path: directory + "/tokens.u32"),
-              let s = try? MappedFile(path: directory + "/sentences.u64"),
-              let d = try? MappedFile(path: directory + "/documents.u64"),
-              t.count == meta.tokens * 4, s.count == meta.sentences * 8, d.count == meta.documents * 8
-        else { return nil }
+    private init(directory: String, meta: Meta, files: [MappedFile]) {
         self.directory = directory
-        tokenFile = t; sentenceFile = s; documentFile = d
-        tokens = t.buffer(of: UInt32.self)
-        sentenceEnds = s.buffer(of: UInt64.self)
-        documentEnds = d.buffer(of: UInt64.self)
+        tokenFile = files[0]; sentenceFile = files[1]; documentFile = files[2]
+        tokens = tokenFile.buffer(of: UInt32.self)
+        sentenceEnds = sentenceFile.buffer(of: UInt64.self)
+        documentEnds = documentFile.buffer(of: UInt64.self)
         rawBytes = meta.rawBytes
-        guard sentenceEnds.last.map({ Int($0) == tokens.count }) ?? tokens.isEmpty,
-              documentEnds.last.map({ Int($0) == sentenceEnds.count }) ?? sentenceEnds.isEmpty else { return nil }
+    }
+
+    /// Opens the store in `directory` if it was built for `key`, after checking its files.
+    public static func open(directory: String, key: Key) -> Opened {
+        // meta.json is written last: without it (or with another key, or an older layout of it) there
+        // is no store for this key.
+        guard let data = FileManager.default.contents(atPath: directory + "/meta.json"),
+              let meta = try? JSONDecoder().decode(Meta.self, from: data), meta.key == key else { return .absent }
+        var files: [MappedFile] = []
+        for (name, (elements, width)) in zip(dataFiles, [(meta.tokens, 4), (meta.sentences, 8), (meta.documents, 8)]) {
+            guard let f = try? MappedFile(path: directory + "/" + name) else { return .damaged(reason: "\(name) is missing or unreadable") }
+            guard f.count == elements * width else {
+                return .damaged(reason: "\(name) has \(f.count) bytes, meta.json says \(elements * width)")
+            }
+            var h = SHA256()
+            h.update(UnsafeRawBufferPointer(f.buffer(of: UInt8.self)))
+            guard SHA256.hex(h.finalize()) == meta.sha256[name] else { return .damaged(reason: "\(name) does not match its sha256 in meta.json") }
+            files.append(f)
+        }
+        let store = TokenizedStore(directory: directory, meta: meta, files: files)
+        if let reason = store.offsetProblem() { return .damaged(reason: reason) }
+        return .store(store)
+    }
+
+    /// Why the offsets cannot be right, or nil: sentence ends rise strictly to the token count and
+    /// document ends to the sentence count (no empty sentence or document is stored).
+    func offsetProblem() -> String? {
+        func check(_ ends: UnsafeBufferPointer<UInt64>, total: Int, _ name: String) -> String? {
+            var previous: UInt64 = 0
+            for (i, e) in ends.enumerated() {
+                guard e > previous else { return "\(name): offset \(i) (\(e)) does not rise" }
+                previous = e
+            }
+            return Int(previous) == total ? nil : "\(name): the last offset is \(previous), not \(total)"
+        }
+        return check(sentenceEnds, total: tokens.count, "sentences.u64") ?? check(documentEnds, total: sentenceEnds.count, "documents.u64")
     }
 
     public var documentCount: Int { documentEnds.count }
@@ -129,11 +174,17 @@ public final class TokenizedStore: @unchecked Sendable {
         return Key(inputs: ins, vocabSHA256: vocabSHA256, lowercase: options.lowercase, nfkc: options.nfkc, split: split)
     }
 
-    /// Opens the store in `directory` if it matches, else tokenizes the inputs into it (in parallel
-    /// over chunks, written in input order) and opens the result.
-    public static func openOrBuild(directory: String, inputs: [String], key: Key, tokenizer: BertTokenizer,
-                                   threads: Int, progress: ((Int) -> Void)? = nil) throws -> (store: TokenizedStore, reused: Bool) {
-        if let s = TokenizedStore(directory: directory, key: key) { return (s, true) }
+    /// Opens the store in `directory` if it matches and is sound, else tokenizes the inputs into it (in
+    /// parallel over chunks, written in input order) and opens the result. `damaged` says why a store
+    /// for the same key was rebuilt (nil when it was reused, absent or built for other inputs).
+    public static func openOrBuild(directory: String, inputs: [String], key: Key, tokenizer: BertTokenizer, threads: Int,
+                                   progress: ((Int) -> Void)? = nil) throws -> (store: TokenizedStore, reused: Bool, damaged: String?) {
+        var damaged: String? = nil
+        switch open(directory: directory, key: key) {
+        case let .store(s): return (s, true, nil)
+        case .absent: break
+        case let .damaged(reason): damaged = reason
+        }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: directory + "/meta.json")
         let writer = try StoreWriter(directory: directory)
@@ -185,15 +236,19 @@ public final class TokenizedStore: @unchecked Sendable {
         if let failure = pipe.failure { throw failure }
         let rawBytes = pipe.rawBytes
         let counts = try writer.finish()
-        let meta = Meta(key: key, tokens: counts.tokens, sentences: counts.sentences, documents: counts.documents, rawBytes: rawBytes)
+        let meta = Meta(key: key, tokens: counts.tokens, sentences: counts.sentences, documents: counts.documents, rawBytes: rawBytes,
+                        sha256: counts.sha256)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFileAtomically(try enc.encode(meta), to: directory + "/meta.json")
-        guard let store = TokenizedStore(directory: directory, key: key) else {
-            throw StoreError.corrupt(path: directory, reason: "could not reopen what was just written")
+        let store: TokenizedStore
+        switch open(directory: directory, key: key) {
+        case let .store(s): store = s
+        case let .damaged(reason): throw StoreError.corrupt(path: directory, reason: "what was just written does not read back: \(reason)")
+        case .absent: throw StoreError.corrupt(path: directory, reason: "meta.json just written is missing")
         }
         if store.documentCount == 0 { throw StoreError.empty(inputs: inputs) }
-        return (store, false)
+        return (store, false, damaged)
     }
 }
 
@@ -267,6 +322,8 @@ final class StoreWriter {
     let tokens: FileDescriptorWriter, sentences: FileDescriptorWriter, documents: FileDescriptorWriter
     let fds: [Int32]
     var tokenCount = 0, sentenceCount = 0, documentCount = 0, sentencesInDocument = 0
+    /// Running sha256 of each file, in `TokenizedStore.dataFiles` order.
+    var hashes = [SHA256(), SHA256(), SHA256()]
 
     init(directory: String) throws {
         self.directory = directory
@@ -285,7 +342,7 @@ final class StoreWriter {
     }
 
     func append(_ c: ChunkTokens) throws {
-        try c.tokens.withUnsafeBytes { try tokens.write($0) }
+        try c.tokens.withUnsafeBytes { try tokens.write($0); hashes[0].update($0) }
         var sentenceEnds: [UInt64] = [], documentEnds: [UInt64] = []
         var offset = tokenCount
         for e in c.events {
@@ -303,13 +360,13 @@ final class StoreWriter {
         tokenCount = offset
         sentenceCount += sentenceEnds.count
         documentCount += documentEnds.count
-        try sentenceEnds.withUnsafeBytes { try sentences.write($0) }
-        try documentEnds.withUnsafeBytes { try documents.write($0) }
+        try sentenceEnds.withUnsafeBytes { try sentences.write($0); hashes[1].update($0) }
+        try documentEnds.withUnsafeBytes { try documents.write($0); hashes[2].update($0) }
     }
 
-    func finish() throws -> (tokens: Int, sentences: Int, documents: Int) {
+    func finish() throws -> (tokens: Int, sentences: Int, documents: Int, sha256: [String: String]) {
         if sentencesInDocument > 0 {
-            try [UInt64(sentenceCount)].withUnsafeBytes { try documents.write($0) }
+            try [UInt64(sentenceCount)].withUnsafeBytes { try documents.write($0); hashes[2].update($0) }
             documentCount += 1
             sentencesInDocument = 0
         }
@@ -318,6 +375,8 @@ final class StoreWriter {
             let p = directory + "/" + name
             guard rename(p + ".tmp", p) == 0 else { throw OutputError.writeFailed(path: p, reason: String(cString: strerror(errno))) }
         }
-        return (tokenCount, sentenceCount, documentCount)
+        var digests: [String: String] = [:]
+        for (name, i) in zip(TokenizedStore.dataFiles, hashes.indices) { digests[name] = SHA256.hex(hashes[i].finalize()) }
+        return (tokenCount, sentenceCount, documentCount, digests)
     }
 }

@@ -43,4 +43,57 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(shown.status, 0, shown.stderr)
         XCTAssertTrue(shown.stdoutText.contains("\"[UNK]\""), "the long word is [UNK] in the instances")
     }
+
+    /// `bert inspect SHARD-FILE --vocab V` with a vocabulary smaller than the shard's once crashed
+    /// (index out of range while decoding). A lone shard file is checked against the vocabulary's size,
+    /// and against index.json's sha256 when the index beside it lists the file.
+    func testInspectOneShardWithAnotherVocabulary() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let built = try runBert(["shards", "--input", Fixtures.path("text/en_sample.txt.zst"), "--vocab", Fixtures.uncasedVocab,
+                                 "--output", dir + "/s", "--dupe-factor", "1"])
+        XCTAssertEqual(built.status, 0, built.stderr)
+        let small = dir + "/small.txt"
+        try Data("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n".utf8).write(to: URL(fileURLWithPath: small))
+        let shard = dir + "/s/shard-00000.bin.zst"
+        XCTAssertEqual(try runBert(["inspect", shard, "--limit", "3"]).status, 0, "the shard's own vocabulary decodes it")
+
+        let listed = try runBert(["inspect", shard, "--vocab", small])
+        XCTAssertEqual(listed.status, 2, listed.stderr)
+        XCTAssertTrue(listed.stderr.contains("index.json") && listed.stderr.contains("vocabulary"), listed.stderr)
+
+        // A shard on its own, no index beside it: the size check names the shard and the vocabulary.
+        try FileManager.default.createDirectory(atPath: dir + "/alone", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: shard, toPath: dir + "/alone/shard-00000.bin.zst")
+        for args in [["--vocab", small], ["--vocab", small, "--json"], ["--vocab", small, "--stats"]] {
+            let alone = try runBert(["inspect", dir + "/alone/shard-00000.bin.zst"] + args)
+            XCTAssertEqual(alone.status, 2, alone.stderr)
+            XCTAssertTrue(alone.stderr.contains("shard-00000.bin.zst") && alone.stderr.contains("30522")
+                          && alone.stderr.contains(small), alone.stderr)
+        }
+        let right = try runBert(["inspect", dir + "/alone/shard-00000.bin.zst", "--vocab", Fixtures.uncasedVocab, "--limit", "1", "--json"])
+        XCTAssertEqual(right.status, 0, right.stderr)
+    }
+
+    /// A damaged tokenized cache (`OUTPUT/.tokenized/sentences.u64` with a few bytes changed), then the
+    /// same `bert shards ... --overwrite`: the process once aborted. The cache is checked, rebuilt, and
+    /// the shards equal those of a clean run.
+    func testDamagedTokenizedCacheIsRebuilt() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = ["shards", "--input", Fixtures.path("text/en_sample.txt.zst"), "--vocab", Fixtures.uncasedVocab,
+                    "--output", dir + "/s", "--dupe-factor", "2", "--overwrite"]
+        XCTAssertEqual(try runBert(args).status, 0)
+        let clean = try Data(contentsOf: URL(fileURLWithPath: dir + "/s/shard-00000.bin.zst"))
+        let cache = URL(fileURLWithPath: dir + "/s/.tokenized/sentences.u64")
+        var data = try Data(contentsOf: cache)
+        for i in stride(from: 101, to: 140, by: 8) { data[i] ^= 0x5A }
+        try data.write(to: cache)
+        let again = try runBert(args)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("damaged") && again.stderr.contains("sentences.u64"), again.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/s/shard-00000.bin.zst")), clean, "the same shards as a clean run")
+        let third = try runBert(args)
+        XCTAssertTrue(third.stderr.contains("reused tokenized store"), "the rebuilt cache is sound: \(third.stderr)")
+    }
 }

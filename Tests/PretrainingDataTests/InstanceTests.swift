@@ -43,7 +43,46 @@ final class InstanceTests: XCTestCase {
                                                      tokenizer: Self.tokenizer, threads: 1).reused)
         var other = key
         other.vocabSHA256 = "another"
-        XCTAssertNil(TokenizedStore(directory: Self.storeDir + "-lines", key: other))
+        guard case .absent = TokenizedStore.open(directory: Self.storeDir + "-lines", key: other) else {
+            return XCTFail("a store built with another vocabulary is not opened")
+        }
+    }
+
+    /// A few bytes changed in any file of the store (the offsets, the tokens, even a change that keeps
+    /// the offsets rising) are found on opening, and `openOrBuild` rebuilds the store, saying why.
+    func testDamagedStoreIsFoundAndRebuilt() throws {
+        let input = Fixtures.path("text/en_sample.txt.zst")
+        let key = TokenizedStore.key(inputs: [input], vocabSHA256: "test", options: .init(lowercase: true, nfkc: false), split: .lines)
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fresh = try TokenizedStore.openOrBuild(directory: dir, inputs: [input], key: key, tokenizer: Self.tokenizer, threads: 2)
+        XCTAssertFalse(fresh.reused)
+        let tokens = Array(fresh.store.tokens), sentences = Array(fresh.store.sentenceEnds)
+        // (file, byte offset, new byte): a wild offset, a token id, and an offset nudged by one.
+        let damages: [(String, Int, UInt8)] = [("sentences.u64", 8 * 10 + 5, 0x7F), ("tokens.u32", 4 * 100, 0x01),
+                                                 ("sentences.u64", 8 * 20, UInt8(truncatingIfNeeded: sentences[20] &+ 1)),
+                                                 ("documents.u64", 3, 0xFF)]
+        for (file, offset, byte) in damages {
+            let url = URL(fileURLWithPath: dir + "/" + file)
+            var data = try Data(contentsOf: url)
+            XCTAssertNotEqual(data[offset], byte)
+            data[offset] = byte
+            try data.write(to: url)
+            guard case let .damaged(reason) = TokenizedStore.open(directory: dir, key: key) else {
+                return XCTFail("\(file) changed at byte \(offset) is not noticed")
+            }
+            XCTAssertTrue(reason.contains(file), reason)
+            let rebuilt = try TokenizedStore.openOrBuild(directory: dir, inputs: [input], key: key, tokenizer: Self.tokenizer, threads: 1)
+            XCTAssertFalse(rebuilt.reused)
+            XCTAssertEqual(rebuilt.damaged, reason)
+            XCTAssertEqual(Array(rebuilt.store.tokens), tokens)
+            XCTAssertEqual(Array(rebuilt.store.sentenceEnds), sentences)
+        }
+        // A file cut short.
+        let url = URL(fileURLWithPath: dir + "/tokens.u32")
+        try Data(try Data(contentsOf: url).dropLast(4)).write(to: url)
+        guard case let .damaged(reason) = TokenizedStore.open(directory: dir, key: key) else { return XCTFail("a short file is not noticed") }
+        XCTAssertTrue(reason.contains("tokens.u32") && reason.contains("bytes"), reason)
     }
 
     func testICUSentenceSplitting() throws {
