@@ -118,18 +118,14 @@ public final class Pretrainer {
             return
         }
         if options.resumeIfPossible, let latest = Checkpoint.latest(runDirectory: dir) {
-            do {
+            // Start again only when the checkpoint belongs to another run (other settings or shards);
+            // a damaged checkpoint of this run is an error, as with --resume, never a silent restart.
+            let state = try Checkpoint.readState(latest)
+            if let difference = settingsDifference(state) {
+                FileHandle.standardError.write(Data("bert pretrain: \(latest) is a run with other settings (\(difference)); starting again\n".utf8))
+            } else {
                 try restore(from: latest)
                 return
-            } catch {
-                FileHandle.standardError.write(Data("bert pretrain: not resuming \(latest) (\(error)); starting again\n".utf8))
-                step = 0
-                completedEpochs = 0
-                position = LoaderPosition(epoch: 0, instancesConsumed: 0)
-                lastCheckpoint = nil
-                optimizer.m.update(repeating: 0)
-                optimizer.v.update(repeating: 0)
-                optimizer.steps = 0
             }
         }
         if holdsRun {
@@ -142,15 +138,21 @@ public final class Pretrainer {
         model.initialize(seed: options.seed)
     }
 
+    /// How the run that wrote `state` differs from this one, or nil when it is the same run.
+    func settingsDifference(_ state: TrainingState) -> String? {
+        guard state.batchSize == options.batchSize, state.accumulate == options.accumulate, state.seed == options.seed,
+              state.epochs == options.epochs, state.schedule == schedule else {
+            return "the run used batch size \(state.batchSize), accumulate \(state.accumulate), seed \(state.seed), \(state.epochs) epochs; \(state.schedule.totalSteps) updates"
+        }
+        guard state.shardsIndexSHA256 == indexSHA256 else { return "it was trained on other shards (index.json differs)" }
+        return nil
+    }
+
     /// Loads weights, moments and position from a checkpoint directory.
     func restore(from directory: String) throws {
         let state = try Checkpoint.readState(directory)
-        guard state.batchSize == options.batchSize, state.accumulate == options.accumulate, state.seed == options.seed,
-              state.epochs == options.epochs, state.schedule == schedule else {
-            throw TrainingError.badCheckpoint(path: directory, reason: "the run used batch size \(state.batchSize), accumulate \(state.accumulate), seed \(state.seed), \(state.epochs) epochs; \(state.schedule.totalSteps) updates; resume with the same settings")
-        }
-        guard state.shardsIndexSHA256 == indexSHA256 else {
-            throw TrainingError.badCheckpoint(path: directory, reason: "it was trained on other shards (index.json differs); resume with the same --shards")
+        if let difference = settingsDifference(state) {
+            throw TrainingError.badCheckpoint(path: directory, reason: "\(difference); resume with the same settings and --shards")
         }
         let modelPath = (directory as NSString).appendingPathComponent(Checkpoint.modelFile)
         let file: SafetensorsFile

@@ -96,4 +96,44 @@ final class HardeningTests: XCTestCase {
         let third = try runBert(args)
         XCTAssertTrue(third.stderr.contains("reused tokenized store"), "the rebuilt cache is sound: \(third.stderr)")
     }
+
+    /// `bert pretrain --resume-if-possible` over a damaged checkpoint once threw the run away and started
+    /// again. A damaged checkpoint is exit 2 naming the file, as with --resume; starting again is for a
+    /// checkpoint of other settings, and the message says so.
+    func testResumeIfPossibleRefusesADamagedCheckpoint() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func pretrain(_ extra: [String]) throws -> ProcessResult {
+            try runBert(["pretrain", "--shards", PretrainCommandTests.base + "/shards", "--output", dir + "/run",
+                         "--config", PretrainCommandTests.base + "/tiny.json", "--batch-size", "16", "--max-steps", "3",
+                         "--threads", "2"] + extra)
+        }
+        XCTAssertEqual(try pretrain([]).status, 0)
+        let optimizer = dir + "/run/latest/optimizer.safetensors"
+        let url = URL(fileURLWithPath: optimizer)
+        let good = try Data(contentsOf: url)
+        var zeroed = good
+        zeroed.replaceSubrange(0..<64, with: Data(count: 64))
+        try zeroed.write(to: url)
+        let damaged = try pretrain(["--resume-if-possible"])
+        XCTAssertEqual(damaged.status, 2, damaged.stderr)
+        XCTAssertTrue(damaged.stderr.contains("optimizer.safetensors"), damaged.stderr)
+        XCTAssertEqual(try Data(contentsOf: url), zeroed, "the run was not thrown away")
+        // The same with --resume.
+        let resumed = try pretrain(["--resume"])
+        XCTAssertEqual(resumed.status, 2, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("optimizer.safetensors"), resumed.stderr)
+
+        // Whole again, the same settings: resumed (nothing left to do, the run is finished).
+        try good.write(to: url)
+        let same = try pretrain(["--resume-if-possible"])
+        XCTAssertEqual(same.status, 0, same.stderr)
+        XCTAssertFalse(same.stderr.contains("starting again"), same.stderr)
+        // Other settings: a new run, and the message says why.
+        let other = try pretrain(["--resume-if-possible", "--batch-size", "8"])
+        XCTAssertEqual(other.status, 0, other.stderr)
+        XCTAssertTrue(other.stderr.contains("other settings") && other.stderr.contains("starting again"), other.stderr)
+        let state = try String(contentsOfFile: dir + "/run/latest/training_state.json", encoding: .utf8)
+        XCTAssertTrue(state.contains("\"batch_size\" : 8"), state)
+    }
 }
