@@ -31,6 +31,10 @@ public enum Parallel {
 
     /// The number of threads OpenBLAS uses.
     public static var blasThreads: Int { Int(openblas_get_num_threads()) }
+
+    /// The kernels OpenBLAS chose for this CPU (or that `OPENBLAS_CORETYPE` forced), e.g. "Haswell",
+    /// "SkylakeX". Kernels for different cores round differently in the last bits.
+    public static var blasCoreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 }
 
 /// Sets OpenBLAS's thread count when it differs (the setting is process-wide).

@@ -29,6 +29,10 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var shardsIndexSHA256: String
     /// AdamW's hyper-parameters.
     public var adam: AdamW.Hyper
+    /// The OpenBLAS kernels of the process that wrote the checkpoint (`Parallel.blasCoreName`); nil in
+    /// checkpoints from before it was recorded. A resume on other kernels continues correctly, but its
+    /// later losses differ from an uninterrupted run's in the last bits.
+    public var blasCore: String? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -40,7 +44,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case format, step, schedule, seed, epochs, adam, position, accumulate
         case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
-        case shardsIndexSHA256 = "shards_index_sha256"
+        case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core"
     }
 }
 

@@ -154,6 +154,11 @@ public final class Pretrainer {
         if let difference = settingsDifference(state) {
             throw TrainingError.badCheckpoint(path: directory, reason: "\(difference); resume with the same settings and --shards")
         }
+        if let core = state.blasCore, core != Parallel.blasCoreName {
+            FileHandle.standardError.write(Data(("bert pretrain: note: \(directory) was written with OpenBLAS's \(core) kernels and this "
+                + "process uses \(Parallel.blasCoreName) (OPENBLAS_CORETYPE or another CPU); the run continues correctly, but its "
+                + "losses will differ from an uninterrupted run's in the last bits\n").utf8))
+        }
         let modelPath = (directory as NSString).appendingPathComponent(Checkpoint.modelFile)
         let file: SafetensorsFile
         do { file = try SafetensorsFile(path: modelPath) } catch { throw TrainingError.badCheckpoint(path: modelPath, reason: "\(error)") }
@@ -264,7 +269,8 @@ public final class Pretrainer {
             step: step, completedEpochs: completedEpochs,
             position: .init(epoch: position.epoch, instancesConsumed: position.instancesConsumed), schedule: schedule,
             learningRate: schedule.rate(at: max(0, step - 1)), seed: options.seed, batchSize: options.batchSize,
-            accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam)
+            accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam,
+            blasCore: Parallel.blasCoreName)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state)
         lastCheckpoint = (options.runDirectory as NSString).appendingPathComponent(name)

@@ -15,9 +15,13 @@ final class PretrainCommandTests: XCTestCase {
         return dir
     }()
 
-    func pretrain(_ run: String, _ extra: [String] = []) throws -> ProcessResult {
-        try runBert(["pretrain", "--shards", Self.base + "/shards", "--output", run, "--config", Self.base + "/tiny.json",
-                     "--batch-size", "16", "--epochs", "2", "--learning-rate", "1e-3", "--save-every-steps", "10", "--threads", "2"] + extra)
+    func pretrainArguments(_ run: String) -> [String] {
+        ["pretrain", "--shards", Self.base + "/shards", "--output", run, "--config", Self.base + "/tiny.json",
+         "--batch-size", "16", "--epochs", "2", "--learning-rate", "1e-3", "--save-every-steps", "10", "--threads", "2"]
+    }
+
+    func pretrain(_ run: String, _ extra: [String] = [], environment: [String: String] = bertEnvironment()) throws -> ProcessResult {
+        try runBert(pretrainArguments(run) + extra, environment: environment)
     }
 
     func bytes(_ dir: String) throws -> [String: Data] {
@@ -38,23 +42,29 @@ final class PretrainCommandTests: XCTestCase {
         return out
     }
 
+    /// A run killed with -9 and resumed equals an uninterrupted one, whatever kernels OpenBLAS picks:
+    /// here with the CPU's own, below with Haswell's forced (the environment of the machine this once
+    /// failed on, where the killed process inherited the forced kernels and the other two did not).
     func testKillNineThenResumeEqualsAnUninterruptedRun() throws {
+        try killNineThenResume(blasCore: nil)
+    }
+
+    func testKillNineThenResumeEqualsAnUninterruptedRunOnForcedHaswellKernels() throws {
+        try killNineThenResume(blasCore: "Haswell")
+    }
+
+    func killNineThenResume(blasCore: String?) throws {
+        let env = bertEnvironment(blasCore: blasCore)
         let dir = Fixtures.temporaryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let whole = try pretrain(dir + "/whole")
+        let whole = try pretrain(dir + "/whole", environment: env)
         XCTAssertEqual(whole.status, 0, whole.stderr)
         let final = dir + "/whole/epoch-0002"
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/whole/epoch-0001/model.safetensors"))
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/whole/latest"), "epoch-0002")
 
         // Start the same run, kill -9 once a mid-epoch checkpoint exists, then resume.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try bertBinary())
-        p.arguments = ["pretrain", "--shards", Self.base + "/shards", "--output", dir + "/killed", "--config", Self.base + "/tiny.json",
-                       "--batch-size", "16", "--epochs", "2", "--learning-rate", "1e-3", "--save-every-steps", "10", "--threads", "2"]
-        p.standardError = FileHandle.nullDevice
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let p = try startBert(pretrainArguments(dir + "/killed"), environment: env)
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, (try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/killed/latest")) != "step-00000030" {
             Thread.sleep(forTimeInterval: 0.005)
@@ -66,12 +76,13 @@ final class PretrainCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/killed/epoch-0002"), "killed before the end")
 
         // Without --resume the directory is refused.
-        let refused = try pretrain(dir + "/killed")
+        let refused = try pretrain(dir + "/killed", environment: env)
         XCTAssertEqual(refused.status, 2)
         XCTAssertTrue(refused.stderr.contains("--resume"), refused.stderr)
 
-        let resumed = try pretrain(dir + "/killed", ["--resume"])
+        let resumed = try pretrain(dir + "/killed", ["--resume"], environment: env)
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertFalse(resumed.stderr.contains("kernels"), "the same kernels: no note about them (\(resumed.stderr))")
         XCTAssertEqual(try bytes(dir + "/killed/epoch-0002"), try bytes(final), "the final checkpoint's bytes equal the uninterrupted run's")
         XCTAssertEqual(try losses(dir + "/killed"), try losses(dir + "/whole"), "every logged loss is the same")
     }

@@ -51,12 +51,7 @@ final class RunCommandTests: XCTestCase {
 
         // kill -9 during pre-training, then run again: earlier stages are not redone, training resumes.
         try FileManager.default.removeItem(atPath: dir + "/out")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try bertBinary())
-        p.arguments = ["run", path]
-        p.standardError = FileHandle.nullDevice
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let p = try startBert(["run", path])
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, (try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/out/pretrain/latest")) != "step-00000020" {
             Thread.sleep(forTimeInterval: 0.005)

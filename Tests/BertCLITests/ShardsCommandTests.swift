@@ -113,12 +113,7 @@ final class ShardsCommandTests: XCTestCase {
         var interrupted = 0
         for (i, delay) in [0.05, 0.15, 0.3, 0.6].enumerated() {
             let dir = base + "/killed\(i)"
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: try bertBinary())
-            p.arguments = args(dir)
-            p.standardError = FileHandle.nullDevice
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
+            let p = try startBert(args(dir))
             Thread.sleep(forTimeInterval: delay)
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()

@@ -62,14 +62,34 @@ public func bertBinary() throws -> String {
     throw NoBinary()
 }
 
-/// Runs `bert` with arguments and stdin bytes; collects stdout and stderr.
-public func runBert(_ args: [String], stdin: Data = Data()) throws -> ProcessResult {
+/// The environment `bert` runs in under test: this process's, with `OPENBLAS_CORETYPE` set to
+/// `blasCore`, or removed when nil. Every process of one test must get the same one: OpenBLAS's
+/// kernels for different cores round differently, so a run killed under one setting and resumed
+/// under another cannot give the same bits.
+public func bertEnvironment(blasCore: String? = nil) -> [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    env["OPENBLAS_CORETYPE"] = blasCore
+    return env
+}
+
+/// Starts `bert` in the background with stdout and stderr discarded (for kill -9 tests).
+public func startBert(_ args: [String], environment: [String: String] = bertEnvironment()) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try bertBinary())
     p.arguments = args
-    var env = ProcessInfo.processInfo.environment
-    env.removeValue(forKey: "OPENBLAS_CORETYPE")
-    p.environment = env
+    p.environment = environment
+    p.standardError = FileHandle.nullDevice
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    return p
+}
+
+/// Runs `bert` with arguments and stdin bytes; collects stdout and stderr.
+public func runBert(_ args: [String], stdin: Data = Data(), environment: [String: String] = bertEnvironment()) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try bertBinary())
+    p.arguments = args
+    p.environment = environment
     // Files rather than pipes: no reader threads, no deadlock on large outputs.
     let dir = Fixtures.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
