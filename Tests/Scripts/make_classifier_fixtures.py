@@ -10,11 +10,16 @@ Writes Tests/Fixtures/classifier/:
     tiny_init.safetensors        every parameter, float32, BertForSequenceClassification names
     tiny_batch.safetensors       one batch, int64: input_ids, token_type_ids, attention_mask, labels
     tiny_expected.safetensors    float64: logits, loss, gradients, hidden states, and 10 AdamW steps
+    tiny_expected_hf_adamw.safetensors
+                                 float64: 20 updates of the optimizer `bert finetune` uses (transformers'
+                                 Trainer: torch.optim.AdamW with bias correction, eps 1e-8, linear warm-up
+                                 and decay, clip_grad_norm_ 1.0)
     README.md                    how they were made and every convention (generated from this script: edit here)
 
 The model is the tiny configuration of make_model_fixtures.py (same seed, same noise on top of
 Hugging Face's init, same hand-written google-research AdamW), with a classification head instead of the
-pre-training heads. Deterministic: rerunning with the same versions rewrites identical files.
+pre-training heads. Deterministic: rerunning with the same versions on the same machine rewrites identical
+files (float64 results can differ in the last bits on another CPU or thread count: see the README).
 
 Usage (from the repository root; the venv lives outside the repository):
 
@@ -25,7 +30,9 @@ Usage (from the repository root; the venv lives outside the repository):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -37,7 +44,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 from safetensors.torch import save_file
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments, get_linear_schedule_with_warmup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_model_fixtures import (  # noqa: E402  (the shared tiny configuration and optimizer)
@@ -70,6 +77,22 @@ ATTENTION_MASK = [
     [1, 1, 1, 1, 0, 0, 0],
 ]
 LABELS = [2, 0, 1]
+
+# The optimizer of `bert finetune` (FineTuneOptions in Sources/Training/FineTuner.swift), which copies
+# transformers' Trainer: TrainingArguments' defaults for Adam's betas and epsilon, the gradient clipping,
+# the scheduler and the optimizer class (read from the dataclass: instantiating it needs accelerate),
+# FineTuner's weight decay and warm-up share. HF_STEPS updates in all, so the warm-up is
+# ceil(20 · 0.1) = 2 updates in transformers and round(20 · 0.1) = 2 in FineTuner (the two roundings
+# agree here), and the decay runs to the last update. The learning rate is `bert finetune --learning-rate
+# 1e-3`, not the default 5e-5, so that 20 updates move every parameter well beyond float32 rounding.
+TRAINING_ARGS = {f.name: f.default for f in dataclasses.fields(TrainingArguments)}
+HF_STEPS, HF_WARMUP_FRACTION, HF_LR, HF_WEIGHT_DECAY = 20, 0.1, 1e-3, 0.01
+HF_BETAS = (TRAINING_ARGS["adam_beta1"], TRAINING_ARGS["adam_beta2"])
+HF_EPS, HF_CLIP, HF_OPTIM = TRAINING_ARGS["adam_epsilon"], TRAINING_ARGS["max_grad_norm"], TRAINING_ARGS["optim"]
+HF_WARMUP = math.ceil(HF_STEPS * HF_WARMUP_FRACTION)  # TrainingArguments.get_warmup_steps for warmup_steps < 1
+assert HF_BETAS == (0.9, 0.999) and HF_EPS == 1e-8 and HF_CLIP == 1.0, (HF_BETAS, HF_EPS, HF_CLIP)
+assert TRAINING_ARGS["lr_scheduler_type"] == "linear" and HF_OPTIM in ("adamw_torch", "adamw_torch_fused"), HF_OPTIM
+assert HF_WARMUP == round(HF_STEPS * HF_WARMUP_FRACTION) == 2
 
 
 def check_batch() -> None:
@@ -107,6 +130,52 @@ def forward(model: BertForSequenceClassification, batch: dict[str, torch.Tensor]
     )
     ce = F.cross_entropy(out.logits, batch["labels"])
     assert abs(out.loss.item() - ce.item()) < 1e-12
+    return out
+
+
+def hf_adamw_steps(train, init: dict, loss_of) -> dict[str, torch.Tensor]:
+    """HF_STEPS updates of `train` (float64, from `init`) on one batch as transformers' Trainer makes them:
+    the parameter groups of Trainer.create_optimizer (decay on the names Trainer.get_decay_parameter_names
+    gives, 0 on the rest), torch.optim.AdamW (fused as TrainingArguments' default optim asks),
+    get_linear_schedule_with_warmup, and per update: loss, backward, clip_grad_norm_(HF_CLIP),
+    optimizer.step(), scheduler.step(), zero_grad(). `loss_of(model)` runs the forward pass and returns
+    the loss. Returns step_losses, step_lr (the rate each update used), step_grad_norm (before clipping),
+    learning_rate and every final.NAME, all float64."""
+    with torch.no_grad():
+        for n, p in train.named_parameters():
+            p.copy_(init[n].double())
+    # Trainer.get_decay_parameter_names does not use `self`: the groups exactly as Trainer builds them.
+    decay_names = set(Trainer.get_decay_parameter_names(None, train))
+    assert decay_names == {n for n in init if decays(n)}, "Trainer's no-decay set is not biases + LayerNorm"
+    groups = [
+        {"params": [p for n, p in train.named_parameters() if n in decay_names], "weight_decay": HF_WEIGHT_DECAY},
+        {"params": [p for n, p in train.named_parameters() if n not in decay_names], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=HF_LR, betas=HF_BETAS, eps=HF_EPS, fused=HF_OPTIM == "adamw_torch_fused")
+    assert opt.defaults["decoupled_weight_decay"] and not opt.defaults["amsgrad"]
+    sched = get_linear_schedule_with_warmup(opt, HF_WARMUP, HF_STEPS)
+    losses, lrs, norms = [], [], []
+    for _ in range(HF_STEPS):
+        loss = loss_of(train)
+        loss.backward()
+        losses.append(loss.item())
+        norms.append(torch.nn.utils.clip_grad_norm_(train.parameters(), HF_CLIP).item())
+        lrs.append(sched.get_last_lr()[0])
+        assert all(g["lr"] == lrs[-1] for g in opt.param_groups)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    out = {
+        "learning_rate": torch.tensor(HF_LR, dtype=torch.float64),
+        "step_losses": torch.tensor(losses, dtype=torch.float64),
+        "step_lr": torch.tensor(lrs, dtype=torch.float64),
+        "step_grad_norm": torch.tensor(norms, dtype=torch.float64),
+    }
+    for n, p in train.named_parameters():
+        out[f"final.{n}"] = p.detach().clone()
+    assert all(t.dtype == torch.float64 for t in out.values())
+    assert losses[0] == losses[1], "lr_0 = 0: the first update moves nothing"
+    assert lrs[HF_WARMUP] == HF_LR and 0 < lrs[1] < HF_LR and 0 < lrs[-1] < lrs[HF_WARMUP + 1], lrs
     return out
 
 
@@ -170,6 +239,12 @@ def main() -> None:
     save_file({k: t.contiguous() for k, t in expected.items()}, str(out_dir / "tiny_expected.safetensors"),
               metadata={"format": "pt"})
 
+    # ---- HF_STEPS updates of the optimizer `bert finetune` uses (transformers' Trainer), float64.
+    hf = hf_adamw_steps(make_model().double(), init, lambda t: forward(t, batch).loss)
+    assert hf["step_losses"][0].item() == expected["loss"].item()
+    save_file({k: t.contiguous() for k, t in hf.items()}, str(out_dir / "tiny_expected_hf_adamw.safetensors"),
+              metadata={"format": "pt"})
+
     # float32 forward of the same model, for the README's note on tolerances.
     f32 = make_model()
     with torch.no_grad():
@@ -178,13 +253,18 @@ def main() -> None:
     o32 = forward(f32, batch)
     f32_diff = (o32.logits.double() - expected["logits"]).abs().max().item()
 
-    write_readme(out_dir, init, expected, losses, lrs, norms, f32_diff, min_grad, cfg, cfg2)
+    write_readme(out_dir, init, expected, losses, lrs, norms, f32_diff, min_grad, cfg, cfg2, hf)
     sizes = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())}
     print(json.dumps(sizes, indent=1))
     print(f"total {sum(sizes.values())} bytes; loss {losses[0]:.6f} -> {losses[-1]:.6f}; float32 logits max |diff| {f32_diff:.2e}")
 
 
-def write_readme(out_dir: Path, init, expected, losses, lrs, norms, f32_diff, min_grad, cfg, cfg2) -> None:
+def sci(x: float) -> str:
+    """1e-08 as 1e-8 (Python's `g` format pads the exponent)."""
+    return f"{x:g}".replace("e-0", "e-")
+
+
+def write_readme(out_dir: Path, init, expected, losses, lrs, norms, f32_diff, min_grad, cfg, cfg2, hf) -> None:
     n_params = sum(t.numel() for t in init.values())
     param_rows = "\n".join(
         f"| `{n}` | {list(t.shape)} | {'yes' if decays(n) else 'no'} |" for n, t in init.items()
@@ -195,6 +275,13 @@ def write_readme(out_dir: Path, init, expected, losses, lrs, norms, f32_diff, mi
     loss_line = ", ".join(f"{l:.6f}" for l in losses)
     lr_line = ", ".join(f"{l:g}" for l in lrs)
     norm_line = ", ".join(f"{x:.4f}" for x in norms)
+    hf_loss_line = ", ".join(f"{l:.6f}" for l in hf["step_losses"].tolist())
+    hf_lr_line = ", ".join(f"{l:.6g}" for l in hf["step_lr"].tolist())
+    hf_norm_line = ", ".join(f"{x:.4f}" for x in hf["step_grad_norm"].tolist())
+    hf_moves = {n: (hf[f"final.{n}"] - init[n].double()).abs().max().item() for n in init}
+    hf_key_move = max(m for n, m in hf_moves.items() if n.endswith("attention.self.key.bias"))
+    hf_moves = [m for n, m in hf_moves.items() if not n.endswith("attention.self.key.bias")]
+    hf_unclipped = [k for k, x in enumerate(hf["step_grad_norm"].tolist()) if x <= HF_CLIP]
     label_keys = {k: cfg.get(k) for k in ("id2label", "label2id", "problem_type", "architectures")}
     label_keys2 = {k: cfg2.get(k) for k in ("id2label", "label2id", "problem_type", "architectures")}
     text = f"""# Classifier fixtures (Hugging Face transformers as the reference)
@@ -213,7 +300,10 @@ python3 -m venv /work/venv-torch && /work/venv-torch/bin/pip install -r Tests/Sc
 /work/venv-torch/bin/python Tests/Scripts/make_classifier_fixtures.py
 ```
 
-(Rerunning with the same versions rewrites byte-identical files.)
+Rerunning with the same versions on the same host rewrites byte-identical files. On another host the
+float64 results can differ in their last bits (CPU kernels, thread count): a rerun of this script on an
+AMD EPYC (AVX2, 2 threads) changed no file but `tiny_expected.safetensors`, by at most 5e-14 (relative
+1e-13); compare with tolerances, not bytes.
 
 | file | dtype | what |
 |---|---|---|
@@ -221,10 +311,12 @@ python3 -m venv /work/venv-torch && /work/venv-torch/bin/pip install -r Tests/Sc
 | `tiny_config_two_labels.json` | | the `config.json` `save_pretrained` wrote for the same architecture with 2 labels (below) |
 | `tiny_init.safetensors` | F32 | the initial parameters: {len(init)} tensors, {n_params} values |
 | `tiny_batch.safetensors` | I64 | one batch of 3 sequences of length 7 and their 3 labels |
-| `tiny_expected.safetensors` | F64 | logits, loss and gradients at the initial point; 10 optimizer steps |
+| `tiny_expected.safetensors` | F64 | logits, loss and gradients at the initial point; 10 optimizer steps (google-research/bert's AdamW) |
+| `tiny_expected_hf_adamw.safetensors` | F64 | {HF_STEPS} updates of `bert finetune`'s optimizer (transformers' Trainer: torch.optim.AdamW) |
 
-Size: {n_params} parameters × (4 bytes init + 8 gradient + 8 final) = {n_params * 20 / 1000:.0f} KB of tensor data, ~400 KB with
-headers and this README; the float64 `grad.`/`final.` pairs alone are {n_params * 16 / 1000:.0f} KB. Hidden states are left out to save space.
+Size: {n_params} parameters × (4 bytes init + 8 gradient + 8 final + 8 final of the Trainer run) =
+{n_params * 28 / 1000:.0f} KB of tensor data, ~560 KB with headers and this README; the float64 `grad.`/`final.` pairs alone
+are {n_params * 16 / 1000:.0f} KB. Hidden states are left out to save space.
 
 ## Model
 
@@ -322,6 +414,56 @@ step), for k = 0 … 9:
 
 This run: step_losses = [{loss_line}];
 step_lr = [{lr_line}]; step_grad_norm = [{norm_line}].
+
+### {HF_STEPS} updates of `bert finetune`'s optimizer (`tiny_expected_hf_adamw.safetensors`, all F64)
+
+`bert finetune` (`FineTuneOptions` in `Sources/Training/FineTuner.swift`) does not use the optimizer
+above but transformers' Trainer's. This file is that optimizer as transformers and torch run it (not
+written out by hand): the same model, initial point and batch, float64, the same batch at every
+update, {HF_STEPS} updates:
+
+- Parameter groups as `Trainer.create_optimizer` builds them: weight decay {HF_WEIGHT_DECAY} on the names
+  `Trainer.get_decay_parameter_names` returns, 0 on the others. They are exactly the "decay" column
+  above (biases and LayerNorm parameters are the others; the script checks it).
+- `torch.optim.AdamW(groups, lr={sci(HF_LR)}, betas={HF_BETAS}, eps={sci(HF_EPS)}, fused={HF_OPTIM == "adamw_torch_fused"})`: betas,
+  eps and the optimizer (`optim="{HF_OPTIM}"`) are `TrainingArguments`' defaults, read from the
+  dataclass; the weight decay {HF_WEIGHT_DECAY} and the warm-up share {HF_WARMUP_FRACTION} are `bert finetune`'s defaults;
+  the learning rate is `--learning-rate {sci(HF_LR)}` rather than the default 5e-5, so that {HF_STEPS} updates move
+  every parameter far beyond float32 rounding.
+- `get_linear_schedule_with_warmup(optimizer, {HF_WARMUP}, {HF_STEPS})`: {HF_WARMUP} warm-up updates, ceil({HF_STEPS} × {HF_WARMUP_FRACTION}) as
+  `TrainingArguments(warmup_steps={HF_WARMUP_FRACTION})` computes it, and round({HF_STEPS} × {HF_WARMUP_FRACTION}) as FineTuner does (the
+  two roundings agree for {HF_STEPS} updates, not for every count: 24 gives 3 and 2), then linear decay
+  to 0 at update {HF_STEPS}.
+- Update k = 0 … {HF_STEPS - 1}, in the order of Trainer's loop: the loss (`step_losses[k]`) and its gradients g;
+  `torch.nn.utils.clip_grad_norm_(parameters, {HF_CLIP})`, which returns ‖g‖₂ over all {len(init)} parameters
+  (`step_grad_norm[k]`, before clipping) and scales g by min(1, {HF_CLIP} / (‖g‖₂ + 1e-6)); `optimizer.step()`
+  with the rate `step_lr[k]`; `scheduler.step()`; `zero_grad()`. ‖g‖₂ falls below {HF_CLIP} at update{'s' if len(hf_unclipped) != 1 else ''}
+  {', '.join(map(str, hf_unclipped)) or 'none'}, so {'those are' if len(hf_unclipped) != 1 else 'that one is'} not clipped.
+- torch's AdamW step, t = k + 1 (m, v start at 0; the decay uses p before the step):
+  p ← p · (1 − lr_k · λ) with λ = {HF_WEIGHT_DECAY} in the decay group, 0 in the other;
+  m ← {HF_BETAS[0]} m + {1 - HF_BETAS[0]:.1f} g; v ← {HF_BETAS[1]} v + {1 - HF_BETAS[1]:.3f} g²;
+  p ← p − lr_k / (1 − {HF_BETAS[0]}ᵗ) · m / (√v / √(1 − {HF_BETAS[1]}ᵗ) + {sci(HF_EPS)}).
+  That is BertKit's `AdamW` with `biasCorrection: true`, ε {sci(HF_EPS)}.
+
+| tensor | shape | what |
+|---|---|---|
+| `learning_rate` | [] | {sci(HF_LR)}, the base rate |
+| `step_losses` | [{HF_STEPS}] | the loss before update k |
+| `step_lr` | [{HF_STEPS}] | the rate update k used |
+| `step_grad_norm` | [{HF_STEPS}] | ‖g‖₂ before clipping |
+| `final.<name>` | the parameter's shape | the parameters after the last update |
+
+This run: step_losses = [{hf_loss_line}];
+step_lr = [{hf_lr_line}];
+step_grad_norm = [{hf_norm_line}].
+
+Every tensor moves by {min(hf_moves):.3g} to {max(hf_moves):.3g} (its largest |final − initial| entry; the rates add up to
+{sum(hf["step_lr"].tolist()):.4g}: Adam's steps are about lr whatever the gradient's scale), except the attention key
+biases: their gradients are float64 rounding noise (~1e-17), which ε {sci(HF_EPS)} keeps from moving them by more
+than {hf_key_move:.1e}. A float32 implementation's noise is far larger than 1e-17, and Adam scales it up: there they
+move by a fraction of the other tensors' moves, so compare them loosely (or not at all). torch's clipping
+divides by ‖g‖₂ + 1e-6 where BertKit's divides by ‖g‖₂: a relative difference of 1e-6 / ‖g‖₂, below float32
+resolution.
 
 ## Checking a classifier checkpoint written by BertKit
 
