@@ -25,7 +25,7 @@ struct Bert: ParsableCommand {
             try command.run()
         } catch let error as UserInputError {
             log("bert: error: \(error)")
-            Foundation.exit(2)
+            Foundation.exit(isEnvironmentFailure(error) ? 1 : 2)
         } catch OutputError.closedPipe {
             Foundation.exit(0)
         } catch {
@@ -42,8 +42,25 @@ struct Bert: ParsableCommand {
     }
 }
 
-/// Errors caused by the user's input: printed as they are, exit code 2.
+/// The library's typed errors: printed as they are. Exit code 2 when the user's command or input is
+/// wrong (the message says what to fix), 1 when the environment failed (`isEnvironmentFailure`).
 protocol UserInputError: Error, CustomStringConvertible {}
+
+/// Failures of the environment rather than of the input: a write that fails (a full disk, a lost
+/// mount), a read that fails after the file opened, a file just written that does not read back.
+/// These exit 1, like internal errors: the command and its input were fine.
+func isEnvironmentFailure(_ error: Error) -> Bool {
+    switch error {
+    case let e as OutputError: if case .writeFailed = e { return true }
+    case let e as InputError: if case .readFailed = e { return true }
+    case let e as ShardError: if case .writeFailed = e { return true }
+    case let e as SafetensorsError: if case .writeFailed = e { return true }
+    case let e as TrainingError: if case .io = e { return true }
+    case let e as StoreError: if case .corrupt = e { return true }
+    default: break
+    }
+    return false
+}
 extension VocabularyError: UserInputError {}
 extension InputError: UserInputError {}
 extension OutputError: UserInputError {}

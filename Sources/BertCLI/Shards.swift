@@ -45,6 +45,10 @@ struct ShardsCommand: ParsableCommand {
     func run() throws {
         let started = Date()
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ShardError.outputNotADirectory(path: output)
+        }
         let paths = try expandInputs(input)
         let vocabData = try Data(contentsOf: URL(fileURLWithPath: vocab))
         let vocabulary = try Vocabulary.parse(vocabData, source: vocab)

@@ -17,6 +17,8 @@ public enum ShardError: Error, Equatable, CustomStringConvertible {
     // Writing.
     /// The output directory already holds a complete shard set and overwriting was not asked for.
     case outputExists(directory: String)
+    /// The output path exists and is a file, not a directory.
+    case outputNotADirectory(path: String)
     /// A file could not be written, synced, renamed or removed.
     case writeFailed(path: String, reason: String)
     /// `add` or `finish` after `finish`, or after a failed write.
@@ -72,6 +74,7 @@ public enum ShardError: Error, Equatable, CustomStringConvertible {
             return "two instances were added with key \(key); keys must be unique for the output to be deterministic"
         case let .outputExists(directory):
             return "\(directory): already holds shards (index.json); remove it or ask to overwrite"
+        case let .outputNotADirectory(path): return "\(path): exists and is not a directory; give a directory for the shards"
         case let .writeFailed(path, reason): return "\(path): write failed (\(reason)); check free space and permissions"
         case let .writerClosed(reason): return "shard writer closed: \(reason)"
         case let .notFound(path): return "\(path): no such file or directory"

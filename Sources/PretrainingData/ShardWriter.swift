@@ -102,7 +102,7 @@ public final class ShardWriter: @unchecked Sendable {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw .writeFailed(path: directory, reason: "exists and is not a directory") }
+            guard isDirectory.boolValue else { throw .outputNotADirectory(path: directory) }
         } else {
             do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
                 throw .writeFailed(path: directory, reason: error.localizedDescription)

@@ -12,6 +12,10 @@ public struct FineTuneOptions: Sendable {
     public var learningRate = 5e-5
     /// Fraction of updates for the linear warm-up.
     public var warmupFraction = 0.1
+
+    /// Warm-up updates for `total` updates: ⌈total × warmupFraction⌉, as transformers'
+    /// `TrainingArguments.get_warmup_steps` counts them for `warmup_ratio`.
+    public func warmupSteps(total: Int) -> Int { Int((Double(total) * warmupFraction).rounded(.up)) }
     public var maxGradNorm = 1.0
     /// torch.optim.AdamW as transformers' Trainer uses it: bias correction on, ε 1e-8.
     public var adam = AdamW.Hyper(epsilon: 1e-8, weightDecay: 0.01, biasCorrection: true)
@@ -131,7 +135,7 @@ public final class FineTuner {
         let board = try TensorBoardWriter(directory: options.outputDirectory)
         let updatesPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
         let total = updatesPerEpoch * options.epochs
-        let schedule = LinearSchedule(base: options.learningRate, warmupSteps: Int((Double(total) * options.warmupFraction).rounded()),
+        let schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps(total: total),
                                       totalSteps: total)
         let ranges = model.layout.entries.filter(\.decay).map(\.range).sorted { $0.lowerBound < $1.lowerBound }
         let adam = AdamW(count: model.layout.count, decayRanges: ranges, hyper: options.adam, threads: options.threads)

@@ -136,4 +136,39 @@ final class HardeningTests: XCTestCase {
         let state = try String(contentsOfFile: dir + "/run/latest/training_state.json", encoding: .utf8)
         XCTAssertTrue(state.contains("\"batch_size\" : 8"), state)
     }
+
+    /// The exit-code contract: 2 when the user's command or input is wrong, 1 when the environment
+    /// fails. A full disk (here stdout on /dev/full, which fails every write with ENOSPC) is not the
+    /// user's input: exit 1, with the message naming what could not be written.
+    func testFullDiskIsExitOneAndBadInputExitTwo() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try bertBinary())
+        p.arguments = ["tokenize", "--vocab", Fixtures.uncasedVocab]
+        p.environment = bertEnvironment()
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.txt"), errors = dir.appendingPathComponent("err.txt")
+        try Data(String(repeating: "Hello world, a line to tokenize.\n", count: 20_000).utf8).write(to: input)
+        FileManager.default.createFile(atPath: errors.path, contents: nil)
+        p.standardInput = try FileHandle(forReadingFrom: input)
+        p.standardOutput = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
+        p.standardError = try FileHandle(forWritingTo: errors)
+        try p.run()
+        p.waitUntilExit()
+        let stderr = try String(contentsOf: errors, encoding: .utf8)
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 1, stderr)
+        XCTAssertTrue(stderr.contains("write failed") && stderr.contains("No space left"), stderr)
+
+        // The same command with a vocabulary that does not exist: the user's to fix, exit 2.
+        let missing = try runBert(["tokenize", "--vocab", dir.appendingPathComponent("nope.txt").path], stdin: Data("hi\n".utf8))
+        XCTAssertEqual(missing.status, 2, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("nope.txt"), missing.stderr)
+        // Shards into a path that is a file: exit 2, naming it.
+        let file = dir.appendingPathComponent("taken").path
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        let taken = try runBert(["shards", "--input", Fixtures.path("text/en_sample.txt.zst"), "--vocab", Fixtures.uncasedVocab, "--output", file])
+        XCTAssertEqual(taken.status, 2, taken.stderr)
+        XCTAssertTrue(taken.stderr.contains(file) && taken.stderr.contains("not a directory"), taken.stderr)
+    }
 }

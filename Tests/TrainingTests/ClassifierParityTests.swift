@@ -124,8 +124,11 @@ final class ClassifierParityTests: XCTestCase {
         let norms = try reference.doubles("step_grad_norm")  // (updates,)
         let total = losses.count
         XCTAssertEqual(total, 20)
+        // transformers rounds the warm-up up (get_warmup_steps: ceil(total × ratio)): 24 updates at 0.1 warm up for 3.
+        XCTAssertEqual(options.warmupSteps(total: 24), 3)
+        XCTAssertEqual(options.warmupSteps(total: 20), 2)
         // As FineTuner.run() sets them up (there, total = updates per epoch × epochs).
-        let schedule = LinearSchedule(base: options.learningRate, warmupSteps: Int((Double(total) * options.warmupFraction).rounded()),
+        let schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps(total: total),
                                       totalSteps: total)
         let ranges = model.layout.entries.filter(\.decay).map(\.range).sorted { $0.lowerBound < $1.lowerBound }
         let adam = AdamW(count: model.layout.count, decayRanges: ranges, hyper: options.adam, threads: 2)
