@@ -47,8 +47,38 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
         Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
     }
 
-    /// Uniform integer in a closed range (Python's `randint`).
+    /// Uniform integer in a closed range (Python's `randint`). The algorithm is fixed here, not
+    /// borrowed from `Int.random(in:using:)` (whose algorithm the standard library does not promise):
+    /// Lemire's nearly divisionless method (arXiv:1805.10941), one `next()` unless rejected, as the
+    /// Swift 6 standard library does it today, so seeded output is what it always was.
     @inline(__always) public mutating func int(in range: ClosedRange<Int>) -> Int {
-        Int.random(in: range, using: &self)
+        let delta = UInt64(bitPattern: Int64(range.upperBound &- range.lowerBound))
+        if delta == .max { return Int(truncatingIfNeeded: next()) }
+        return range.lowerBound &+ Int(truncatingIfNeeded: below(delta + 1))
+    }
+
+    /// Uniform in 0..<bound (bound > 0) by Lemire's method: the high word of a 64×64-bit product,
+    /// redrawn while the low word falls in the biased sliver below (2⁶⁴ mod bound).
+    @inline(__always) public mutating func below(_ bound: UInt64) -> UInt64 {
+        precondition(bound > 0, "below(0)")
+        var m = next().multipliedFullWidth(by: bound)
+        if m.low < bound {
+            let threshold = (0 &- bound) % bound
+            while m.low < threshold { m = next().multipliedFullWidth(by: bound) }
+        }
+        return m.high
+    }
+
+    /// Fisher–Yates from the front: position i swaps with i + below(count − i). Fixed here for the same
+    /// reason as `int(in:)`; the same draws as `MutableCollection.shuffle(using:)` in Swift 6.
+    public mutating func shuffle<T>(_ a: inout [T]) {
+        guard a.count > 1 else { return }
+        var remaining = a.count, i = 0
+        while remaining > 1 {
+            let j = i + Int(truncatingIfNeeded: below(UInt64(remaining)))
+            remaining -= 1
+            a.swapAt(i, j)
+            i += 1
+        }
     }
 }

@@ -125,7 +125,7 @@ public final class ShardLoader: @unchecked Sendable {
     public func shardOrder(epoch: Int) -> [Int] {
         var order = Array(shardSet.index.shards.indices)
         var rng = SeededGenerator(seed: options.seed, stream: [0x5348_4152_44, UInt64(epoch)])  // "SHARD"
-        order.shuffle(using: &rng)
+        rng.shuffle(&order)
         return order
     }
 
@@ -133,7 +133,7 @@ public final class ShardLoader: @unchecked Sendable {
     public func recordOrder(epoch: Int, shard: Int, count: Int) -> [Int] {
         var order = Array(0..<count)
         var rng = SeededGenerator(seed: options.seed, stream: [0x5245_434F_5244, UInt64(epoch), UInt64(shard)])  // "RECORD"
-        order.shuffle(using: &rng)
+        rng.shuffle(&order)
         return order
     }
 

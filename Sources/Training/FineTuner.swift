@@ -145,7 +145,7 @@ public final class FineTuner {
         for epoch in 0..<options.epochs {
             var order = Array(0..<train.count)
             var rng = SeededGenerator(seed: options.seed, stream: [0x4654, UInt64(epoch)])  // "FT"
-            order.shuffle(using: &rng)
+            rng.shuffle(&order)
             if options.groupByLength { order = Self.groupedByLength(order, batchSize: options.batchSize) { train.example($0).ids.count } }
             var window = (loss: 0.0, correct: 0, count: 0, tokens: 0, updates: 0)
             var windowStart = Date()
