@@ -52,7 +52,31 @@ final class InstanceTests: XCTestCase {
                        ["Mr. Smith went home. ", "He slept! ", "Did he? ", "你好。", "再见。"])
         let s = try Self.store(split: .icu)
         XCTAssertEqual(s.documentCount, 28)  // 27 whole chapters and the start of one more
-        XCTAssertGreaterThan(s.sentenceCount, 1000)
+        // ICU only places the sentence boundaries (lines of a paragraph are joined by spaces): per
+        // document the tokens are the line store's, in the same order. The boundaries are ICU's own,
+        // not the lines' ("Mr." ends a line of the sample but not a sentence), and each one that
+        // is not a document's end follows a sentence terminator, possibly closed by quotes or brackets.
+        let lines = try Self.store(split: .lines)
+        XCTAssertEqual(lines.documentCount, s.documentCount)
+        var differ = 0, notAfterTerminator: [String] = []
+        let vocab = Self.vocabulary.tokens
+        for d in 0..<s.documentCount {
+            func ends(_ store: TokenizedStore) -> (tokens: [UInt32], ends: Set<Int>) {
+                var tokens: [UInt32] = [], ends = Set<Int>()
+                for i in store.sentences(ofDocument: d) { tokens += store.tokens(ofSentence: i); ends.insert(tokens.count) }
+                return (tokens, ends)
+            }
+            let icu = ends(s), line = ends(lines)
+            XCTAssertEqual(icu.tokens, line.tokens, "document \(d)")
+            if icu.ends != line.ends { differ += 1 }
+            for e in icu.ends where e < icu.tokens.count {
+                let before = icu.tokens[..<e].reversed().map { vocab[Int($0)] }
+                let closed = before.drop { ["'", "\"", ")", "]", "’", "”", "_"].contains($0) }
+                if !["." , "!", "?"].contains(closed.first ?? "") { notAfterTerminator.append(before.prefix(4).reversed().joined(separator: " ")) }
+            }
+        }
+        XCTAssertGreaterThan(differ, 0, "ICU's boundaries are not the lines'")
+        XCTAssertEqual(notAfterTerminator, [], "boundaries not after . ! or ?")
     }
 
     static func readAll(_ path: String) throws -> [UInt8] {
