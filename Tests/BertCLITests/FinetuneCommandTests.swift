@@ -24,34 +24,61 @@ final class FinetuneCommandTests: XCTestCase {
         return path
     }
 
+    /// `count` rows "w w w w\tlabel", alternately pos and neg, each word drawn from its label's own
+    /// word set: the two classes share no word, so a classifier separates them perfectly.
+    static func separable(_ count: Int, seed: UInt64) -> (tsv: String, labels: [String]) {
+        let words = ["pos": ["happy", "good", "great", "joy", "love", "bright", "sunny", "kind", "warm", "sweet"],
+                     "neg": ["sad", "bad", "awful", "hate", "dark", "cold", "cruel", "bitter", "gloomy", "angry"]]
+        var rng = SeededRandom(seed: seed)
+        var tsv = "text\tlabel\n", labels: [String] = []
+        for i in 0..<count {
+            let label = i % 2 == 0 ? "pos" : "neg"
+            tsv += (0..<4).map { _ in words[label]!.randomElement(using: &rng)! }.joined(separator: " ") + "\t\(label)\n"
+            labels.append(label)
+        }
+        return (tsv, labels)
+    }
+
+    /// Fine-tuning learns: on an easily separable task (disjoint word sets), held-out rows it never
+    /// saw are classified far above the majority class; predict and evaluate agree on them.
     func testFinetunePredictEvaluate() throws {
-        var rows = "text\tlabel\n"
-        for i in 0..<40 { rows += (i % 2 == 0 ? "a happy good day \(i)\tpos\n" : "a sad bad night \(i)\tneg\n") }
-        let data = try write(rows, "d.tsv")
+        let data = try write(Self.separable(120, seed: 1).tsv, "d.tsv")
+        let (testRows, testLabels) = Self.separable(40, seed: 2)
+        let test = try write(testRows, "test.tsv")
         let out = Fixtures.temporaryDirectory().path + "/cls"
-        let r = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--data", data, "--output", out, "--epochs", "2",
-                             "--batch-size", "8", "--max-seq-length", "32", "--eval-fraction", "0.25"])
+        // A learning rate for a 16-wide model barely pre-trained (5e-5, BERT's, leaves it at chance in 3 epochs).
+        let r = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--data", data, "--output", out, "--epochs", "3",
+                             "--batch-size", "8", "--max-seq-length", "32", "--eval-fraction", "0.25", "--learning-rate", "1e-2"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))) as? [String: Any])
         XCTAssertEqual(config["id2label"] as? [String: String], ["0": "neg", "1": "pos"])
         XCTAssertEqual(config["architectures"] as? [String], ["BertForSequenceClassification"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/epoch-0002/model.safetensors"))
-        let predicted = try runBert(["predict", "--checkpoint", out, "--input", data, "--max-seq-length", "32"])
+        let predicted = try runBert(["predict", "--checkpoint", out, "--input", test, "--max-seq-length", "32"])
         XCTAssertEqual(predicted.status, 0, predicted.stderr)
         let lines = predicted.stdoutText.split(separator: "\n")
         XCTAssertEqual(lines.first, "label\tp_neg\tp_pos")
         XCTAssertEqual(lines.count, 41)
-        for line in lines.dropFirst() {
+        var correct = 0
+        for (line, truth) in zip(lines.dropFirst(), testLabels) {
             let f = line.split(separator: "\t")
             XCTAssertEqual((Double(f[1])! + Double(f[2])!), 1, accuracy: 1e-5)
             XCTAssertEqual(String(f[0]), Double(f[1])! > Double(f[2])! ? "neg" : "pos")
+            if String(f[0]) == truth { correct += 1 }
         }
-        let evaluated = try runBert(["evaluate", "--checkpoint", out, "--data", data, "--json", "--max-seq-length", "32"])
+        let majority = Double(Dictionary(grouping: testLabels, by: { $0 }).values.map(\.count).max()!) / Double(testLabels.count)
+        XCTAssertEqual(majority, 0.5)
+        let accuracy = Double(correct) / Double(testLabels.count)
+        XCTAssertGreaterThanOrEqual(accuracy, 0.9, "accuracy on unseen rows \(accuracy); the majority class is \(majority)")
+        let evaluated = try runBert(["evaluate", "--checkpoint", out, "--data", test, "--json", "--max-seq-length", "32"])
         XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
         let m = try XCTUnwrap(JSONSerialization.jsonObject(with: evaluated.stdout) as? [String: Any])
         XCTAssertEqual(m["examples"] as? Int, 40)
-        XCTAssertNotNil(m["macro_f1"] as? Double)
-        XCTAssertEqual((m["confusion_matrix"] as? [[Int]])?.flatMap { $0 }.reduce(0, +), 40)
+        XCTAssertEqual(try XCTUnwrap(m["accuracy"] as? Double), accuracy, accuracy: 1e-12, "evaluate against predict's labels")
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(m["macro_f1"] as? Double), 0.9)
+        let confusion = try XCTUnwrap(m["confusion_matrix"] as? [[Int]])
+        XCTAssertEqual(confusion.flatMap { $0 }.reduce(0, +), 40)
+        XCTAssertEqual(confusion[0][0] + confusion[1][1], correct, "the diagonal is the correct predictions")
 
         // Length-grouped batches (the grouping itself is tested in GroupByLengthTests): same data, a model.
         let grouped = Fixtures.temporaryDirectory().path + "/grouped"

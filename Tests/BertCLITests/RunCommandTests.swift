@@ -40,14 +40,43 @@ final class RunCommandTests: XCTestCase {
         let dir = Fixtures.temporaryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = try pipeline(in: dir)
+        let stages = ["vocab", "shards", "pretrain", "pretrain-eval", "finetune", "classifier-eval"]
+        let started = Date()
         let first = try runBert(["run", path])
+        let wall = Date().timeIntervalSince(started)
         XCTAssertEqual(first.status, 0, first.stderr)
-        XCTAssertTrue(first.stdoutText.contains("mlm_accuracy") && first.stdoutText.contains("macro_f1"), first.stdoutText)
+        let report = try Report(first.stdoutText)
+        let saved = try String(contentsOfFile: dir + "/out/report.txt", encoding: .utf8)
+        XCTAssertTrue(saved.contains("== bert run test: report ==") && first.stdoutText.hasSuffix(saved), "report.txt is the report printed after the stages' output")
+        // Every stage ran, in order; the times (to 0.1 s) add up to no more than the total, itself within the wall time.
+        XCTAssertEqual(report.stages.map(\.name), stages)
+        XCTAssertEqual(report.stages.map(\.what), [String](repeating: "ran", count: stages.count), first.stdoutText)
+        XCTAssertTrue(report.stages.allSatisfy { $0.seconds >= 0 }, first.stdoutText)
+        XCTAssertGreaterThan(report.total, 0, first.stdoutText)
+        XCTAssertLessThanOrEqual(report.stages.map(\.seconds).reduce(0, +), report.total + 0.05 * Double(stages.count + 1), first.stdoutText)
+        XCTAssertLessThanOrEqual(report.total, wall + 0.05, first.stdoutText)
+        // The stages' numbers are what the evaluations print when run on their own.
+        XCTAssertEqual(Set(report.values.keys), ["pretrain-eval", "classifier-eval"])
+        let mlm = try runBert(["evaluate", "--checkpoint", dir + "/out/pretrain/latest", "--shards", dir + "/out/shards", "--limit", "64"])
+        XCTAssertEqual(mlm.status, 0, mlm.stderr)
+        try expectSame(report.values["pretrain-eval"], mlm.stdout, keys: ["mlm_accuracy", "mlm_loss", "nsp_accuracy", "nsp_loss", "instances", "masked_positions"])
+        let cls = try runBert(["evaluate", "--checkpoint", dir + "/out/classifier", "--data", dir + "/cls.tsv", "--json"])
+        XCTAssertEqual(cls.status, 0, cls.stderr)
+        try expectSame(report.values["classifier-eval"], cls.stdout, keys: ["accuracy", "macro_f1", "examples"])
+        XCTAssertEqual(report.values["classifier-eval"]?["examples"], "12", "the 12 rows of split test")
+        XCTAssertEqual(report.values["pretrain-eval"]?["instances"], "64", "--limit 64")
+
+        // A second run: every stage skipped, and reported as skipped, with the same numbers.
         let again = try runBert(["run", path])
         XCTAssertEqual(again.status, 0, again.stderr)
-        for stage in ["vocab", "shards", "pretrain", "pretrain-eval", "finetune", "classifier-eval"] {
+        for stage in stages {
             XCTAssertTrue(again.stderr.contains("\(stage): up to date, skipped"), again.stderr)
         }
+        let skipped = try Report(again.stdoutText)
+        XCTAssertEqual(skipped.stages.map(\.name), stages)
+        XCTAssertEqual(skipped.stages.map(\.what), [String](repeating: "skipped (current)", count: stages.count), again.stdoutText)
+        XCTAssertEqual(skipped.stages.map(\.seconds), [Double](repeating: 0, count: stages.count))
+        XCTAssertEqual(skipped.values, report.values)
 
         // kill -9 during pre-training, then run again: earlier stages are not redone, training resumes.
         try FileManager.default.removeItem(atPath: dir + "/out")
@@ -77,6 +106,59 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/out/pretrain/latest"), "step-00000030")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/pretrain/step-00000040"), "nothing of the old run is left")
         XCTAssertFalse(changed.stderr.contains("finetune: up to date"), changed.stderr)
+    }
+
+    /// Each key of `reported` (the report's text) equals the value in `json` (an evaluation's output).
+    func expectSame(_ reported: [String: String]?, _ json: Data, keys: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let reported = try XCTUnwrap(reported, file: file, line: line)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json) as? [String: Any], file: file, line: line)
+        for key in keys {
+            let expected = try XCTUnwrap((object[key] as? NSNumber)?.doubleValue, key, file: file, line: line)
+            let got = try XCTUnwrap(reported[key].flatMap(Double.init), "\(key) not in the report: \(reported)", file: file, line: line)
+            XCTAssertEqual(got, expected, accuracy: 1e-12 * max(1, abs(expected)), key, file: file, line: line)
+        }
+    }
+
+    /// The report `bert run` prints: a table of stages (name, "ran" or "skipped (current)", seconds),
+    /// the total, then per stage with a report file its top-level numbers.
+    struct Report {
+        var stages: [(name: String, what: String, seconds: Double)] = []
+        var total = -1.0
+        var values: [String: [String: String]] = [:]
+
+        init(_ text: String) throws {
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            guard let head = lines.firstIndex(where: { $0.hasPrefix("== bert run ") && $0.hasSuffix(": report ==") }) else {
+                throw Bad(text: text)
+            }
+            var section: String?
+            for line in lines[(head + 1)...] where !line.isEmpty {
+                if line.hasPrefix("-- ") {
+                    let name = String(line.dropFirst(3).prefix { $0 != ":" })
+                    section = name
+                    values[name] = [:]
+                } else if let s = section {
+                    let kv = line.trimmingCharacters(in: .whitespaces).components(separatedBy: ": ")
+                    guard kv.count == 2 else { throw Bad(text: text) }
+                    values[s]![kv[0]] = kv[1]
+                } else {
+                    // "  name             what                 12.3 s"
+                    guard line.hasSuffix(" s") else { throw Bad(text: text) }
+                    let fields = line.dropLast(2).split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+                    guard fields.count >= 2, let seconds = Double(fields.last!) else { throw Bad(text: text) }
+                    if fields[0] == "total" && fields.count == 2 {
+                        total = seconds
+                    } else {
+                        stages.append((fields[0], fields[1..<(fields.count - 1)].joined(separator: " "), seconds))
+                    }
+                }
+            }
+        }
+
+        struct Bad: Error, CustomStringConvertible {
+            var text: String
+            var description: String { "not a bert run report:\n\(text)" }
+        }
     }
 
     func testBadPipelineFilesAreRefused() throws {

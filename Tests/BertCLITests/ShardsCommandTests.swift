@@ -99,6 +99,92 @@ final class ShardsCommandTests: XCTestCase {
         XCTAssertTrue(mismatch.stderr.contains("index.json") && mismatch.stderr.contains("vocabulary"), mismatch.stderr)
     }
 
+    /// Free text through ICU's sentence breaks, and JSONL (always ICU): the documents and sentences
+    /// counted are the input's, and every instance is made of them as google-research/bert pairs them.
+    func testICUSentencesAndJSONLDocumentsMakeThePairs() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("First sentence. Second one! Third? Fourth.\n\nAnother document. With two.\n".utf8).write(to: URL(fileURLWithPath: dir + "/free.txt"))
+        try Data("{\"text\": \"One. Two. Three.\"}\n{\"text\": \"Four. Five.\"}\n".utf8).write(to: URL(fileURLWithPath: dir + "/docs.jsonl"))
+        // The sentences ICU finds, as the uncased tokenizer splits them (words and punctuation).
+        let free = [[["first", "sentence", "."], ["second", "one", "!"], ["third", "?"], ["fourth", "."]],
+                    [["another", "document", "."], ["with", "two", "."]]]
+        let jsonl = [[["one", "."], ["two", "."], ["three", "."]], [["four", "."], ["five", "."]]]
+        for (input, extra, documents) in [("free.txt", ["--sentence-split", "icu"], free), ("docs.jsonl", [], jsonl)] {
+            try checkPairs(dir: dir, input: input, extra: extra, documents: documents)
+        }
+    }
+
+    func checkPairs(dir: String, input: String, extra: [String], documents: [[[String]]]) throws {
+        let dupe = 50
+        let out = dir + "/out-" + input
+        let run = try runBert(["shards", "--input", dir + "/" + input, "--vocab", Fixtures.uncasedVocab, "--output", out,
+                               "--dupe-factor", String(dupe)] + extra)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let vocab = try String(contentsOfFile: Fixtures.uncasedVocab, encoding: .utf8).split(separator: "\n").map(String.init)
+        let id = Dictionary(vocab.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        let docs = try documents.map { try $0.map { try $0.map { try XCTUnwrap(id[$0], $0) } } }
+        let sentenceCount = docs.map(\.count).reduce(0, +)
+
+        // The counts the builder records: the input's documents and ICU's sentences.
+        let index = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/index.json"))) as? [String: Any])
+        let statistics = try XCTUnwrap(index["statistics"] as? [String: Int], "\(index.keys)")
+        XCTAssertEqual(statistics["documents"], docs.count, input)
+        XCTAssertEqual(statistics["sentences"], sentenceCount, input)
+        XCTAssertEqual(statistics["document_passes"], dupe * docs.count, input)
+
+        // Runs of whole consecutive sentences of one document: (document, first, last) by tokens.
+        var runs: [[Int]: (doc: Int, first: Int, last: Int)] = [:]
+        for (d, sentences) in docs.enumerated() {
+            for i in sentences.indices { for j in i..<sentences.count { runs[Array(sentences[i...j].joined())] = (d, i, j) } }
+        }
+        let json = try runBert(["inspect", out, "--json", "--limit", "0"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let lines = json.stdoutText.split(separator: "\n")
+        XCTAssertEqual(lines.count, statistics["instances"], input)
+        // Each document pass gives at least one pair, and each pair uses up at least one sentence of it.
+        XCTAssertGreaterThanOrEqual(lines.count, dupe * docs.count, input)
+        XCTAssertLessThanOrEqual(lines.count, dupe * sentenceCount, input)
+        var randomNext = 0
+        var used = Set<[Int]>()
+        for line in lines {
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            var ids = try XCTUnwrap(o["input_ids"] as? [Int])
+            let segments = try XCTUnwrap(o["segment_ids"] as? [Int])
+            let positions = try XCTUnwrap(o["masked_lm_positions"] as? [Int]), labels = try XCTUnwrap(o["masked_lm_labels"] as? [Int])
+            for (p, l) in zip(positions, labels) { ids[p] = l }
+            let aLength = segments.filter { $0 == 0 }.count
+            XCTAssertEqual(segments, [Int](repeating: 0, count: aLength) + [Int](repeating: 1, count: ids.count - aLength))
+            XCTAssertEqual([ids[0], ids[aLength - 1], ids[ids.count - 1]], [id["[CLS]"]!, id["[SEP]"]!, id["[SEP]"]!], "\(ids)")
+            let a = Array(ids[1..<(aLength - 1)]), b = Array(ids[aLength..<(ids.count - 1)])
+            XCTAssertFalse(a.isEmpty || b.isEmpty, "\(ids)")
+            let isRandom = try XCTUnwrap(o["next_sentence_label"] as? Int) == 1
+            if isRandom {
+                randomNext += 1
+                // A is whole sentences; B whole sentences from a random start (nothing is long enough to truncate).
+                XCTAssertNotNil(runs[a], "\(input): random-next A is not whole sentences: \(a)")
+                XCTAssertNotNil(runs[b], "\(input): random-next B is not whole sentences: \(b)")
+            } else if let whole = runs[a + b] {
+                // Real next: A then B, consecutive text of one document, split at a sentence boundary
+                // unless the chunk was a single sentence (then at a random token).
+                if whole.first != whole.last {
+                    let first = runs[a]
+                    XCTAssertTrue(first.map { $0.doc == whole.doc && $0.first == whole.first && $0.last < whole.last } ?? false,
+                                  "\(input): A is not split from B at a sentence boundary: \(a) | \(b)")
+                }
+            } else {
+                XCTFail("\(input): a real-next pair is not consecutive sentences of one document: \(a) | \(b)")
+            }
+            used.formUnion([a, b, a + b])
+        }
+        // Every sentence of the input is in some pair.
+        for sentence in docs.joined() {
+            XCTAssertTrue(used.contains { InstanceText.contains($0, sentence) }, "\(input): sentence \(sentence) is in no pair")
+        }
+        // NSP is balanced: single-sentence chunks are split for a real next half of the time.
+        XCTAssertEqual(Double(randomNext) / Double(lines.count), 0.5, accuracy: 0.1, "\(input): \(randomNext) random of \(lines.count)")
+    }
+
     /// `kill -9` at several moments of `bert shards`: what is left is never taken for a complete
     /// shard set, and running the command again gives the output of an uninterrupted run.
     func testKillNineThenRerunGivesTheSameShards() throws {
@@ -158,22 +244,19 @@ final class ShardsCommandTests: XCTestCase {
         XCTAssertFalse(tokens.joined().contains("\u{FFFD}"), "invalid UTF-8 is dropped, as by the tokenizer")
         XCTAssertTrue(tokens.contains { $0.contains("bad") && $0.contains("bytes") }, "the rest of that line is kept")
 
-        // Free text through ICU's sentence breaks, and JSONL (always ICU): both give instances.
-        try Data("First sentence. Second one! Third? Fourth.\n\nAnother document. With two.\n".utf8).write(to: URL(fileURLWithPath: dir + "/free.txt"))
-        try Data("{\"text\": \"One. Two. Three.\"}\n{\"text\": \"Four. Five.\"}\n".utf8).write(to: URL(fileURLWithPath: dir + "/docs.jsonl"))
-        for (input, extra) in [("free.txt", ["--sentence-split", "icu"]), ("docs.jsonl", [])] {
-            let out = dir + "/out-" + input
-            let run = try runBert(["shards", "--input", dir + "/" + input, "--vocab", Fixtures.uncasedVocab, "--output", out] + extra)
-            XCTAssertEqual(run.status, 0, run.stderr)
-            let st = try runBert(["inspect", out, "--stats", "--json"])
-            let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: st.stdout) as? [String: Any])
-            XCTAssertGreaterThan(try XCTUnwrap(obj["instances"] as? Int), 0, input)
-        }
         // No text at all: a clear error, exit 2, no index.
         try Data("\n\n  \n".utf8).write(to: URL(fileURLWithPath: dir + "/empty.txt"))
         let empty = try runBert(["shards", "--input", dir + "/empty.txt", "--vocab", Fixtures.uncasedVocab, "--output", dir + "/none"])
         XCTAssertEqual(empty.status, 2, empty.stderr)
         XCTAssertTrue(empty.stderr.contains("empty.txt"), empty.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/none/index.json"))
+    }
+}
+
+enum InstanceText {
+    /// Whether `needle` occurs contiguously in `haystack`.
+    static func contains(_ haystack: [Int], _ needle: [Int]) -> Bool {
+        guard needle.count <= haystack.count else { return false }
+        return (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<($0 + needle.count)]) == needle }
     }
 }

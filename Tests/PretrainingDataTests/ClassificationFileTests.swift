@@ -85,15 +85,27 @@ final class ExampleStoreTests: XCTestCase {
     func testStoreHoldsTheTokenizerEncodingAndPads() throws {
         let dir = Fixtures.temporaryDirectory()
         let tsv = dir.appendingPathComponent("d.tsv").path
-        try Data("text\ttext_b\tlabel\nHello world!\tA second text.\tyes\nUnwanted running, much longer text here\tshort\tno\nthird\tx\tyes\n".utf8)
+        // Five rows; `include` leaves out the two labelled "skip" (one first, one between kept rows).
+        try Data(("text\ttext_b\tlabel\nleft out first\tz\tskip\nHello world!\tA second text.\tyes\nleft out too\tz\tskip\n"
+                  + "Unwanted running, much longer text here\tshort\tno\nthird\tx\tyes\n").utf8)
             .write(to: URL(fileURLWithPath: tsv))
         let tokenizer = BertTokenizer(vocabulary: try Vocabulary.load(path: Fixtures.uncasedVocab))
+        var offered: [String] = []
         let store = try ExampleStore.build(path: dir.appendingPathComponent("train.examples").path,
                                            reader: try ClassificationReader(path: tsv), tokenizer: tokenizer, maxLength: 8,
-                                           include: { $0.label != "skip" }, label: { $0.label == "yes" ? 1 : 0 })
+                                           include: { offered.append($0.text); return $0.label != "skip" },
+                                           label: { $0.label == "yes" ? 1 : 0 })
+        XCTAssertEqual(offered.count, 5, "every row is offered to include")
         XCTAssertEqual(store.count, 3)
         let reopened = try ExampleStore(path: store.path)
         XCTAssertEqual(reopened.count, 3)
+        // The kept rows, in order, and nothing of the skipped ones.
+        let kept = [("Hello world!", "A second text."), ("Unwanted running, much longer text here", "short"), ("third", "x")]
+        for (i, (a, b)) in kept.enumerated() {
+            XCTAssertEqual(Array(reopened.example(i).ids), tokenizer.encode(a, pair: b, maxLength: 8).ids, "example \(i) is \(a)")
+        }
+        let leftOut = tokenizer.encode("left out", maxLength: 8).ids.dropFirst().dropLast()  // without [CLS] … [SEP]
+        for i in 0..<reopened.count { XCTAssertFalse(Array(reopened.example(i).ids).contains(Int32(leftOut.first!)), "example \(i)") }
         let expected = tokenizer.encode("Unwanted running, much longer text here", pair: "short", maxLength: 8)
         let e = reopened.example(1)
         XCTAssertEqual(Array(e.ids), expected.ids)

@@ -91,7 +91,31 @@ final class InstanceTests: XCTestCase {
                        ["Mr. Smith went home. ", "He slept! ", "Did he? ", "你好。", "再见。"])
         let s = try Self.store(split: .icu)
         XCTAssertEqual(s.documentCount, 28)  // 27 whole chapters and the start of one more
-        XCTAssertGreaterThan(s.sentenceCount, 1000)
+        // ICU only places the sentence boundaries (lines of a paragraph are joined by spaces): per
+        // document the tokens are the line store's, in the same order. The boundaries are ICU's own,
+        // not the lines' ("Mr." ends a line of the sample but not a sentence), and each one that
+        // is not a document's end follows a sentence terminator, possibly closed by quotes or brackets.
+        let lines = try Self.store(split: .lines)
+        XCTAssertEqual(lines.documentCount, s.documentCount)
+        var differ = 0, notAfterTerminator: [String] = []
+        let vocab = Self.vocabulary.tokens
+        for d in 0..<s.documentCount {
+            func ends(_ store: TokenizedStore) -> (tokens: [UInt32], ends: Set<Int>) {
+                var tokens: [UInt32] = [], ends = Set<Int>()
+                for i in store.sentences(ofDocument: d) { tokens += store.tokens(ofSentence: i); ends.insert(tokens.count) }
+                return (tokens, ends)
+            }
+            let icu = ends(s), line = ends(lines)
+            XCTAssertEqual(icu.tokens, line.tokens, "document \(d)")
+            if icu.ends != line.ends { differ += 1 }
+            for e in icu.ends where e < icu.tokens.count {
+                let before = icu.tokens[..<e].reversed().map { vocab[Int($0)] }
+                let closed = before.drop { ["'", "\"", ")", "]", "’", "”", "_"].contains($0) }
+                if !["." , "!", "?"].contains(closed.first ?? "") { notAfterTerminator.append(before.prefix(4).reversed().joined(separator: " ")) }
+            }
+        }
+        XCTAssertGreaterThan(differ, 0, "ICU's boundaries are not the lines'")
+        XCTAssertEqual(notAfterTerminator, [], "boundaries not after . ! or ?")
     }
 
     static func readAll(_ path: String) throws -> [UInt8] {
@@ -276,5 +300,44 @@ final class InstanceTests: XCTestCase {
         a = [1, 2, 3, 4, 5, 6]; b = [7, 8, 9, 10, 11, 12]
         InstanceBuilder.truncatePair(&a, &b, maxTokens: 6, rng: &rng)
         XCTAssertEqual(a.count, 3); XCTAssertEqual(b.count, 3)
+    }
+
+    /// google-research/bert's truncate_seq_pair removes each token from the front or the back of the
+    /// longer side with probability 1/2: what is left is a contiguous slice of the original, and
+    /// over many seeds the number cut from the front is Binomial(cuts, 1/2).
+    func testTruncationCutsFromARandomEnd() {
+        let original = (0..<100).map { UInt32($0) }
+        let other = (1000..<1010).map { UInt32($0) }
+        let cuts = 100 + 10 - 50  // all from the longer side, A
+        var fronts: [Int] = []
+        for seed in 0..<2000 {
+            var rng = SeededGenerator(seed: UInt64(seed))
+            var a = original, b = other
+            InstanceBuilder.truncatePair(&a, &b, maxTokens: 50, rng: &rng)
+            XCTAssertEqual(b, other, "the shorter side is left alone")
+            XCTAssertEqual(a.count, 40)
+            let start = Int(a.first ?? 0)
+            XCTAssertEqual(a, Array(original[start..<(start + a.count)]), "seed \(seed): a contiguous slice")
+            fronts.append(start)
+        }
+        // Both ends get cut, and in the proportion of a fair coin: mean cuts/2 = 30, sd √(60/4) ≈ 3.9.
+        XCTAssertTrue(fronts.contains(0) == false && fronts.contains(cuts) == false, "never all from one end with 60 cuts")
+        let mean = Double(fronts.reduce(0, +)) / Double(fronts.count)
+        let variance = fronts.map { (Double($0) - mean) * (Double($0) - mean) }.reduce(0, +) / Double(fronts.count - 1)
+        XCTAssertEqual(mean, Double(cuts) / 2, accuracy: 0.5, "mean cut from the front")  // 6 standard errors (0.087)
+        XCTAssertEqual(variance, Double(cuts) / 4, accuracy: 3, "variance of the cut from the front")
+        // Both sides longer than half: the longer one is cut until they are level, then alternately (B on ties).
+        var seen = Set<[Int]>()
+        for seed in 0..<200 {
+            var rng = SeededGenerator(seed: UInt64(seed))
+            var a = (0..<30).map { UInt32($0) }, b = (100..<125).map { UInt32($0) }
+            InstanceBuilder.truncatePair(&a, &b, maxTokens: 40, rng: &rng)
+            XCTAssertEqual([a.count, b.count], [20, 20])
+            XCTAssertEqual(a, Array(UInt32(a[0])..<(UInt32(a[0]) + 20)), "A contiguous")
+            XCTAssertEqual(b, Array(UInt32(b[0])..<(UInt32(b[0]) + 20)), "B contiguous")
+            seen.insert([Int(a[0]), Int(b[0]) - 100])
+        }
+        XCTAssertTrue(seen.contains { $0[0] > 0 } && seen.contains { $0[0] < 10 }, "A (10 cuts) cut at the front and at the back")
+        XCTAssertTrue(seen.contains { $0[1] > 0 } && seen.contains { $0[1] < 5 }, "B (5 cuts) cut at the front and at the back")
     }
 }

@@ -112,12 +112,22 @@ final class ShardLoaderTests: XCTestCase {
         XCTAssertEqual(try Self.all(loader.batches(epoch: 0)).flatMap(Self.unpack), e0, "reproducible")
         let originals = Set(items.map(\.tokens))
         for inst in e0 {
-            XCTAssertEqual(inst.maskedPositions.count, masker.predictionCount(length: inst.tokens.count) - 0,
-                           "exact count unless [CLS]/[SEP] ids leave too few candidates")
             var restored = inst.tokens
             for (p, l) in zip(inst.maskedPositions, inst.maskedLabels) { restored[p] = l }
             XCTAssertTrue(originals.contains(restored), "labels are the original tokens")
+            // These random instances have [CLS] (2) and [SEP] (3) ids anywhere: only the other
+            // positions are candidates, and the count is google-research/bert's formula
+            // min(max_predictions, max(1, round(length × prob))) unless they are fewer.
+            let candidates = restored.indices.filter { restored[$0] != 2 && restored[$0] != 3 }
+            let target = min(3, max(1, Int((Double(inst.tokens.count) * 0.15).rounded(.toNearestOrEven))))
+            XCTAssertEqual(inst.maskedPositions.count, min(target, candidates.count), "\(restored)")
+            XCTAssertTrue(Set(inst.maskedPositions).isSubset(of: candidates), "never a [CLS]/[SEP] position: \(inst.maskedPositions) of \(restored)")
         }
+        // Where the candidates run out, the count is theirs: [CLS] x [SEP] [SEP] … has one.
+        var rng = SeededGenerator(seed: 4)
+        var few: [UInt32] = [2, 17, 3] + [UInt32](repeating: 3, count: 10)
+        XCTAssertEqual(masker.predictionCount(length: few.count), 2, "round(13 × 0.15) = 2")
+        XCTAssertEqual(masker.mask(&few, rng: &rng).positions, [1])
         // New masks in a new epoch: compare each instance's masks by its original tokens.
         func masks(_ insts: [TrainingInstance]) -> [[UInt32]: [Int]] {
             var out: [[UInt32]: [Int]] = [:]
