@@ -41,10 +41,12 @@ extension BertForPreTraining {
                                  mlmCorrect: mlm.correct, mlmCount: m, nspCorrect: nsp.correct, nspCount: b)
     }
 
-    /// Adds d(loss)/d(parameters) of the last forward pass to `gradients` (loss = mean MLM + mean NSP
-    /// cross-entropy). Forward upside down, one line per op (the encoder's in `Encoder.backward`).
-    /// Requires a successful `forward` first.
-    public func backward() {
+    /// Adds d(loss)/d(parameters) of the last forward pass to `gradients`, loss = mlmScale × mean MLM
+    /// + nspScale × mean NSP cross-entropy. The scales let a trainer that accumulates micro-batches
+    /// weight each by its share of the whole batch's masked positions and sequences, so that the sum
+    /// is the gradient of the whole batch's means. Forward upside down, one line per op (the encoder's
+    /// in `Encoder.backward`). Requires a successful `forward` first.
+    public func backward(mlmScale: Float = 1, nspScale: Float = 1) {
         guard let last else { preconditionFailure("BertForPreTraining.backward() without a successful forward()") }
         let (pass, m) = (last.pass, last.m)
         let (b, h, v) = (pass.b, config.hiddenSize, config.vocabSize)
@@ -56,6 +58,7 @@ extension BertForPreTraining {
 
         // MLM head
         crossEntropyBackward(dlogits: d.dlogits, logits: a.logits, logsumexp: a.mlmLse, targets: ints.maskedLabels, n: m, v: v, threads: th)
+        if mlmScale != 1 { scale(d.dlogits, count: m * v, by: mlmScale, threads: th) }
         zero(d.dtOut, count: m * h, threads: th)
         linearBackward(dinp: d.dtOut, dweight: G + word, dbias: G + w.mlmBias, dout: d.dlogits, inp: a.tOut, weight: P + word,
                        n: m, inFeatures: h, outFeatures: v, threads: th)
@@ -71,6 +74,7 @@ extension BertForPreTraining {
 
         // NSP head
         crossEntropyBackward(dlogits: d.dnsp, logits: a.nspLogits, logsumexp: a.nspLse, targets: ints.nspLabels, n: b, v: 2, threads: th)
+        if nspScale != 1 { scale(d.dnsp, count: b * 2, by: nspScale, threads: th) }
         zero(dpooled, count: b * h, threads: th)
         linearBackward(dinp: dpooled, dweight: G + w.srW, dbias: G + w.srB, dout: d.dnsp, inp: encoder.acts.pooled, weight: P + w.srW,
                        n: b, inFeatures: h, outFeatures: 2, threads: th)

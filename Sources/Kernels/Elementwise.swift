@@ -35,3 +35,11 @@ public func scatterAddRows(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointe
 public func zero(_ p: UnsafeMutablePointer<Float>, count: Int, threads: Int) {
     Parallel.forRanges(count, threads: threads, grain: 262_144) { r in (p + r.lowerBound).update(repeating: 0, count: r.count) }
 }
+
+/// p[i] *= factor for `count` floats, split over threads (each element independently, so the result
+/// does not depend on the thread count).
+public func scale(_ p: UnsafeMutablePointer<Float>, count: Int, by factor: Float, threads: Int) {
+    Parallel.forRanges(count, threads: threads, grain: 262_144) { r in
+        for i in r { p[i] *= factor }
+    }
+}

@@ -185,35 +185,38 @@ public final class Pretrainer {
         let started = Date()
         var stepsThisProcess = 0
         if step >= totalSteps { return lastCheckpoint }  // a finished run
-        var window = (loss: 0.0, mlmLoss: 0.0, nspLoss: 0.0, mlmCorrect: 0, mlmCount: 0, nspCorrect: 0, nspCount: 0, tokens: 0, updates: 0, norm: 0.0, micros: 0)
+        // Sums over the logging window; the MLM and NSP losses weighted by masked positions and
+        // sequences, so that they are the window's means whatever the micro-batch sizes.
+        var window = (loss: 0.0, mlmLossSum: 0.0, nspLossSum: 0.0, mlmCorrect: 0, mlmCount: 0, nspCorrect: 0, nspCount: 0, tokens: 0, updates: 0, norm: 0.0)
         var windowStart = Date()
-        let scale = 1 / Float(options.accumulate)
         while position.epoch < options.epochs {
             let batches = try loader.batches(epoch: position.epoch, skipping: position.instancesConsumed)
             while true {
+                // One update's micro-batches, taken first: each is weighted by its share of the update's
+                // masked positions (MLM) and sequences (NSP), so the accumulated gradient is that of one
+                // batch holding them all (google-research/bert's loss: the mean over the batch's masked
+                // positions), not the mean of the micro-batches' means.
+                var micros: [InstanceBatch] = []
+                while micros.count < options.accumulate, let batch = try batches.next() { micros.append(batch) }
+                if micros.isEmpty { break }  // end of the epoch
+                let maskedInUpdate = micros.reduce(0) { $0 + $1.maskedPositions.count }
+                let sequencesInUpdate = micros.reduce(0) { $0 + $1.size }
                 model.zeroGradients()
-                var micro = 0
                 var stepLoss = 0.0
-                while micro < options.accumulate, let batch = try batches.next() {
+                for (micro, batch) in micros.enumerated() {
                     let out = try model.forward(modelBatch(batch), dropoutSeed: dropoutSeed(step: step, micro: micro))
                     guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: lastCheckpoint) }
-                    model.backward()
-                    stepLoss += Double(out.loss)
-                    window.mlmLoss += Double(out.mlmLoss)
-                    window.nspLoss += Double(out.nspLoss)
+                    let mlmShare = micros.count == 1 ? 1 : Float(out.mlmCount) / Float(maskedInUpdate)
+                    let nspShare = micros.count == 1 ? 1 : Float(out.nspCount) / Float(sequencesInUpdate)
+                    model.backward(mlmScale: mlmShare, nspScale: nspShare)
+                    stepLoss += Double(mlmShare) * Double(out.mlmLoss) + Double(nspShare) * Double(out.nspLoss)
+                    window.mlmLossSum += Double(out.mlmLoss) * Double(out.mlmCount)
+                    window.nspLossSum += Double(out.nspLoss) * Double(out.nspCount)
                     window.mlmCorrect += out.mlmCorrect
                     window.mlmCount += out.mlmCount
                     window.nspCorrect += out.nspCorrect
                     window.nspCount += out.nspCount
                     window.tokens += batch.tokenCount
-                    window.micros += 1
-                    micro += 1
-                }
-                if micro == 0 { break }  // end of the epoch
-                if micro > 1 || options.accumulate > 1 {
-                    let g = model.gradients.baseAddress!
-                    let s = micro == options.accumulate ? scale : 1 / Float(micro)
-                    for i in 0..<model.layout.count { g[i] *= s }
                 }
                 let norm = clipGlobalNorm(model.gradients.baseAddress!, count: model.layout.count, maxNorm: options.maxGradNorm)
                 let lr = schedule.rate(at: step)
@@ -221,16 +224,16 @@ public final class Pretrainer {
                 step += 1
                 stepsThisProcess += 1
                 position = batches.position
-                window.loss += stepLoss / Double(micro)
+                window.loss += stepLoss
                 window.updates += 1
                 window.norm += norm
                 let elapsed = Date().timeIntervalSince(started)
                 if step % options.logEverySteps == 0 || step == totalSteps {
                     let seconds = Date().timeIntervalSince(windowStart)
-                    let micros = Double(max(1, window.micros))
                     let row = StepMetrics(
                         step: step, epoch: position.epoch, loss: window.loss / Double(window.updates),
-                        mlmLoss: window.mlmLoss / micros, nspLoss: window.nspLoss / micros,
+                        mlmLoss: window.mlmLossSum / Double(max(1, window.mlmCount)),
+                        nspLoss: window.nspLossSum / Double(max(1, window.nspCount)),
                         mlmAccuracy: Double(window.mlmCorrect) / Double(max(1, window.mlmCount)),
                         nspAccuracy: Double(window.nspCorrect) / Double(max(1, window.nspCount)),
                         learningRate: lr, gradientNorm: window.norm / Double(window.updates),
@@ -240,7 +243,7 @@ public final class Pretrainer {
                     onProgress?(PretrainProgress(step: step, totalSteps: totalSteps, epoch: position.epoch, loss: row.loss,
                                                  mlmAccuracy: row.mlmAccuracy ?? 0, tokensPerSecond: row.tokensPerSecond ?? 0,
                                                  elapsed: elapsed))
-                    window = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                    window = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
                     windowStart = Date()
                 }
                 if let every = options.saveEverySteps, step % every == 0 {
