@@ -58,11 +58,13 @@ corpus:
 # Unit and CLI tests (no Python needed), then parity with Hugging Face on real corpora.
 test: unit parity
 
-unit: deps
+# The tests read the embedded corpora (Corpora/generated, built from Debian packages) and, when it is
+# there, ../shared/data too: `make test SHARED=/nonexistent` runs them as a bare clone would.
+unit: deps corpus
 	$(SWIFT) build -c release --product bert
-	BERT_BINARY=$(abspath $(BERT)) $(SWIFT) test
+	BERT_BINARY=$(abspath $(BERT)) BERTKIT_SHARED_DATA=$(abspath $(SHARED)) $(SWIFT) test
 
-parity: build venv $(if $(wildcard $(SHARED)/corpus_en.txt.zst),,corpus)
+parity: build venv corpus
 	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS)
 	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(ZH_CORPUS)
 	mkdir -p $(OUT)

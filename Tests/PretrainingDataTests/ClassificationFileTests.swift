@@ -60,15 +60,39 @@ final class ClassificationFileTests: XCTestCase {
         try expect("nothing.tsv", "") { "\($0)".contains("no header") }
     }
 
+    /// A real file (../shared's sentiment file, else the embedded fortunes one) reads row for row as a
+    /// naive split of its lines on tabs says it should: TSV has no quoting.
     func testRealFileReadsEveryRow() throws {
-        let path = try XCTUnwrap(Fixtures.shared("classification_en.tsv.zst"), "../shared/data/classification_en.tsv.zst is needed (CI has it)")
+        let path = try Fixtures.classificationFile()
         let rows = try all(path)
-        XCTAssertEqual(rows.filter { $0.split == "train" }.count, 4000)
-        XCTAssertEqual(rows.filter { $0.split == "test" }.count, 1000)
-        XCTAssertEqual(Set(rows.map(\.label)), ["great", "other"])
-        let great = rows.filter { $0.split == "test" && $0.label == "great" }.count
-        XCTAssertEqual(Double(great) / 1000, 0.658, accuracy: 0.0005)
-        XCTAssertTrue(rows.contains { $0.text.hasPrefix("\"Good stuff\"") }, "a text that starts with a quote is kept as it is")
+        var bytes: [UInt8] = []
+        let source = try openInput(path)
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
+            if n == 0 { break }
+            bytes += buffer[0..<n]
+        }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(lines.first, "split\tlabel\ttext")
+        let naive = lines.dropFirst().filter { !$0.isEmpty }.map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        XCTAssertTrue(naive.allSatisfy { $0.count == 3 }, "three fields on every line")
+        XCTAssertEqual(rows.count, naive.count)
+        for (row, fields) in zip(rows, naive) where row.split != fields[0].lowercased() || row.label != fields[1] || row.text != fields[2] {
+            XCTFail("line \(row.line): \(row) is not \(fields)")
+            break
+        }
+        XCTAssertGreaterThan(Set(rows.map(\.label)).count, 1)
+        XCTAssertEqual(Set(rows.map(\.split)), ["train", "test"])
+        if path.hasSuffix("classification_en.tsv.zst") {
+            // What DATA.md documents for the shared file.
+            XCTAssertEqual(rows.filter { $0.split == "train" }.count, 4000)
+            XCTAssertEqual(rows.filter { $0.split == "test" }.count, 1000)
+            XCTAssertEqual(Set(rows.map(\.label)), ["great", "other"])
+            let great = rows.filter { $0.split == "test" && $0.label == "great" }.count
+            XCTAssertEqual(Double(great) / 1000, 0.658, accuracy: 0.0005)
+            XCTAssertTrue(rows.contains { $0.text.hasPrefix("\"Good stuff\"") }, "a text that starts with a quote is kept as it is")
+        }
     }
 }
 

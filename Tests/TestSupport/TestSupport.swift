@@ -14,11 +14,39 @@ public enum Fixtures {
     /// The real uncased BERT vocabulary (30,522 tokens) committed as a fixture.
     public static var uncasedVocab: String { path("tokenizer/bert-base-uncased-vocab.txt") }
 
-    /// `../shared/data/NAME` beside the repository, when it exists (CI has it).
+    /// `../shared/data/NAME` beside the repository, when it exists (CI has it; a bare clone does not).
+    /// `BERTKIT_SHARED_DATA` names another folder; one that does not exist hides the data, which is how
+    /// `make test SHARED=/nonexistent` checks the bare-clone path on a machine that has it.
     public static func shared(_ name: String) -> String? {
-        let p = root.deletingLastPathComponent().appendingPathComponent("shared/data/\(name)").path
+        let folder = ProcessInfo.processInfo.environment["BERTKIT_SHARED_DATA"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? root.deletingLastPathComponent().appendingPathComponent("shared/data").path
+        let p = (folder as NSString).appendingPathComponent(name)
         return FileManager.default.fileExists(atPath: p) ? p : nil
     }
+
+    /// A file of the embedded default corpora, built by `make corpus` (`Corpora/build.sh`, from Debian
+    /// packages; `make test` runs it first). Throws, saying how to build it, when it is missing.
+    public static func embedded(_ name: String) throws -> String {
+        let p = root.appendingPathComponent("Corpora/generated/\(name)").path
+        guard FileManager.default.fileExists(atPath: p) else {
+            throw FixtureMissing(description: "\(p) is missing: run `make corpus` (Corpora/build.sh) first; `make test` does")
+        }
+        return p
+    }
+
+    /// A real English corpus in google's format (one sentence per line, blank line between documents):
+    /// ../shared/data/corpus_en.txt.zst when it is there (15.6 MB), else the embedded Bibles (9 MB).
+    public static func englishCorpus() throws -> String {
+        try shared("corpus_en.txt.zst") ?? embedded("en.txt")
+    }
+
+    /// A real classification TSV (`split`, `label`, `text`): ../shared/data/classification_en.tsv.zst
+    /// when it is there, else the embedded fortunes file.
+    public static func classificationFile() throws -> String {
+        try shared("classification_en.tsv.zst") ?? embedded("fortunes.tsv")
+    }
+
+    struct FixtureMissing: Error, CustomStringConvertible { var description: String }
 
     /// A fresh temporary directory.
     public static func temporaryDirectory() -> URL {
