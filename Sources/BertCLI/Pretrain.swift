@@ -27,6 +27,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
     @Option(help: "Random seed (initialisation, data order, dropout).") var seed: UInt64 = 42
     @Option(help: "Also checkpoint every N updates.") var saveEverySteps: Int?
+    @Option(help: "Keep only the newest N step checkpoints (epoch checkpoints and latest are always kept).") var keepLast: Int?
     @Option(help: "A metrics row every N updates.") var logEverySteps = 10
     @Flag(help: "Continue from OUTPUT/latest exactly.") var resume = false
     @Flag(help: "Start again even if OUTPUT holds a run.") var overwrite = false
@@ -42,6 +43,7 @@ struct PretrainCommand: ParsableCommand {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
         if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
+        if let k = keepLast, k < 1 { throw ValidationError("--keep-last must be at least 1") }
     }
 
     func run() throws {
@@ -80,6 +82,7 @@ struct PretrainCommand: ParsableCommand {
         options.seed = seed
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         options.saveEverySteps = saveEverySteps
+        options.keepLast = keepLast
         options.logEverySteps = logEverySteps
         options.resume = resume
         options.overwrite = overwrite

@@ -170,6 +170,21 @@ public enum Checkpoint {
         return FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(stateFile)) ? dir : nil
     }
 
+    /// Removes step checkpoints (`step-NNNNNNNN`) of a run but the newest `keeping` (at least 1), never
+    /// an epoch checkpoint nor the one `latest` points to. Call it after a new checkpoint is complete.
+    public static func pruneStepCheckpoints(runDirectory: String, keeping: Int) throws {
+        let fm = FileManager.default
+        let latestTarget = (try? fm.destinationOfSymbolicLink(atPath: (runDirectory as NSString).appendingPathComponent(latestLink)))
+            .map { ($0 as NSString).lastPathComponent }
+        let steps = ((try? fm.contentsOfDirectory(atPath: runDirectory)) ?? [])
+            .filter { $0.hasPrefix("step-") && $0.dropFirst(5).allSatisfy(\.isNumber) }
+            .sorted()  // fixed-width step numbers: name order is step order
+        for name in steps.dropLast(max(1, keeping)) where name != latestTarget {
+            let path = (runDirectory as NSString).appendingPathComponent(name)
+            do { try fm.removeItem(atPath: path) } catch { throw TrainingError.io(path: path, reason: "cannot remove an old checkpoint: \(error)") }
+        }
+    }
+
     /// Reads training_state.json of a checkpoint directory.
     public static func readState(_ directory: String) throws -> TrainingState {
         let path = (directory as NSString).appendingPathComponent(stateFile)

@@ -197,8 +197,7 @@ public final class FineTuner {
             let accuracy = metrics?.accuracy ?? Double(epoch)  // without eval data the last epoch is kept
             if accuracy > best.accuracy {
                 best = (epoch + 1, accuracy, metrics)
-                try save(to: options.outputDirectory)  // the best model at the top of OUTPUT
-                try Data(name.utf8).write(to: URL(fileURLWithPath: (options.outputDirectory as NSString).appendingPathComponent("best_epoch.txt")))
+                try markBest(name)  // the best model at the top of OUTPUT
             }
         }
         return (best.epoch, best.metrics)
@@ -251,7 +250,13 @@ public final class FineTuner {
         }
     }
 
-    /// Writes a transformers-loadable BertForSequenceClassification directory (atomically).
+    /// The files of a saved model, loadable by `BertForSequenceClassification.from_pretrained`.
+    public static let modelFiles = ["model.safetensors", "config.json", "vocab.txt"]
+
+    /// Writes the model as the directory `directory` (model.safetensors, config.json with the labels,
+    /// vocab.txt), atomically: into a temporary sibling, fsynced, then renamed into place; an older
+    /// directory of that name is moved aside first and removed after. A reader finds one whole model
+    /// there, or none, never files of two epochs.
     public func save(to directory: String) throws {
         let fm = FileManager.default
         let temporary = directory + ".tmp-\(getpid())"
@@ -262,14 +267,36 @@ public final class FineTuner {
         try writeSynced(model.config.encoded(), to: temporary + "/config.json")
         try writeSynced(vocabulary, to: temporary + "/vocab.txt")
         syncPath(temporary)
-        for name in ["model.safetensors", "config.json", "vocab.txt"] {
-            let target = (directory as NSString).appendingPathComponent(name)
-            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            guard rename((temporary as NSString).appendingPathComponent(name), target) == 0 else {
-                throw TrainingError.io(path: target, reason: String(cString: strerror(errno)))
+        var aside: String? = nil
+        if fm.fileExists(atPath: directory) {
+            aside = directory + ".old-\(getpid())"
+            try? fm.removeItem(atPath: aside!)
+            guard rename(directory, aside!) == 0 else { throw TrainingError.io(path: directory, reason: String(cString: strerror(errno))) }
+        }
+        guard rename(temporary, directory) == 0 else { throw TrainingError.io(path: directory, reason: String(cString: strerror(errno))) }
+        syncPath((directory as NSString).deletingLastPathComponent)
+        if let aside { try? fm.removeItem(atPath: aside) }
+    }
+
+    /// Makes the saved epoch `name` (a directory in OUTPUT) the best model at the top of OUTPUT:
+    /// `OUTPUT/best` is a link to it, replaced by one atomic rename, and OUTPUT's model.safetensors,
+    /// config.json and vocab.txt are links through `best`, so the three always come from one epoch.
+    /// `best_epoch.txt` names it too (written after the switch).
+    func markBest(_ name: String) throws {
+        let out = options.outputDirectory
+        func link(_ target: String, as path: String) throws {
+            let temporary = path + ".tmp-\(getpid())"
+            unlink(temporary)
+            guard symlink(target, temporary) == 0, rename(temporary, path) == 0 else {
+                throw TrainingError.io(path: path, reason: String(cString: strerror(errno)))
             }
         }
-        try? fm.removeItem(atPath: temporary)
-        syncPath(directory)
+        try link(name, as: (out as NSString).appendingPathComponent("best"))
+        for file in Self.modelFiles {
+            let path = (out as NSString).appendingPathComponent(file)
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != "best/" + file { try link("best/" + file, as: path) }
+        }
+        syncPath(out)
+        try writeFileAtomically(Data(name.utf8), to: (out as NSString).appendingPathComponent("best_epoch.txt"))
     }
 }

@@ -21,6 +21,10 @@ public struct PretrainOptions: Sendable {
     public var threads = 1
     /// Also checkpoint every N updates (nil: only at the end of each epoch).
     public var saveEverySteps: Int?
+    /// Keep only the newest N step checkpoints (transformers' `save_total_limit`); older ones are
+    /// removed once a new one is complete. Epoch checkpoints and `latest`'s target are always kept.
+    /// nil keeps every one.
+    public var keepLast: Int?
     /// Log a metrics row every N updates.
     public var logEverySteps = 10
     /// Continue from RUN/latest.
@@ -277,6 +281,7 @@ public final class Pretrainer {
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state)
         lastCheckpoint = (options.runDirectory as NSString).appendingPathComponent(name)
+        if let keep = options.keepLast { try Checkpoint.pruneStepCheckpoints(runDirectory: options.runDirectory, keeping: keep) }
     }
 
     /// The loader's batch as the model's.

@@ -171,4 +171,80 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(taken.status, 2, taken.stderr)
         XCTAssertTrue(taken.stderr.contains(file) && taken.stderr.contains("not a directory"), taken.stderr)
     }
+
+    /// `--keep-last 2` with a checkpoint every 10 updates: at the end the two newest step checkpoints
+    /// and both epoch checkpoints are left, and a kill -9 then `--resume` still equals the whole run.
+    func testKeepLastPrunesOldStepCheckpoints() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func args(_ run: String) -> [String] {
+            ["pretrain", "--shards", PretrainCommandTests.base + "/shards", "--output", dir + "/" + run,
+             "--config", PretrainCommandTests.base + "/tiny.json", "--batch-size", "16", "--epochs", "2", "--save-every-steps", "10",
+             "--keep-last", "2", "--threads", "2"]
+        }
+        let whole = try runBert(args("whole"))
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir + "/whole")
+        let steps = names.filter { $0.hasPrefix("step-") }.sorted()
+        XCTAssertEqual(steps, ["step-00000130", "step-00000140"], "\(names)")  // 70 updates an epoch
+        XCTAssertTrue(names.contains("epoch-0001") && names.contains("epoch-0002"), "\(names)")
+        XCTAssertEqual(try runBert(args("whole") + ["--keep-last", "0"]).status, 2, "--keep-last 0 is refused")
+
+        let p = try startBert(args("killed"))
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, (try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/killed/latest")) != "step-00000050" {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir + "/killed").filter { $0.hasPrefix("step-") }
+        XCTAssertLessThanOrEqual(left.count, 3, "at most the two kept and one being replaced: \(left)")
+        let resumed = try runBert(args("killed") + ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/killed/epoch-0002/model.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: dir + "/whole/epoch-0002/model.safetensors")))
+    }
+
+    /// `bert finetune` keeps the best epoch at the top of OUTPUT through one link (`best`), switched by
+    /// one rename, so model.safetensors, config.json and vocab.txt there always come from one epoch;
+    /// every epoch directory is written whole under a temporary name. Killed at any moment, what is
+    /// left is whole models only.
+    func testFinetuneOutputIsSwitchedAtomically() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/d.tsv"
+        try Data(FinetuneCommandTests.separable(400, seed: 3).tsv.utf8).write(to: URL(fileURLWithPath: data))
+        func args(_ out: String) -> [String] {
+            ["finetune", "--checkpoint", FinetuneCommandTests.checkpoint, "--data", data, "--output", dir + "/" + out, "--epochs", "4",
+             "--batch-size", "8", "--max-seq-length", "16", "--learning-rate", "1e-2", "--threads", "1"]
+        }
+        let r = try runBert(args("whole"))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = dir + "/whole"
+        let best = try String(contentsOfFile: out + "/best_epoch.txt", encoding: .utf8)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: out + "/best"), best)
+        for file in ["model.safetensors", "config.json", "vocab.txt"] {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/" + file)),
+                           try Data(contentsOf: URL(fileURLWithPath: out + "/" + best + "/" + file)), file)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.contains(".tmp") || $0.contains(".old") }, [])
+
+        // Killed at several moments: each epoch directory and the top of OUTPUT hold whole models.
+        var checked = 0
+        for (i, delay) in [0.6, 1.0, 1.5, 2.2].enumerated() {
+            let killed = "killed\(i)"
+            let p = try startBert(args(killed))
+            Thread.sleep(forTimeInterval: delay)
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/" + killed)) ?? []
+            for epoch in names.filter({ $0.hasPrefix("epoch-") && !$0.contains(".") }) + (names.contains("best") ? [""] : []) {
+                let model = dir + "/" + killed + "/" + epoch
+                let predicted = try runBert(["predict", "--checkpoint", model, "--input", data, "--max-seq-length", "16"])
+                XCTAssertEqual(predicted.status, 0, "\(model) after a kill at \(delay) s: \(predicted.stderr)")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 0, "some kill came after a first epoch was saved")
+    }
 }

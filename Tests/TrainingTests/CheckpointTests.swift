@@ -20,6 +20,24 @@ final class CheckpointTests: XCTestCase {
                       batchSize: 2, accumulate: 1, epochs: 1, shardsIndexSHA256: String(repeating: "a", count: 64), adam: .init())
     }
 
+    /// `--keep-last N`: the newest N step checkpoints stay, and neither an epoch checkpoint nor
+    /// `latest`'s target is ever removed, however old.
+    func testPruneKeepsTheNewestStepsEpochsAndLatest() throws {
+        let run = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let names = ["step-00000010", "step-00000020", "step-00000030", "step-00000100", "step-00000200", "epoch-0001", "epoch-0002",
+                     ".step-00000300.tmp-1", "metrics.jsonl"]
+        for n in names { try FileManager.default.createDirectory(atPath: run + "/" + n, withIntermediateDirectories: true) }
+        try FileManager.default.createSymbolicLink(atPath: run + "/latest", withDestinationPath: "step-00000020")
+        try Checkpoint.pruneStepCheckpoints(runDirectory: run, keeping: 2)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: run)),
+                       ["step-00000020", "step-00000100", "step-00000200", "epoch-0001", "epoch-0002", ".step-00000300.tmp-1",
+                        "metrics.jsonl", "latest"])
+        try Checkpoint.pruneStepCheckpoints(runDirectory: run, keeping: 1)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix("step-") }),
+                       ["step-00000020", "step-00000200"])
+    }
+
     func testFailureWhileCheckpointingKeepsThePreviousOne() throws {
         let run = Fixtures.temporaryDirectory().path
         let m = try Self.tinyModel()
