@@ -97,3 +97,38 @@ final class LinearTests: XCTestCase {
         XCTAssertGreaterThan(Numerics.maxError(dw.map { $0 * 1.01 }, fd), fdTolerance)
     }
 }
+
+/// Exact resume rests on the same inputs giving the same bits in a fresh and in a resumed process,
+/// whose buffers may lie at other addresses. OpenBLAS packs its operands, so `gemm`'s result must not
+/// depend on where they are: here the same matrices at offsets of 0–3 floats from 64-byte alignment
+/// (run under the environment's OPENBLAS_CORETYPE; CI runs the suite with Haswell's kernels forced too).
+final class GemmAlignmentTests: XCTestCase {
+    func testResultDoesNotDependOnBufferAlignment() {
+        var rng = SeededRandom(seed: 17)
+        for (m, n, k) in [(37, 53, 61), (128, 384, 96), (512, 96, 384)] {
+            for (transA, transB) in [(false, false), (false, true), (true, false), (true, true)] {
+                let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+                let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+                var results: [[Float]] = []
+                for offset in 0..<4 {
+                    let pa = UnsafeMutableRawPointer.allocate(byteCount: (a.count + 16) * 4, alignment: 64)
+                    let pb = UnsafeMutableRawPointer.allocate(byteCount: (b.count + 16) * 4, alignment: 64)
+                    let pc = UnsafeMutableRawPointer.allocate(byteCount: (m * n + 16) * 4, alignment: 64)
+                    defer { pa.deallocate(); pb.deallocate(); pc.deallocate() }
+                    let fa = pa.bindMemory(to: Float.self, capacity: a.count + 16) + offset
+                    let fb = pb.bindMemory(to: Float.self, capacity: b.count + 16) + (3 - offset)
+                    let fc = pc.bindMemory(to: Float.self, capacity: m * n + 16) + offset
+                    fa.update(from: a, count: a.count)
+                    fb.update(from: b, count: b.count)
+                    fc.update(repeating: 0, count: m * n)
+                    gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: fa, lda: transA ? m : k,
+                         b: fb, ldb: transB ? k : n, beta: 0, c: fc, ldc: n, threads: 2)
+                    results.append(Array(UnsafeBufferPointer(start: fc, count: m * n)))
+                }
+                for r in results.dropFirst() {
+                    XCTAssertTrue(r.elementsEqual(results[0]) { $0.bitPattern == $1.bitPattern }, "m \(m) n \(n) k \(k) \(transA) \(transB)")
+                }
+            }
+        }
+    }
+}
