@@ -33,7 +33,11 @@ struct FinetuneCommand: ParsableCommand {
         commandName: "finetune",
         abstract: "Fine-tune a sequence classifier (TSV/CSV/JSONL with a header) from a BertKit or Hugging Face BERT checkpoint.")
 
-    @Option(help: "Checkpoint directory: config.json, model.safetensors [, vocab.txt].") var checkpoint: String
+    @Option(help: "Checkpoint directory: config.json, model.safetensors [, vocab.txt].") var checkpoint: String?
+    @Flag(help: ArgumentHelp("Start from a randomly initialised encoder: the baseline that shows what pre-training bought.",
+                             discussion: "Its shape and vocabulary come from --checkpoint (its weights unused), or from --config and --vocab."))
+    var fromScratch = false
+    @Option(help: "With --from-scratch: a model preset (tiny, mini, small, medium, base) or a config.json.") var config: String?
     @Option(help: "Training file (rows with split train, or all rows when there is no split column).") var data: String
     @Option(help: "Evaluation file (default: the data's dev or test split, else --eval-fraction of it).") var eval: String?
     @Option(help: "Output directory: the best model, epoch-N copies, metrics.jsonl, TensorBoard events.") var output: String
@@ -55,17 +59,48 @@ struct FinetuneCommand: ParsableCommand {
         if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
         if !(0..<1).contains(evalFraction) { throw ValidationError("--eval-fraction must be in [0, 1)") }
         if file.maxSeqLength < 3 { throw ValidationError("--max-seq-length must be at least 3") }
+        if fromScratch {
+            if checkpoint == nil && (config == nil || file.vocab == nil) {
+                throw ValidationError("--from-scratch needs --checkpoint (for its config and vocabulary) or --config and --vocab")
+            }
+            if checkpoint != nil && config != nil { throw ValidationError("--from-scratch takes --checkpoint or --config, not both") }
+        } else {
+            if checkpoint == nil { throw ValidationError("give --checkpoint (or --from-scratch for a randomly initialised encoder)") }
+            if config != nil { throw ValidationError("--config is for --from-scratch; a checkpoint brings its own config.json") }
+        }
+    }
+
+    /// The encoder to start from: a checkpoint's weights, or (--from-scratch) a random one of its shape.
+    func source() throws -> PretrainedSource {
+        if !fromScratch { return try PretrainedSource(directory: checkpoint!, vocabulary: file.vocab) }
+        if let checkpoint {
+            let loaded = try PretrainedSource(directory: checkpoint, vocabulary: file.vocab)
+            return try PretrainedSource(randomlyInitialized: loaded.config, vocabulary: loaded.vocabularyPath,
+                                        description: "random init shaped as \(checkpoint)")
+        }
+        let vocabPath = file.vocab!
+        let vocabulary = try Vocabulary.load(path: vocabPath)
+        let name = config!
+        let cfg: BertConfig
+        if FileManager.default.fileExists(atPath: name) {
+            cfg = try BertConfig.load(path: name)
+        } else {
+            cfg = try BertConfig.preset(name, vocabSize: vocabulary.count)
+        }
+        try cfg.validate(path: name)
+        return try PretrainedSource(randomlyInitialized: cfg, vocabulary: vocabPath, description: "random init (\(name))")
     }
 
     func run() throws {
         let started = Date()
-        let source = try PretrainedSource(directory: checkpoint, vocabulary: file.vocab)
+        let source = try source()
+        let origin = source.directory
         guard file.maxSeqLength <= source.config.maxPositionEmbeddings else {
             throw UsageError("--max-seq-length \(file.maxSeqLength) is more than the model's max_position_embeddings \(source.config.maxPositionEmbeddings)")
         }
         let tokenizer = try file.tokenizer(source.vocabularyPath)
         guard tokenizer.vocabulary.count == source.config.vocabSize else {
-            throw UsageError("\(source.vocabularyPath): \(tokenizer.vocabulary.count) tokens, but \(checkpoint)/config.json has vocab_size \(source.config.vocabSize)")
+            throw UsageError("\(source.vocabularyPath): \(tokenizer.vocabulary.count) tokens, but the config of \(origin) has vocab_size \(source.config.vocabSize)")
         }
         // Which rows train and which evaluate.
         let columns = file.columns()
@@ -128,7 +163,7 @@ struct FinetuneCommand: ParsableCommand {
         options.seed = seed
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         let tuner = try FineTuner(options: options, source: source, labels: labels, train: train, eval: evalStore)
-        log("bert finetune: \(checkpoint) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation"
+        log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation"
             + (evalSplit.map { " (split \($0))" } ?? eval.map { " (\($0))" } ?? " (held out \(evalFraction))")
             + ", labels \(labels.joined(separator: ", ")), \(epochs) epochs, \(options.threads) threads")
         let progress = ProgressReporter(label: "finetune")
@@ -142,7 +177,7 @@ struct FinetuneCommand: ParsableCommand {
         }
         let best = try tuner.run()
         progress.finish()
-        var summary: [String: Any] = ["output": output, "best_epoch": best.epoch, "labels": labels, "train_examples": train.count,
+        var summary: [String: Any] = ["output": output, "source": origin, "from_scratch": fromScratch, "best_epoch": best.epoch, "labels": labels, "train_examples": train.count,
                                       "seconds": Date().timeIntervalSince(started)]
         if let m = best.metrics { summary["eval"] = m.jsonObject() }
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
@@ -169,7 +204,7 @@ func loadClassifier(_ directory: String, maxBatch: Int, maxSeqLength: Int, threa
     let labels = (0..<id2label.count).map { id2label[String($0)] ?? "LABEL_\($0)" }
     let model = try BertForSequenceClassification(config: source.config, numLabels: labels.count, maxBatch: maxBatch,
                                                   maxSeqLength: min(maxSeqLength, source.config.maxPositionEmbeddings), threads: threads)
-    try Checkpoint.loadParameters(from: source.weights, layout: model.layout, into: model.parameters)
+    try Checkpoint.loadParameters(from: source.weights!, layout: model.layout, into: model.parameters)  // a directory always has weights
     return (model, labels)
 }
 
@@ -248,7 +283,7 @@ struct EvaluateCommand: ParsableCommand {
             let loader = try ShardLoader(set: set, options: .init(batchSize: batchSize, seed: 0), masker: masker)
             let model = try BertForPreTraining(config: source.config, maxBatch: batchSize, maxSeqLength: p.maxSeqLength,
                                                maxMaskedPositions: batchSize * p.maxPredictionsPerSeq, threads: threads)
-            try Checkpoint.loadParameters(from: source.weights, layout: model.layout, into: model.parameters)
+            try Checkpoint.loadParameters(from: source.weights!, layout: model.layout, into: model.parameters)  // a directory always has weights
             let r = try PretrainingEvaluation.run(model: model, loader: loader, limit: limit)
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys]

@@ -105,6 +105,19 @@ struct RunCommand: ParsableCommand {
                 }
             }
         }
+        if !file.gains.isEmpty { text += "\n-- what pre-training bought (fine-tuned from the pre-trained encoder vs from a random one)\n" }
+        for gain in file.gains {
+            func value(_ path: String) -> Double? {
+                guard let data = FileManager.default.contents(atPath: path),
+                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+                return (object[gain.metric] as? NSNumber)?.doubleValue
+            }
+            if let a = value(gain.pretrained), let b = value(gain.baseline) {
+                text += String(format: "  %@: pre-trained %.4f, from scratch %.4f, gain %+.1f points\n", gain.name, a, b, 100 * (a - b))
+            } else {
+                text += "  \(gain.name): missing \(gain.metric) in \(gain.pretrained) or \(gain.baseline)\n"
+            }
+        }
         print(text, terminator: "")
         try writeFileAtomically(Data(text.utf8), to: out + "/report.txt")
     }
@@ -115,8 +128,15 @@ struct PipelineFile {
     var name: String
     var output: String
     var stages: [PipelineStage]
+    /// Comparisons for the report: a metric of two evaluation JSON files, from the pre-trained encoder
+    /// and from the random-init baseline, and the difference in points.
+    var gains: [Gain] = []
 
-    static let keys: Set<String> = ["name", "output", "stages", "description"]
+    struct Gain {
+        var name: String, metric: String, pretrained: String, baseline: String
+    }
+
+    static let keys: Set<String> = ["name", "output", "stages", "description", "gains"]
     static let stageKeys: Set<String> = ["name", "command", "args", "run", "outputs", "report", "description"]
 
     static func load(_ path: String) throws -> PipelineFile {
@@ -193,7 +213,20 @@ struct PipelineFile {
             }
             stages.append(stage)
         }
-        return PipelineFile(name: name, output: output, stages: stages)
+        var gains: [Gain] = []
+        for (i, g) in (object["gains"] as? [Any] ?? []).enumerated() {
+            func expand(_ v: String) -> String {
+                let e = v.replacingOccurrences(of: "${out}", with: output).replacingOccurrences(of: "${root}", with: root)
+                return e.hasPrefix("/") ? e : (root as NSString).appendingPathComponent(e)
+            }
+            guard let g = g as? [String: Any], let gainName = g["name"] as? String, let metric = g["metric"] as? String,
+                  let pretrained = g["pretrained"] as? String, let baseline = g["baseline"] as? String, g.count == 4 else {
+                throw UsageError("\(path): gains[\(i)] must be an object with the strings name, metric, pretrained and baseline (evaluation JSON files)")
+            }
+            gains.append(Gain(name: gainName, metric: metric, pretrained: expand(pretrained), baseline: expand(baseline)))
+        }
+        if object["gains"] != nil && !(object["gains"] is [Any]) { throw UsageError("\(path): \"gains\" must be a list") }
+        return PipelineFile(name: name, output: output, stages: stages, gains: gains)
     }
 }
 

@@ -34,10 +34,25 @@ public struct FineTuneOptions: Sendable {
 /// directory (config.json + model.safetensors [+ vocab.txt]), with or without the `bert.` prefix,
 /// with or without pre-training heads (ignored) or a classifier (replaced).
 public struct PretrainedSource {
+    /// Where the config (and weights) came from: a checkpoint directory, or a description.
     public var directory: String
     public var config: BertConfig
-    public var weights: SafetensorsFile
+    /// The encoder's weights; nil for a randomly initialised encoder (the from-scratch baseline).
+    public var weights: SafetensorsFile?
     public var vocabularyPath: String
+
+    /// No pre-trained weights: an encoder of `config` with Hugging Face's initialisation (normal(0,
+    /// initializer_range), seeded by the fine-tuning seed) and `vocabulary`. Fine-tuning it is the
+    /// baseline that says what pre-training bought.
+    public init(randomlyInitialized config: BertConfig, vocabulary: String, description: String) throws {
+        guard FileManager.default.fileExists(atPath: vocabulary) else {
+            throw TrainingError.invalidSetting(name: "--vocab", reason: "\(vocabulary) does not exist")
+        }
+        directory = description
+        self.config = config
+        weights = nil
+        vocabularyPath = vocabulary
+    }
 
     /// Reads and checks a checkpoint directory; `vocabulary` overrides its vocab.txt.
     public init(directory: String, vocabulary: String? = nil) throws {
@@ -90,22 +105,22 @@ public final class FineTuner {
         model = try BertForSequenceClassification(config: config, numLabels: labels.count, maxBatch: options.batchSize,
                                                   maxSeqLength: options.maxSeqLength, threads: options.threads)
         model.initialize(seed: options.seed)
-        try FineTuner.loadEncoder(into: model, from: source)
+        if let weights = source.weights { try FineTuner.loadEncoder(into: model, from: weights) }
         Parallel.setBLASThreads(options.threads)
     }
 
     /// Copies the encoder (and pooler, when present) from a checkpoint; the classifier stays newly initialised
     /// unless the checkpoint has one of the same shape. Checks that the config matches the weights.
-    static func loadEncoder(into model: BertForSequenceClassification, from source: PretrainedSource) throws {
+    static func loadEncoder(into model: BertForSequenceClassification, from weights: SafetensorsFile) throws {
         let classifier: Set<String> = ["classifier.weight", "classifier.bias"]
         var optional: Set<String> = classifier
-        if !source.weights.contains("bert.pooler.dense.weight") && !source.weights.contains("pooler.dense.weight") {
+        if !weights.contains("bert.pooler.dense.weight") && !weights.contains("pooler.dense.weight") {
             optional.formUnion(["bert.pooler.dense.weight", "bert.pooler.dense.bias"])  // as transformers: initialised anew
         }
-        try Checkpoint.loadParameters(from: source.weights, layout: model.layout, into: model.parameters, ignoring: optional)
-        for name in classifier where source.weights.contains(name) {
-            if let e = model.layout.entry(named: name), (try? source.weights.info(name).shape) == e.shape {
-                try source.weights.copyFloats(name, into: UnsafeMutableBufferPointer(rebasing: model.parameters[e.range]))
+        try Checkpoint.loadParameters(from: weights, layout: model.layout, into: model.parameters, ignoring: optional)
+        for name in classifier where weights.contains(name) {
+            if let e = model.layout.entry(named: name), (try? weights.info(name).shape) == e.shape {
+                try weights.copyFloats(name, into: UnsafeMutableBufferPointer(rebasing: model.parameters[e.range]))
             }
         }
     }

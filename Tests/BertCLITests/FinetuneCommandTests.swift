@@ -88,6 +88,36 @@ final class FinetuneCommandTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: grouped + "/model.safetensors"))
     }
 
+    /// `--from-scratch`: the baseline starts from a random encoder of the checkpoint's shape and
+    /// vocabulary, the checkpoint's weights unused: the same bytes as from `--config` and `--vocab`
+    /// (the same seed), and other bytes than fine-tuning from the checkpoint with the same settings.
+    func testFromScratchBaseline() throws {
+        let data = try write(Self.separable(64, seed: 4).tsv, "d.tsv")
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["--data", data, "--epochs", "1", "--batch-size", "8", "--max-seq-length", "16", "--learning-rate", "1e-3",
+                      "--threads", "1"]
+        func model(_ out: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + out + "/epoch-0001/model.safetensors")) }
+        let shaped = try runBert(["finetune", "--from-scratch", "--checkpoint", Self.checkpoint, "--output", dir + "/shaped"] + common)
+        XCTAssertEqual(shaped.status, 0, shaped.stderr)
+        let config = (Self.checkpoint as NSString).appendingPathComponent("config.json")
+        let vocab = (Self.checkpoint as NSString).appendingPathComponent("vocab.txt")
+        let given = try runBert(["finetune", "--from-scratch", "--config", config, "--vocab", vocab, "--output", dir + "/given"] + common)
+        XCTAssertEqual(given.status, 0, given.stderr)
+        let pretrained = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--output", dir + "/pretrained"] + common)
+        XCTAssertEqual(pretrained.status, 0, pretrained.stderr)
+        XCTAssertEqual(try model("shaped"), try model("given"), "a random encoder of one config and seed, whichever way it is named")
+        XCTAssertNotEqual(try model("shaped"), try model("pretrained"), "the checkpoint's weights are not used from scratch")
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/shaped/finetune_summary.json"))) as? [String: Any])
+        XCTAssertEqual(summary["from_scratch"] as? Bool, true)
+        // Refusals: nothing to shape the encoder, or --config without --from-scratch.
+        let nothing = try runBert(["finetune", "--from-scratch", "--output", dir + "/x"] + common)
+        XCTAssertEqual(nothing.status, 2, nothing.stderr)
+        XCTAssertTrue(nothing.stderr.contains("--from-scratch needs"), nothing.stderr)
+        let stray = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--config", config, "--output", dir + "/y"] + common)
+        XCTAssertEqual(stray.status, 2, stray.stderr)
+    }
+
     func testRefusals() throws {
         let out = Fixtures.temporaryDirectory().path
         func expect(_ args: [String], _ fragments: [String]) throws {

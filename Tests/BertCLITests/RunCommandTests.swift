@@ -36,6 +36,35 @@ final class RunCommandTests: XCTestCase {
         return path
     }
 
+    /// A pipeline's "gains" compare a metric of two evaluation files (pre-trained against the
+    /// from-scratch baseline) and print the difference in points; a malformed entry is refused.
+    func testGainsInTheReport() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = """
+        {"name": "gains", "output": "\(dir)/out", "stages": [
+          {"name": "a", "run": ["/bin/sh", "-c", "echo '{\\"accuracy\\": 0.6125, \\"macro_f1\\": 0.4}' > \(dir)/out/a.json"],
+           "outputs": ["${out}/a.json"]},
+          {"name": "b", "run": ["/bin/sh", "-c", "echo '{\\"accuracy\\": 0.5, \\"macro_f1\\": 0.45}' > \(dir)/out/b.json"],
+           "outputs": ["${out}/b.json"]}
+        ], "gains": [
+          {"name": "accuracy here", "metric": "accuracy", "pretrained": "${out}/a.json", "baseline": "${out}/b.json"},
+          {"name": "macro-F1 here", "metric": "macro_f1", "pretrained": "${out}/a.json", "baseline": "${out}/b.json"}
+        ]}
+        """
+        try Data(file.utf8).write(to: URL(fileURLWithPath: dir + "/p.json"))
+        let r = try runBert(["run", dir + "/p.json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdoutText.contains("accuracy here: pre-trained 0.6125, from scratch 0.5000, gain +11.2 points")
+                      || r.stdoutText.contains("accuracy here: pre-trained 0.6125, from scratch 0.5000, gain +11.3 points"), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("macro-F1 here: pre-trained 0.4000, from scratch 0.4500, gain -5.0 points"), r.stdoutText)
+        let bad = file.replacingOccurrences(of: #""metric": "macro_f1", "#, with: "")
+        try Data(bad.utf8).write(to: URL(fileURLWithPath: dir + "/bad.json"))
+        let refused = try runBert(["run", dir + "/bad.json"])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("gains[1]"), refused.stderr)
+    }
+
     func testRunSkipAndFinishAfterKill() throws {
         let dir = Fixtures.temporaryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
