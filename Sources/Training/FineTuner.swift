@@ -306,11 +306,13 @@ public final class FineTuner {
                 throw TrainingError.io(path: path, reason: String(cString: strerror(errno)))
             }
         }
-        try link(name, as: (out as NSString).appendingPathComponent("best"))
+        // The file links first (they resolve once `best` exists), then `best` itself: a reader finds
+        // no model at the top of OUTPUT, or one whole epoch's.
         for file in Self.modelFiles {
             let path = (out as NSString).appendingPathComponent(file)
             if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != "best/" + file { try link("best/" + file, as: path) }
         }
+        try link(name, as: (out as NSString).appendingPathComponent("best"))
         syncPath(out)
         try writeFileAtomically(Data(name.utf8), to: (out as NSString).appendingPathComponent("best_epoch.txt"))
     }
