@@ -20,9 +20,10 @@ public struct TextChunk: Sendable {
 /// 2. else after the last ASCII punctuation byte other than `[` (BERT splits every punctuation
 ///    character into a word of its own; `[` is left alone so that `[MASK]` and the like stay whole);
 /// 3. else, when the window is one run of ASCII letters and digits and at least `longWordWindow` bytes
-///    long, that run is a single word of at least that many characters, far over WordPiece's 100-character limit, so it is `[UNK]` whatever
-///    follows: the window is handed out as it is and the rest of the run is skipped, without being
-///    held in memory;
+///    long, that run is a single word of at least that many characters, far over WordPiece's
+///    100-character limit, so it is `[UNK]` whatever follows: the window is handed out as it is and
+///    the rest of the run is skipped, without being held in memory (a run that goes on in non-ASCII
+///    letters becomes a second word there: the one inexact case, for words of over `longWordWindow`);
 /// 4. else (no break at all in a window of non-ASCII text) at the last UTF-8 character boundary.
 /// With `wholeLines`, long lines are not cut; a line over `maxLineBytes` is an error instead.
 public final class LineChunker {
