@@ -48,7 +48,8 @@ Recipe (mirrors `bert pretrain`'s options and Sources/Training/{Pretrainer,AdamW
     (BertKit's LinearSchedule = transformers' get_linear_schedule_with_warmup; update 0 has rate 0);
   - loss = mean MLM cross-entropy over the batch's masked positions (the hidden states at
     masked_lm_positions are gathered before the MLM head, as NVIDIA's BERT and BertKit do; checked once,
-    on the first batch in eval mode, against transformers' own loss with labels -100 elsewhere)
+    on the first 8 instances of the first batch in eval mode, against transformers' own loss with labels
+    -100 elsewhere)
     + mean NSP cross-entropy; a batch without masked positions has MLM loss 0;
   - global-norm clipping: norm = sqrt(sum of squares) over all gradients (summed in float64); when
     norm > --max-grad-norm, every gradient is scaled by max_norm / norm (tf.clip_by_global_norm;
@@ -359,8 +360,18 @@ def stock_loss(model, batch) -> torch.Tensor:
                  next_sentence_label=batch["next_sentence_label"]).loss
 
 
-def check_gathered_loss(model, batch) -> dict:
-    """Eval mode (no dropout): the gathered loss must equal transformers' loss."""
+def head_of_batch(batch, n: int) -> dict:
+    """The first n instances of a batch."""
+    keep = batch["masked_rows"] < n
+    out = {k: batch[k][:n] for k in ("input_ids", "token_type_ids", "attention_mask", "next_sentence_label")}
+    out.update({k: batch[k][keep] for k in ("masked_rows", "masked_positions", "masked_labels")})
+    return out
+
+
+def check_gathered_loss(model, batch, rows: int = 8) -> dict:
+    """Eval mode (no dropout), on the batch's first `rows` instances (transformers' loss runs the MLM
+    head at every position: B x T x V logits): the gathered loss must equal transformers' loss."""
+    batch = head_of_batch(batch, rows)
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -370,7 +381,8 @@ def check_gathered_loss(model, batch) -> dict:
     model.train(was_training)
     diff = abs(ours_loss - stock)
     ok = ours["mlm_count"] > 0 and diff <= 1e-5 * max(1.0, abs(stock))
-    return dict(gathered=ours_loss, transformers=stock, abs_diff=diff, masked_positions=ours["mlm_count"], ok=ok)
+    return dict(gathered=ours_loss, transformers=stock, abs_diff=diff, instances=int(batch["input_ids"].shape[0]),
+                masked_positions=ours["mlm_count"], ok=ok)
 
 
 def check_ties(model) -> None:
@@ -530,10 +542,11 @@ def self_test() -> int:
         np.array(sum(ids, []), dtype=np.uint16), np.cumsum([0] + [len(x) for x in ids]).astype(np.int64),
         np.array([4, 3, 3], dtype=np.int32), np.array([1, 5, 2], dtype=np.int32), np.array([40, 41, 42], dtype=np.int32),
         np.array([0, 2, 3, 3], dtype=np.int64), np.array([0, 1, 1], dtype=np.int8))
-    check = check_gathered_loss(model, make_batch(data, np.arange(3)))
-    print(json.dumps({"check": "gathered_loss_vs_transformers", **check}))
-    if not check["ok"]:
-        failures.append("gathered loss")
+    for rows in (3, 1):  # the whole batch (a row without masks, padding), and its head
+        check = check_gathered_loss(model, make_batch(data, np.arange(3)), rows=rows)
+        print(json.dumps({"check": "gathered_loss_vs_transformers", **check}))
+        if not check["ok"]:
+            failures.append("gathered loss")
     # 5. clipping = tf.clip_by_global_norm.
     p = torch.nn.Parameter(torch.zeros(2))
     p.grad = torch.tensor([3.0, 4.0])
@@ -553,12 +566,20 @@ def self_test() -> int:
 # Training
 # ---------------------------------------------------------------------------------------------------
 
+def write_model(model, vocab_path: Path, directory: Path) -> None:
+    """save_pretrained (config.json, model.safetensors) + vocab.txt, files readable by all."""
+    model.save_pretrained(str(directory), safe_serialization=True)
+    shutil.copyfile(vocab_path, directory / "vocab.txt")
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        os.chmod(directory / name, 0o644)
+
+
 def save_model(model, vocab_path: Path, directory: Path) -> None:
+    """write_model into a temporary sibling, then renamed to `directory`."""
     tmp = directory.with_name(directory.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    shutil.copyfile(vocab_path, tmp / "vocab.txt")
+    write_model(model, vocab_path, tmp)
     if directory.exists():
         shutil.rmtree(directory)
     tmp.rename(directory)
@@ -572,6 +593,8 @@ def train(args) -> int:
         pass
     from transformers import BertForPreTraining
     import transformers
+
+    transformers.utils.logging.disable_progress_bar()
 
     shards: Path = args.shards
     index_path, vocab_path = shards / "index.json", shards / "vocab.txt"
@@ -628,6 +651,8 @@ def train(args) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if args.config or args.init:
+        settings["model"] = None  # the preset's default does not apply
     control = {
         "settings": settings, "bert": bert, "config_source": config_name, "config": config.to_dict(),
         "instances": len(data), "total_steps": total, "warmup_steps": warmup, "parameters": n_params,
@@ -654,7 +679,7 @@ def train(args) -> int:
             if not checked:
                 check = check_gathered_loss(model, micros[0])
                 control["first_batch_loss_check"] = check
-                log(f"first batch, eval mode: gathered loss {check['gathered']:.6f}, transformers' loss "
+                log(f"first batch, {check['instances']} instances, eval mode: gathered loss {check['gathered']:.6f}, transformers' loss "
                     f"{check['transformers']:.6f}, |diff| {check['abs_diff']:.2e}")
                 if not check["ok"]:
                     raise RuntimeError("the gathered MLM loss differs from transformers' loss on the first batch")
@@ -672,7 +697,7 @@ def train(args) -> int:
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"non-finite loss at update {step + 1}")
                 loss.backward()
-                mlm_v, nsp_v = float(o["mlm"]), float(o["nsp"])
+                mlm_v, nsp_v = float(o["mlm"].detach()), float(o["nsp"].detach())
                 step_loss += mlm_share * mlm_v + nsp_share * nsp_v
                 window["mlm_sum"] += mlm_v * o["mlm_count"]
                 window["nsp_sum"] += nsp_v * o["nsp_count"]
@@ -710,8 +735,7 @@ def train(args) -> int:
         if at >= len(chunks) and args.save_epochs:
             save_model(model, vocab_path, out / f"epoch-{epoch + 1:04d}")
     metrics.close()
-    model.save_pretrained(str(out), safe_serialization=True)
-    shutil.copyfile(vocab_path, out / "vocab.txt")
+    write_model(model, vocab_path, out)
     control["steps"] = step
     control["train_seconds"] = time.time() - train_start
     (out / "control.json").write_text(json.dumps(control, indent=2, sort_keys=True, default=str) + "\n")
