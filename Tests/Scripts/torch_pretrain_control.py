@@ -1,0 +1,817 @@
+#!/usr/bin/env python3
+"""PyTorch control for `bert pretrain`: the same recipe, run by transformers' BertForPreTraining.
+
+What it is for. BertKit's pre-training must pay at least as much as PyTorch's with the same recipe:
+for every recipe tried with `bert pretrain`, run this script with the same shards, model and options,
+fine-tune both results the same way (`bert finetune --checkpoint DIR ...`) and compare. A BertKit
+recipe that only looks good because BertKit's trainer has a bug, or that is worse than what the
+textbook implementation gets from the same data, shows up here.
+
+Data: the instances of a BertKit shard directory, exactly as `bert pretrain` sees them (static masks),
+read from `BERT inspect SHARDS --json --limit 0` (one JSON object per line with input_ids,
+segment_ids, masked_lm_positions, masked_lm_labels, next_sentence_label). The JSON stream is parsed
+line by line, but the instances are then held in memory, packed into flat arrays (token ids as uint16
+when the vocabulary allows, a segment-A length per instance, masked positions and labels, NSP labels):
+about 2 bytes per token plus 4 per masked position, so ~30 MB for 100k instances of 128 tokens. Holding
+them is what makes a per-epoch shuffle of the whole set possible. Shards with dynamic masking are
+refused (inspect shows their instances unmasked; the masks are drawn by BertKit's loader).
+
+Model: transformers' BertForPreTraining (decoder tied to the word embeddings, its bias tied to
+cls.predictions.bias), from
+  --model tiny|mini|small|medium|base   BertKit's presets (BertConfig.preset in
+                                        Sources/BertModel/BertConfig.swift): tiny L2 H128 A2, mini L4 H256 A4
+                                        (the default, as in `bert pretrain`), small L4 H512 A8, medium L8 H512 A8,
+                                        base L12 H768 A12; intermediate 4H, gelu (erf), dropout 0.1/0.1,
+                                        512 positions, 2 token types, init range 0.02, LayerNorm eps 1e-12;
+  --config FILE                         a Hugging Face config.json (missing keys take bert-base's values,
+                                        as in BertKit; vocab_size must equal vocab.txt's size);
+  --init DIR                            config.json and model.safetensors of a checkpoint (a BertKit
+                                        checkpoint or this script's output): start from those weights.
+then, as `bert pretrain` does: --dropout D sets hidden and attention dropout, pad_token_id = the id of
+[PAD] in SHARDS/vocab.txt, max_position_embeddings = max(config's, the shards' max_seq_length).
+Initialisation (without --init): transformers' _init_weights under torch.manual_seed(--seed): normal(0,
+initializer_range) weights and embeddings, the [PAD] row zeroed, zero biases, LayerNorm 1/0 -- the same
+distributions as BertKit's initialize(seed:), not the same numbers.
+For the same initial weights, give BertKit's first checkpoint: `bert pretrain ... --max-steps 1` trains
+one update at learning rate 0 (the first warm-up step), so OUTPUT/step-00000001 (or epoch-0001 when one
+batch is the whole epoch) holds its initialisation; pass it as --init (its Adam moments are not used).
+
+Recipe (mirrors `bert pretrain`'s options and Sources/Training/{Pretrainer,AdamW}.swift):
+  - --epochs, --batch-size, --accumulate (micro-batches per update; each micro-batch's MLM and NSP losses
+    weighted by its share of the update's masked positions and sequences, so the gradient is that of
+    one batch holding them all; an update never spans two epochs), --max-steps (at most this many
+    updates in all; the schedule decays to 0 there);
+  - updates = min(ceil(ceil(instances / batch) / accumulate) * epochs, --max-steps); the last batch of an
+    epoch may be smaller (no drop_last);
+  - learning rate of update k (from 0): lr * k / max(1, W) for k < W, else
+    lr * max(0, (updates - k) / max(1, updates - W)), W = --warmup-steps or max(1, updates // 10)
+    (BertKit's LinearSchedule = transformers' get_linear_schedule_with_warmup; update 0 has rate 0);
+  - loss = mean MLM cross-entropy over the batch's masked positions (the hidden states at
+    masked_lm_positions are gathered before the MLM head, as NVIDIA's BERT and BertKit do; checked once,
+    on the first 8 instances of the first batch in eval mode, against transformers' own loss with labels
+    -100 elsewhere)
+    + mean NSP cross-entropy; a batch without masked positions has MLM loss 0;
+  - global-norm clipping: norm = sqrt(sum of squares) over all gradients (summed in float64); when
+    norm > --max-grad-norm, every gradient is scaled by max_norm / norm (tf.clip_by_global_norm;
+    torch's clip_grad_norm_ divides by norm + 1e-6 instead);
+  - AdamW as google-research/bert's AdamWeightDecayOptimizer, exactly as AdamW.swift, per element in
+    float32: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; u = m / (sqrt(v) + eps) (with
+    --bias-correction: (m c1) / (sqrt(v c2) + eps), c1 = 1/(1 - b1^t), c2 = 1/(1 - b2^t)); u += wd p where
+    decay applies (the decay uses p before the update and is added to the Adam step, not to the
+    gradient); p -= lr u. b1 0.9, b2 0.999, eps 1e-6, --weight-decay 0.01 on every parameter whose name
+    contains neither "bias" nor "LayerNorm"/"layer_norm" (so the word, position and token-type
+    embeddings decay; biases, LayerNorms and cls.predictions.bias do not). --bias-correction gives
+    torch.optim.AdamW's algorithm (p (1 - lr wd) - lr m^/(sqrt(v^) + eps) is the same update), but
+    with eps 1e-6 as BertKit keeps it, not torch's default 1e-8 (--self-test checks it against
+    torch.optim.AdamW(eps=1e-6));
+  - --seed: torch.manual_seed (initialisation, dropout) and the data order.
+
+Output (OUT): config.json + model.safetensors (BertForPreTraining.save_pretrained: `bert.`-prefixed
+encoder names, cls.* heads; the tied decoder is not stored) + vocab.txt copied from SHARDS, which
+`bert finetune --checkpoint OUT` loads; metrics.jsonl with BertKit's keys and windows (a row every
+--log-every-steps updates and at the last: step, epoch (from 0), loss (mean of the window's update
+losses), mlm_loss and nsp_loss (means over the window's masked positions / sequences), mlm_accuracy,
+nsp_accuracy, learning_rate (of the row's update), gradient_norm (mean over the window, before
+clipping), tokens_per_second (real tokens), seconds); control.json with the settings, the resolved
+config, versions and the first-batch loss check. With --save-epochs also OUT/epoch-NNNN after each
+complete epoch (same files).
+
+How it differs from `bert pretrain`, on purpose or by nature:
+  - data order: instances shuffled per epoch by numpy's default_rng([seed, epoch]) over the whole set;
+    BertKit visits shards in a seeded order and shuffles records within each shard with its own
+    SeededGenerator, so the batches differ (same instances per epoch, same batch sizes);
+  - random numbers: initial weights (torch's normal vs BertKit's SplitMix64 + Box-Muller) and dropout
+    masks (torch's generator vs BertKit's per-site streams) are different numbers from the same
+    distributions; --init fixes the first, --dropout 0 removes the second;
+  - padding: each batch is padded to its longest instance (BertKit pads to max_seq_length); with the
+    attention mask this changes no result beyond rounding;
+  - kernels: PyTorch's (oneDNN/MKL or OpenBLAS GEMMs, transformers' default attention implementation,
+    fused CPU cross-entropy) vs BertKit's own; float32 both, so results agree to rounding only, and
+    rounding differences grow over training;
+  - no checkpoints of optimizer state, no resume, no TensorBoard events; the model is written at the end
+    (and per epoch with --save-epochs), never at --save-every-steps;
+  - --max-grad-norm must be positive (BertKit's clipGlobalNorm with 0 would zero every gradient);
+  - threads: --threads (default 2) for torch.set_num_threads; BertKit defaults to all cores.
+
+Usage (from the repository root; the venv has torch 2.15 / transformers 5.23, see
+Tests/Scripts/requirements-model.txt):
+
+    /work/venv-torch/bin/python Tests/Scripts/torch_pretrain_control.py \\
+        --bert .build/release/bert --shards SHARDS --output OUT \\
+        [--model mini | --config config.json | --init BERTKIT_CHECKPOINT] \\
+        [--epochs 1] [--batch-size 32] [--accumulate 1] [--learning-rate 1e-4] [--warmup-steps W] \\
+        [--weight-decay 0.01] [--bias-correction] [--max-grad-norm 1.0] [--dropout D] [--seed 42] \\
+        [--max-steps N] [--log-every-steps 10] [--threads 2] [--save-epochs] [--overwrite]
+    /work/venv-torch/bin/python Tests/Scripts/torch_pretrain_control.py --self-test
+
+then, for both runs, `bert finetune --checkpoint OUT --data TSV ...`. The same recipe in BertKit:
+
+    bert pretrain --shards SHARDS --output RUN --model mini --epochs 1 --batch-size 32 ...   (same options)
+
+Checking the mirroring itself: with one batch holding every instance (data order then only changes
+summation order), no dropout and BertKit's initial weights, both trainers must give the same metrics
+to rounding. On 1111 instances of 64 tokens (tiny shards of Tests/Fixtures/text/en_sample.txt.zst,
+a config of H32 L2 A2 I37), 3 updates with --learning-rate 1e-3 --warmup-steps 0 --max-grad-norm 0.5
+--bias-correction --weight-decay 0.1 (BertKit --batch-size 1111, this script --batch-size 556
+--accumulate 2, so the accumulation weighting is checked too), losses agreed to 4e-6 and gradient norms
+to 1e-6 (clipping active) at every update:
+
+    bert pretrain --shards S --config C --batch-size 8 --max-steps 1 --dropout 0 --threads 1 --output INIT
+    bert pretrain --shards S --config C --batch-size 1111 --epochs 3 --dropout 0 --log-every-steps 1 ... --output BK
+    torch_pretrain_control.py --shards S --init INIT/step-00000001 --batch-size 556 --accumulate 2 --epochs 3 \
+        --dropout 0 --log-every-steps 1 ... --output PT
+
+--bert defaults to $BERT, else `bert` on PATH, else .build/release/bert. Exit status 0 on success, 1 on a
+failed check or a failure of `bert inspect`, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[2]
+
+# BertConfig.preset(_:vocabSize:): (layers, hidden, heads); intermediate 4 * hidden; other fields bert-base's.
+PRESETS = {
+    "tiny": (2, 128, 2),
+    "mini": (4, 256, 4),
+    "small": (4, 512, 8),
+    "medium": (8, 512, 8),
+    "base": (12, 768, 12),
+}
+# BertConfig's defaults (bert-base-uncased), which also fill the keys a config.json leaves out.
+BERT_DEFAULTS = dict(
+    vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+    hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=512,
+    type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12, pad_token_id=0,
+)
+BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-6
+
+
+class UsageError(Exception):
+    pass
+
+
+def log(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Vocabulary, config
+# ---------------------------------------------------------------------------------------------------
+
+def read_vocab(path: Path) -> list[str]:
+    """vocab.txt as Vocabulary.parse reads it: lines split at \\n, trailing white space dropped."""
+    data = path.read_bytes().decode("utf-8")
+    lines = data.split("\n")
+    if data.endswith("\n"):
+        lines.pop()
+    tokens = [t.rstrip() for t in lines]
+    for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"):
+        if special not in tokens:
+            raise UsageError(f"{path}: the vocabulary has no {special} token")
+    return tokens
+
+
+def resolve_config(args, vocab: list[str], max_seq_length: int):
+    """transformers.BertConfig as `bert pretrain` resolves its model (Pretrain.swift)."""
+    from transformers import BertConfig
+
+    source = args.init / "config.json" if args.init else args.config
+    if source is not None:
+        try:
+            raw = json.loads(Path(source).read_text())
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{source}: cannot read model config ({e})")
+        if not isinstance(raw, dict):
+            raise UsageError(f"{source}: not a JSON object")
+        fields = dict(BERT_DEFAULTS)
+        fields.update({k: raw[k] for k in BERT_DEFAULTS if k in raw})
+        if raw.get("model_type", "bert") != "bert":
+            raise UsageError(f"{source}: model_type {raw.get('model_type')!r} is not \"bert\"")
+        if raw.get("position_embedding_type", "absolute") != "absolute":
+            raise UsageError(f"{source}: only position_embedding_type \"absolute\" is supported")
+        if fields["vocab_size"] != len(vocab):
+            raise UsageError(f"{source}: vocab_size {fields['vocab_size']} but vocab.txt has {len(vocab)} tokens; they must match")
+        name = str(source)
+    else:
+        if args.model not in PRESETS:
+            raise UsageError(f"unknown model preset {args.model!r}; use one of {', '.join(PRESETS)} or --config FILE")
+        l, h, a = PRESETS[args.model]
+        fields = dict(BERT_DEFAULTS, vocab_size=len(vocab), hidden_size=h, num_hidden_layers=l, num_attention_heads=a,
+                      intermediate_size=4 * h)
+        name = f"--model {args.model}"
+    if args.dropout is not None:
+        fields["hidden_dropout_prob"] = args.dropout
+        fields["attention_probs_dropout_prob"] = args.dropout
+    fields["pad_token_id"] = vocab.index("[PAD]")
+    fields["max_position_embeddings"] = max(fields["max_position_embeddings"], max_seq_length)
+    if fields["hidden_act"] not in ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu"):
+        raise UsageError(f"{name}: hidden_act {fields['hidden_act']!r} is not supported by BertKit")
+    if fields["hidden_size"] % fields["num_attention_heads"] != 0:
+        raise UsageError(f"{name}: num_attention_heads {fields['num_attention_heads']} does not divide hidden_size")
+    config = BertConfig(**fields, architectures=["BertForPreTraining"])
+    return config, name
+
+
+# ---------------------------------------------------------------------------------------------------
+# Instances
+# ---------------------------------------------------------------------------------------------------
+
+class Instances:
+    """All instances of a shard set in flat arrays (see the module docstring)."""
+
+    def __init__(self, ids, id_offsets, segment_a, positions, labels, mask_offsets, nsp):
+        self.ids = ids                    # (tokens,) uint16 or int32
+        self.id_offsets = id_offsets      # (N + 1,) int64
+        self.segment_a = segment_a        # (N,) int32: tokens in [CLS] A [SEP]
+        self.positions = positions        # (masked,) int32
+        self.labels = labels              # (masked,) int32
+        self.mask_offsets = mask_offsets  # (N + 1,) int64
+        self.nsp = nsp                    # (N,) int8
+
+    def __len__(self) -> int:
+        return len(self.segment_a)
+
+    @property
+    def max_length(self) -> int:
+        return int(np.diff(self.id_offsets).max()) if len(self) else 0
+
+
+def find_bert(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("BERT"):
+        return os.environ["BERT"]
+    found = shutil.which("bert")
+    if found:
+        return found
+    built = REPO / ".build" / "release" / "bert"
+    if built.exists():
+        return str(built)
+    raise UsageError("no bert binary: give --bert PATH (or set BERT, or build .build/release/bert)")
+
+
+def read_instances(bert: str, shards: Path, vocab_size: int) -> Instances:
+    """Streams `bert inspect SHARDS --json --limit 0` into flat arrays."""
+    ids = array.array("H" if vocab_size <= 65536 else "i")
+    id_offsets = array.array("q", [0])
+    segment_a = array.array("i")
+    positions = array.array("i")
+    labels = array.array("i")
+    mask_offsets = array.array("q", [0])
+    nsp = array.array("b")
+    cmd = [bert, "inspect", str(shards), "--json", "--limit", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1 << 20)
+    assert proc.stdout is not None
+    n = 0
+    try:
+        for line in proc.stdout:
+            d = json.loads(line)
+            tok = d["input_ids"]
+            seg = d["segment_ids"]
+            a = seg.index(1) if 1 in seg else len(seg)
+            if len(seg) != len(tok) or sum(seg) != len(seg) - a:
+                raise RuntimeError(f"instance {n}: segment_ids are not 0...0 1...1 over the tokens")
+            pos, lab = d["masked_lm_positions"], d["masked_lm_labels"]
+            if len(pos) != len(lab) or any(not 0 <= p < len(tok) for p in pos):
+                raise RuntimeError(f"instance {n}: masked_lm_positions/labels do not fit the instance")
+            ids.extend(tok)
+            id_offsets.append(len(ids))
+            segment_a.append(a)
+            positions.extend(pos)
+            labels.extend(lab)
+            mask_offsets.append(len(positions))
+            nsp.append(int(d["next_sentence_label"]))
+            n += 1
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    rc = proc.wait()
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with status {rc}")
+    return Instances(
+        np.frombuffer(ids, dtype=np.uint16 if ids.typecode == "H" else np.int32),
+        np.frombuffer(id_offsets, dtype=np.int64), np.frombuffer(segment_a, dtype=np.int32),
+        np.frombuffer(positions, dtype=np.int32), np.frombuffer(labels, dtype=np.int32),
+        np.frombuffer(mask_offsets, dtype=np.int64), np.frombuffer(nsp, dtype=np.int8))
+
+
+def make_batch(data: Instances, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    """Instances `indices`, padded to the longest of them (ids 0 and attention 0 on padding)."""
+    b = len(indices)
+    starts, ends = data.id_offsets[indices], data.id_offsets[indices + 1]
+    t = int((ends - starts).max())
+    input_ids = np.zeros((b, t), dtype=np.int64)
+    token_type = np.zeros((b, t), dtype=np.int64)
+    attention = np.zeros((b, t), dtype=np.int64)
+    rows, pos, lab = [], [], []
+    for i, k in enumerate(indices):
+        s, e = starts[i], ends[i]
+        n = e - s
+        input_ids[i, :n] = data.ids[s:e]
+        attention[i, :n] = 1
+        token_type[i, data.segment_a[k]:n] = 1
+        ms, me = data.mask_offsets[k], data.mask_offsets[k + 1]
+        rows.append(np.full(me - ms, i, dtype=np.int64))
+        pos.append(data.positions[ms:me].astype(np.int64))
+        lab.append(data.labels[ms:me].astype(np.int64))
+    return {
+        "input_ids": torch.from_numpy(input_ids),
+        "token_type_ids": torch.from_numpy(token_type),
+        "attention_mask": torch.from_numpy(attention),
+        "masked_rows": torch.from_numpy(np.concatenate(rows)),
+        "masked_positions": torch.from_numpy(np.concatenate(pos)),
+        "masked_labels": torch.from_numpy(np.concatenate(lab)),
+        "next_sentence_label": torch.from_numpy(data.nsp[indices].astype(np.int64)),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model, loss
+# ---------------------------------------------------------------------------------------------------
+
+def forward(model, batch) -> dict:
+    """MLM at the masked positions only (gathered before the head) and NSP; means, counts, correct."""
+    out = model.bert(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                     attention_mask=batch["attention_mask"])
+    seq, pooled = out.last_hidden_state, out.pooler_output
+    rows = seq[batch["masked_rows"], batch["masked_positions"]]     # (M, H)
+    mlm_logits = model.cls.predictions(rows)                        # (M, V)
+    nsp_logits = model.cls.seq_relationship(pooled)                 # (B, 2)
+    m = rows.shape[0]
+    mlm = F.cross_entropy(mlm_logits, batch["masked_labels"], reduction="sum") / max(1, m)
+    nsp = F.cross_entropy(nsp_logits, batch["next_sentence_label"])
+    with torch.no_grad():
+        mlm_correct = int((mlm_logits.argmax(-1) == batch["masked_labels"]).sum())
+        nsp_correct = int((nsp_logits.argmax(-1) == batch["next_sentence_label"]).sum())
+    return dict(mlm=mlm, nsp=nsp, mlm_count=m, nsp_count=pooled.shape[0], mlm_correct=mlm_correct, nsp_correct=nsp_correct)
+
+
+def stock_loss(model, batch) -> torch.Tensor:
+    """transformers' own loss: the MLM head at every position, labels -100 off the masked ones."""
+    labels = torch.full_like(batch["input_ids"], -100)
+    labels[batch["masked_rows"], batch["masked_positions"]] = batch["masked_labels"]
+    return model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                 attention_mask=batch["attention_mask"], labels=labels,
+                 next_sentence_label=batch["next_sentence_label"]).loss
+
+
+def head_of_batch(batch, n: int) -> dict:
+    """The first n instances of a batch."""
+    keep = batch["masked_rows"] < n
+    out = {k: batch[k][:n] for k in ("input_ids", "token_type_ids", "attention_mask", "next_sentence_label")}
+    out.update({k: batch[k][keep] for k in ("masked_rows", "masked_positions", "masked_labels")})
+    return out
+
+
+def check_gathered_loss(model, batch, rows: int = 8) -> dict:
+    """Eval mode (no dropout), on the batch's first `rows` instances (transformers' loss runs the MLM
+    head at every position: B x T x V logits): the gathered loss must equal transformers' loss."""
+    batch = head_of_batch(batch, rows)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        ours = forward(model, batch)
+        ours_loss = float(ours["mlm"] + ours["nsp"])
+        stock = float(stock_loss(model, batch))
+    model.train(was_training)
+    diff = abs(ours_loss - stock)
+    ok = ours["mlm_count"] > 0 and diff <= 1e-5 * max(1.0, abs(stock))
+    return dict(gathered=ours_loss, transformers=stock, abs_diff=diff, instances=int(batch["input_ids"].shape[0]),
+                masked_positions=ours["mlm_count"], ok=ok)
+
+
+def check_ties(model) -> None:
+    p = model.cls.predictions
+    if p.decoder.weight.data_ptr() != model.bert.embeddings.word_embeddings.weight.data_ptr():
+        raise RuntimeError("cls.predictions.decoder.weight is not tied to the word embeddings")
+    if p.decoder.bias is None or p.decoder.bias.data_ptr() != p.bias.data_ptr():
+        raise RuntimeError("cls.predictions.decoder.bias is not tied to cls.predictions.bias")
+
+
+def load_init(model, directory: Path) -> dict:
+    """Weights of a checkpoint directory (names with or without `bert.`); all but the tied decoder needed."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(directory / "model.safetensors"))
+    own = model.state_dict()
+    state, unexpected = {}, []
+    for name, t in tensors.items():
+        key = name if name in own else "bert." + name if "bert." + name in own else None
+        if key is None:
+            unexpected.append(name)
+            continue
+        if tuple(own[key].shape) != tuple(t.shape):
+            raise UsageError(f"{directory}: tensor {name} has shape {list(t.shape)}, the model needs {list(own[key].shape)}")
+        state[key] = t
+    result = model.load_state_dict(state, strict=False)
+    allowed = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+    missing = [k for k in result.missing_keys if k not in allowed and not k.endswith(("position_ids", "token_type_ids"))]
+    if missing:
+        raise UsageError(f"{directory}/model.safetensors lacks {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    unexpected = [k for k in unexpected if not k.endswith(("position_ids", "token_type_ids"))]
+    return dict(directory=str(directory), tensors=len(state), ignored=unexpected)
+
+
+def decays(name: str) -> bool:
+    """ParameterEntry.decay: not biases, not LayerNorm."""
+    return not ("bias" in name or "LayerNorm" in name or "layer_norm" in name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Optimizer, schedule, clipping (AdamW.swift)
+# ---------------------------------------------------------------------------------------------------
+
+class BertAdamW:
+    """AdamW.swift's update, per parameter tensor, in float32 (see the module docstring)."""
+
+    def __init__(self, named_params, weight_decay: float, bias_correction: bool):
+        self.params = [(p, weight_decay if decays(n) else 0.0) for n, p in named_params]
+        self.m = [torch.zeros_like(p) for p, _ in self.params]
+        self.v = [torch.zeros_like(p) for p, _ in self.params]
+        self.bias_correction = bias_correction
+        self.steps = 0
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        self.steps += 1
+        c1 = 1 / (1 - BETA1 ** self.steps) if self.bias_correction else 1.0
+        c2 = 1 / (1 - BETA2 ** self.steps) if self.bias_correction else 1.0
+        for (p, wd), m, v in zip(self.params, self.m, self.v):
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            m.mul_(BETA1).add_(g, alpha=1 - BETA1)
+            v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
+            if self.bias_correction:
+                update = (m * c1) / ((v * c2).sqrt_().add_(EPSILON))
+            else:
+                update = m / (v.sqrt().add_(EPSILON))
+            if wd:
+                update.add_(p, alpha=wd)
+            p.add_(update, alpha=-lr)
+
+
+def learning_rate(k: int, base: float, warmup: int, total: int) -> float:
+    """LinearSchedule.rate(at:) for update k (from 0)."""
+    if k < warmup:
+        return base * k / max(1, warmup)
+    return base * max(0.0, (total - k) / max(1, total - warmup))
+
+
+@torch.no_grad()
+def clip_global_norm(params, max_norm: float) -> float:
+    """clipGlobalNorm: the norm before clipping; scales by max_norm / norm when norm > max_norm."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = math.sqrt(sum(float(g.double().square().sum()) for g in grads))
+    if norm > max_norm:
+        scale = max_norm / norm
+        for g in grads:
+            g.mul_(scale)
+    return norm
+
+
+# ---------------------------------------------------------------------------------------------------
+# Self-test
+# ---------------------------------------------------------------------------------------------------
+
+def self_test() -> int:
+    """Checks the pieces against torch/transformers on small random inputs; no data, a second of CPU."""
+    from transformers import BertConfig, BertForPreTraining, get_linear_schedule_with_warmup
+
+    failures = []
+    # 1. --bias-correction = torch.optim.AdamW(eps=1e-6) with the same groups.
+    torch.manual_seed(0)
+    ps = [torch.nn.Parameter(torch.randn(50)), torch.nn.Parameter(torch.randn(7, 3))]
+    qs = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    ours = BertAdamW([("w.weight", ps[0]), ("b.bias", ps[1])], weight_decay=0.01, bias_correction=True)
+    ref = torch.optim.AdamW([{"params": [qs[0]], "weight_decay": 0.01}, {"params": [qs[1]], "weight_decay": 0.0}],
+                            lr=1e-3, betas=(BETA1, BETA2), eps=EPSILON)
+    for k in range(10):
+        lr = 1e-3 * (k + 1) / 10
+        grads = [torch.randn_like(p) for p in ps]
+        for p, q, g in zip(ps, qs, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        for group in ref.param_groups:
+            group["lr"] = lr
+        ours.step(lr)
+        ref.step()
+    diff = max(float((p - q).detach().abs().max()) for p, q in zip(ps, qs))
+    print(json.dumps({"check": "bias_correction_vs_torch_adamw", "max_abs_diff": diff}))
+    if diff > 1e-6:
+        failures.append("bias correction")
+    # 2. no bias correction = the formula in float64.
+    torch.manual_seed(1)
+    p = torch.nn.Parameter(torch.randn(40))
+    p64, m64, v64 = p.detach().double().clone(), torch.zeros(40, dtype=torch.float64), torch.zeros(40, dtype=torch.float64)
+    opt = BertAdamW([("x.weight", p)], weight_decay=0.01, bias_correction=False)
+    for k in range(10):
+        g = torch.randn(40)
+        p.grad = g.clone()
+        opt.step(1e-3)
+        g64 = g.double()
+        m64 = BETA1 * m64 + (1 - BETA1) * g64
+        v64 = BETA2 * v64 + (1 - BETA2) * g64 * g64
+        p64 = p64 - 1e-3 * (m64 / (v64.sqrt() + EPSILON) + 0.01 * p64)
+    diff = float((p.detach().double() - p64).abs().max())
+    print(json.dumps({"check": "bert_adamw_vs_float64_formula", "max_abs_diff": diff}))
+    if diff > 1e-5:
+        failures.append("BERT AdamW")
+    # 3. schedule = get_linear_schedule_with_warmup.
+    worst = 0.0
+    for warmup, total in [(0, 10), (1, 1), (3, 10), (10, 10), (12, 10), (100, 1000)]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+        sched = get_linear_schedule_with_warmup(opt, warmup, total)
+        for k in range(total + 2):
+            worst = max(worst, abs(opt.param_groups[0]["lr"] - learning_rate(k, 2e-4, warmup, total)))
+            opt.step()
+            sched.step()
+    print(json.dumps({"check": "schedule_vs_get_linear_schedule_with_warmup", "max_abs_diff": worst}))
+    if worst > 1e-12:
+        failures.append("schedule")
+    # 4. gathered loss = transformers' loss, with padding and a row without masks.
+    torch.manual_seed(2)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
+                     max_position_embeddings=16)
+    model = BertForPreTraining(cfg)
+    check_ties(model)
+    ids = [[2, 5, 6, 3, 7, 8, 3], [2, 9, 3, 10, 3], [2, 11, 3, 12, 13, 3]]
+    data = Instances(
+        np.array(sum(ids, []), dtype=np.uint16), np.cumsum([0] + [len(x) for x in ids]).astype(np.int64),
+        np.array([4, 3, 3], dtype=np.int32), np.array([1, 5, 2], dtype=np.int32), np.array([40, 41, 42], dtype=np.int32),
+        np.array([0, 2, 3, 3], dtype=np.int64), np.array([0, 1, 1], dtype=np.int8))
+    for rows in (3, 1):  # the whole batch (a row without masks, padding), and its head
+        check = check_gathered_loss(model, make_batch(data, np.arange(3)), rows=rows)
+        print(json.dumps({"check": "gathered_loss_vs_transformers", **check}))
+        if not check["ok"]:
+            failures.append("gathered loss")
+    # 5. clipping = tf.clip_by_global_norm.
+    p = torch.nn.Parameter(torch.zeros(2))
+    p.grad = torch.tensor([3.0, 4.0])
+    norm = clip_global_norm([p], 1.0)
+    ok = abs(norm - 5) < 1e-9 and torch.allclose(p.grad, torch.tensor([0.6, 0.8]))
+    print(json.dumps({"check": "clip_global_norm", "norm": norm, "clipped": p.grad.tolist(), "ok": ok}))
+    if not ok:
+        failures.append("clipping")
+    if failures:
+        log("self-test failed: " + ", ".join(failures))
+        return 1
+    log("self-test passed")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+
+def write_model(model, vocab_path: Path, directory: Path) -> None:
+    """save_pretrained (config.json, model.safetensors) + vocab.txt, files readable by all."""
+    model.save_pretrained(str(directory), safe_serialization=True)
+    shutil.copyfile(vocab_path, directory / "vocab.txt")
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        os.chmod(directory / name, 0o644)
+
+
+def save_model(model, vocab_path: Path, directory: Path) -> None:
+    """write_model into a temporary sibling, then renamed to `directory`."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    write_model(model, vocab_path, tmp)
+    if directory.exists():
+        shutil.rmtree(directory)
+    tmp.rename(directory)
+
+
+def train(args) -> int:
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    from transformers import BertForPreTraining
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+
+    shards: Path = args.shards
+    index_path, vocab_path = shards / "index.json", shards / "vocab.txt"
+    if not index_path.is_file() or not vocab_path.is_file():
+        raise UsageError(f"{shards}: not a shard directory (index.json and vocab.txt needed)")
+    index = json.loads(index_path.read_text())
+    params = index["parameters"]
+    if params.get("dynamic_masking"):
+        raise UsageError(f"{shards}: dynamic masking; the control reads the stored (static) masks only")
+    vocab = read_vocab(vocab_path)
+    if hashlib.sha256(vocab_path.read_bytes()).hexdigest() != index["vocab_sha256"]:
+        raise UsageError(f"{vocab_path}: not the vocabulary the shards were built with (sha256 differs from index.json)")
+    if index["vocab_size"] != len(vocab):
+        raise UsageError(f"{shards}: index.json says {index['vocab_size']} tokens, vocab.txt has {len(vocab)}")
+    out: Path = args.output
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise UsageError(f"{out}: exists and is not empty; give --overwrite to replace it")
+        shutil.rmtree(out)
+    config, config_name = resolve_config(args, vocab, params["max_seq_length"])
+
+    bert = find_bert(args.bert)
+    started = time.time()
+    log(f"reading instances: {bert} inspect {shards} --json --limit 0")
+    data = read_instances(bert, shards, len(vocab))
+    if len(data) != index["total_instances"]:
+        raise RuntimeError(f"read {len(data)} instances, index.json promises {index['total_instances']}")
+    if len(data) == 0:
+        raise RuntimeError(f"{shards}: no instances")
+    log(f"{len(data)} instances, {len(data.ids)} tokens, {len(data.positions)} masked positions "
+        f"({time.time() - started:.1f}s, {(data.ids.nbytes + data.positions.nbytes * 2) / 2**20:.1f} MiB held)")
+    if data.max_length > config.max_position_embeddings:
+        raise RuntimeError(f"instances of up to {data.max_length} tokens, the model has {config.max_position_embeddings} positions")
+
+    torch.manual_seed(args.seed)
+    model = BertForPreTraining(config)
+    init_info = load_init(model, args.init) if args.init else None
+    check_ties(model)
+    model.train()
+    named = [(n, p) for n, p in model.named_parameters()]  # each tied tensor once
+    n_params = sum(p.numel() for _, p in named)
+    optimizer = BertAdamW(named, args.weight_decay, args.bias_correction)
+    all_params = [p for _, p in named]
+
+    batches_per_epoch = (len(data) + args.batch_size - 1) // args.batch_size
+    updates_per_epoch = (batches_per_epoch + args.accumulate - 1) // args.accumulate
+    total = updates_per_epoch * args.epochs
+    if args.max_steps is not None:
+        total = min(total, args.max_steps)
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, total // 10)
+    log(f"torch_pretrain_control: {config_name} (L{config.num_hidden_layers} H{config.hidden_size} "
+        f"A{config.num_attention_heads} I{config.intermediate_size}, {n_params / 1e6:.2f}M parameters), {len(data)} instances, "
+        f"{total} updates (batch {args.batch_size} x {args.accumulate}), warm-up {warmup}, {args.threads} threads")
+
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if args.config or args.init:
+        settings["model"] = None  # the preset's default does not apply
+    control = {
+        "settings": settings, "bert": bert, "config_source": config_name, "config": config.to_dict(),
+        "instances": len(data), "total_steps": total, "warmup_steps": warmup, "parameters": n_params,
+        "init": init_info, "attn_implementation": getattr(config, "_attn_implementation", None),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    }
+    metrics = open(out / "metrics.jsonl", "w")
+    step = 0
+    window = dict(loss=0.0, mlm_sum=0.0, nsp_sum=0.0, mlm_correct=0, mlm_count=0, nsp_correct=0, nsp_count=0,
+                  tokens=0, updates=0, norm=0.0)
+    window_start = time.time()
+    train_start = time.time()
+    checked = False
+    for epoch in range(args.epochs):
+        if step >= total:
+            break
+        order = np.random.default_rng([args.seed, epoch]).permutation(len(data))
+        chunks = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+        at = 0
+        while at < len(chunks) and step < total:
+            micros = [make_batch(data, idx) for idx in chunks[at:at + args.accumulate]]
+            at += len(micros)
+            if not checked:
+                check = check_gathered_loss(model, micros[0])
+                control["first_batch_loss_check"] = check
+                log(f"first batch, {check['instances']} instances, eval mode: gathered loss {check['gathered']:.6f}, transformers' loss "
+                    f"{check['transformers']:.6f}, |diff| {check['abs_diff']:.2e}")
+                if not check["ok"]:
+                    raise RuntimeError("the gathered MLM loss differs from transformers' loss on the first batch")
+                checked = True
+            masked_in_update = sum(int(b["masked_labels"].numel()) for b in micros)
+            sequences_in_update = sum(int(b["input_ids"].shape[0]) for b in micros)
+            for p in all_params:
+                p.grad = None
+            step_loss = 0.0
+            for b in micros:
+                o = forward(model, b)
+                mlm_share = 1.0 if len(micros) == 1 else o["mlm_count"] / max(1, masked_in_update)
+                nsp_share = 1.0 if len(micros) == 1 else o["nsp_count"] / sequences_in_update
+                loss = mlm_share * o["mlm"] + nsp_share * o["nsp"]
+                if not torch.isfinite(loss):
+                    raise RuntimeError(f"non-finite loss at update {step + 1}")
+                loss.backward()
+                mlm_v, nsp_v = float(o["mlm"].detach()), float(o["nsp"].detach())
+                step_loss += mlm_share * mlm_v + nsp_share * nsp_v
+                window["mlm_sum"] += mlm_v * o["mlm_count"]
+                window["nsp_sum"] += nsp_v * o["nsp_count"]
+                window["mlm_correct"] += o["mlm_correct"]
+                window["mlm_count"] += o["mlm_count"]
+                window["nsp_correct"] += o["nsp_correct"]
+                window["nsp_count"] += o["nsp_count"]
+                window["tokens"] += int(b["attention_mask"].sum())
+            norm = clip_global_norm(all_params, args.max_grad_norm)
+            lr = learning_rate(step, args.learning_rate, warmup, total)
+            optimizer.step(lr)
+            step += 1
+            window["loss"] += step_loss
+            window["updates"] += 1
+            window["norm"] += norm
+            if step % args.log_every_steps == 0 or step == total:
+                now = time.time()
+                row = {
+                    "step": step, "epoch": epoch, "loss": window["loss"] / window["updates"],
+                    "mlm_loss": window["mlm_sum"] / max(1, window["mlm_count"]),
+                    "nsp_loss": window["nsp_sum"] / max(1, window["nsp_count"]),
+                    "mlm_accuracy": window["mlm_correct"] / max(1, window["mlm_count"]),
+                    "nsp_accuracy": window["nsp_correct"] / max(1, window["nsp_count"]),
+                    "learning_rate": lr, "gradient_norm": window["norm"] / window["updates"],
+                    "tokens_per_second": window["tokens"] / max(1e-9, now - window_start),
+                    "seconds": now - train_start,
+                }
+                metrics.write(json.dumps(row, sort_keys=True) + "\n")
+                metrics.flush()
+                log(f"step {step}/{total} epoch {epoch} loss {row['loss']:.4f} (mlm {row['mlm_loss']:.4f} nsp "
+                    f"{row['nsp_loss']:.4f}) mlm acc {row['mlm_accuracy']:.3f} lr {lr:.3e} |g| {row['gradient_norm']:.3f} "
+                    f"{row['tokens_per_second']:.0f} tok/s")
+                window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
+                window_start = time.time()
+        if at >= len(chunks) and args.save_epochs:
+            save_model(model, vocab_path, out / f"epoch-{epoch + 1:04d}")
+    metrics.close()
+    write_model(model, vocab_path, out)
+    control["steps"] = step
+    control["train_seconds"] = time.time() - train_start
+    (out / "control.json").write_text(json.dumps(control, indent=2, sort_keys=True, default=str) + "\n")
+    log(f"wrote {out} ({step} updates, {time.time() - train_start:.1f}s)")
+    print(out)
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shards", type=Path, help="shard directory made by bert shards (index.json, shards, vocab.txt)")
+    ap.add_argument("--output", type=Path, help="output directory: config.json, model.safetensors, vocab.txt, metrics.jsonl")
+    ap.add_argument("--bert", help="the bert binary (default: $BERT, bert on PATH, .build/release/bert)")
+    model = ap.add_mutually_exclusive_group()
+    model.add_argument("--model", default="mini", help="BertKit preset: tiny, mini, small, medium, base (default: %(default)s)")
+    model.add_argument("--config", type=Path, help="a Hugging Face BERT config.json instead of a preset")
+    model.add_argument("--init", type=Path, help="start from this checkpoint directory's config.json and model.safetensors")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--accumulate", type=int, default=1, help="micro-batches per update (default: %(default)s)")
+    ap.add_argument("--learning-rate", type=float, default=1e-4)
+    ap.add_argument("--warmup-steps", type=int, help="warm-up updates (default: max(1, 10%% of all updates))")
+    ap.add_argument("--weight-decay", type=float, default=0.01, help="not on biases and LayerNorm (default: %(default)s)")
+    ap.add_argument("--bias-correction", action="store_true", help="Adam bias correction (torch.optim.AdamW's; BERT has none)")
+    ap.add_argument("--max-grad-norm", type=float, default=1.0)
+    ap.add_argument("--dropout", type=float, help="hidden and attention dropout (overrides the config)")
+    ap.add_argument("--seed", type=int, default=42, help="initialisation, dropout and data order (default: %(default)s)")
+    ap.add_argument("--max-steps", type=int, help="at most this many updates in all (the schedule decays to 0 there)")
+    ap.add_argument("--log-every-steps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: %(default)s)")
+    ap.add_argument("--save-epochs", action="store_true", help="also write OUTPUT/epoch-NNNN after each complete epoch")
+    ap.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
+    ap.add_argument("--self-test", action="store_true", help="check optimizer, schedule, clipping and loss against torch; no data")
+    args = ap.parse_args()
+    try:
+        if args.self_test:
+            torch.set_num_threads(min(args.threads, 2))
+            return self_test()
+        if args.shards is None or args.output is None:
+            raise UsageError("--shards and --output are required")
+        for name in ("epochs", "batch_size", "accumulate", "log_every_steps", "threads"):
+            if getattr(args, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if not args.learning_rate > 0:
+            raise UsageError("--learning-rate must be positive")
+        if args.max_steps is not None and args.max_steps < 1:
+            raise UsageError("--max-steps must be at least 1")
+        if args.warmup_steps is not None and args.warmup_steps < 0:
+            raise UsageError("--warmup-steps must not be negative")
+        if not args.max_grad_norm > 0:
+            raise UsageError("--max-grad-norm must be positive")
+        if args.dropout is not None and not 0 <= args.dropout < 1:
+            raise UsageError("--dropout must be in [0, 1)")
+        if args.init is not None and not (args.init / "model.safetensors").is_file():
+            raise UsageError(f"{args.init}: no model.safetensors")
+        return train(args)
+    except UsageError as e:
+        log(f"torch_pretrain_control: {e}")
+        return 2
+    except RuntimeError as e:
+        log(f"torch_pretrain_control: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
