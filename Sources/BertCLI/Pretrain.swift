@@ -44,6 +44,8 @@ struct PretrainCommand: ParsableCommand {
         if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
         if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
         if let k = keepLast, k < 1 { throw ValidationError("--keep-last must be at least 1") }
+        // 0 would scale every gradient to zero, not turn clipping off.
+        if !(maxGradNorm > 0) { throw ValidationError("--max-grad-norm must be positive (a large value effectively turns clipping off)") }
     }
 
     func run() throws {

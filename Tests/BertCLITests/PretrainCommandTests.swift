@@ -109,6 +109,10 @@ final class PretrainCommandTests: XCTestCase {
         let corrupt = try pretrain(dir + "/c", ["--epochs", "1", "--resume"])
         XCTAssertEqual(corrupt.status, 2)
         XCTAssertTrue(corrupt.stderr.contains(model), corrupt.stderr)
+        // --max-grad-norm 0 would zero every gradient: refused.
+        let zeroClip = try pretrain(dir + "/z", ["--max-grad-norm", "0"])
+        XCTAssertEqual(zeroClip.status, 2, zeroClip.stderr)
+        XCTAssertTrue(zeroClip.stderr.contains("--max-grad-norm"), zeroClip.stderr)
         // A learning rate that makes the loss blow up: a clear stop, exit 2.
         let nan = try pretrain(dir + "/nan", ["--learning-rate", "1e30", "--max-grad-norm", "1e30", "--epochs", "1"])
         XCTAssertEqual(nan.status, 2, nan.stderr)
