@@ -18,6 +18,8 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Passes over the shards.") var epochs = 1
     @Option(help: "Instances per micro-batch.") var batchSize = 32
     @Option(help: "Micro-batches per optimizer update.") var accumulate = 1
+    @Flag(help: "Batch instances of similar length (windows of 64 batches sorted by length, in a seeded order) and pad each batch to its longest instance: less compute on padding when instances are short.")
+    var groupByLength = false
     @Option(help: "Peak learning rate.") var learningRate = 1e-4
     @Option(help: "Warm-up updates (default: 10% of all updates).") var warmupSteps: Int?
     @Option(help: "Weight decay (not on biases and LayerNorm).") var weightDecay = 0.01
@@ -77,6 +79,7 @@ struct PretrainCommand: ParsableCommand {
         options.epochs = epochs
         options.batchSize = batchSize
         options.accumulate = accumulate
+        options.groupWindowBatches = groupByLength ? 64 : 0
         options.learningRate = learningRate
         options.warmupSteps = warmupSteps
         options.maxGradNorm = maxGradNorm

@@ -70,6 +70,12 @@ public final class ShardLoader: @unchecked Sendable {
         public var padToLongest = false
         /// Drop the last, smaller batch of an epoch.
         public var dropLast = false
+        /// Length grouping: 0 for off, else the window in batches. The epoch's instances, in their
+        /// seeded order, are cut into windows of `groupWindowBatches × batchSize`; each window is sorted
+        /// by length, cut into batches, and those batches are handed out in a seeded order. With
+        /// `padToLongest` a batch then carries little padding (Hugging Face's `group_by_length`
+        /// megabatches). The order stays a pure function of (seed, epoch), so resuming is exact.
+        public var groupWindowBatches = 0
         /// Batches prepared ahead of the consumer.
         public var prefetchBatches = 8
         /// Check each shard's sha256 against index.json before using it.
@@ -77,11 +83,12 @@ public final class ShardLoader: @unchecked Sendable {
 
         /// Options.
         public init(batchSize: Int, seed: UInt64, padToLongest: Bool = false, dropLast: Bool = false,
-                    prefetchBatches: Int = 8, verifyChecksums: Bool = true) {
+                    groupWindowBatches: Int = 0, prefetchBatches: Int = 8, verifyChecksums: Bool = true) {
             self.batchSize = batchSize
             self.seed = seed
             self.padToLongest = padToLongest
             self.dropLast = dropLast
+            self.groupWindowBatches = groupWindowBatches
             self.prefetchBatches = prefetchBatches
             self.verifyChecksums = verifyChecksums
         }
@@ -97,6 +104,9 @@ public final class ShardLoader: @unchecked Sendable {
     /// A loader. `masker` must be given exactly when the shards were built with dynamic masking.
     public init(set: ShardSet, options: Options, masker: Masker?) throws(ShardError) {
         guard options.batchSize >= 1 else { throw .invalidLayout(reason: "batch size \(options.batchSize) must be at least 1") }
+        guard options.groupWindowBatches >= 0 else {
+            throw .invalidLayout(reason: "length-grouping window \(options.groupWindowBatches) must be 0 (off) or positive")
+        }
         if set.index.parameters.dynamicMasking {
             guard masker != nil else {
                 throw .invalidLayout(reason: "\(set.directory) uses dynamic masking: the loader needs a masker")
@@ -297,19 +307,57 @@ struct BatchProducer {
     func run(epoch: Int, skipping: Int) throws(ShardError) {
         let shards = loader.shardSet.index.shards
         let order = loader.shardOrder(epoch: epoch).filter { shards[$0].instances > 0 }
+        let batchSize = loader.options.batchSize
+        // With length grouping, reading starts at the window holding the position and the batches of
+        // that window already handed out are dropped again.
+        let window = loader.options.groupWindowBatches * batchSize  // instances per window, 0 = off
+        let readFrom = window > 0 ? (skipping / window) * window : skipping
+        var dropInWindow = skipping - readFrom
+        var windowIndex = window > 0 ? readFrom / window : 0
         // Skip whole shards from the index's counts, without reading them.
-        var skip = skipping
+        var skip = readFrom
         var start = 0
         while start < order.count && skip >= shards[order[start]].instances {
             skip -= shards[order[start]].instances
             start += 1
         }
-        let remainingInstances = loader.instancesPerEpoch - skipping
-        let batchSize = loader.options.batchSize
+        let remainingInstances = loader.instancesPerEpoch - readFrom
+        let unit = window > 0 ? window : batchSize
         var pending: [TrainingInstance] = []
-        pending.reserveCapacity(batchSize)
+        pending.reserveCapacity(unit)
         var prefetch: ShardPrefetch? = start < order.count ? ShardPrefetch(loader: loader, shard: order[start]) : nil
-        var emitted = 0
+        var read = 0
+
+        /// Hands out `pending` (one batch, or one window); false when the consumer is gone.
+        func flush(last: Bool) throws(ShardError) -> Bool {
+            defer { pending.removeAll(keepingCapacity: true) }
+            guard window > 0 else {
+                if last && loader.options.dropLast && pending.count < batchSize { return true }
+                return queue.push(makeBatch(pending))
+            }
+            let sorted = pending.indices.sorted { (pending[$0].tokens.count, $0) < (pending[$1].tokens.count, $1) }
+            // Full batches in a seeded order; a smaller one (the epoch's last window only) stays last,
+            // so `dropLast` still drops the epoch's final batch and positions stay batch boundaries.
+            var groups = stride(from: 0, to: sorted.count - sorted.count % batchSize, by: batchSize).map { Array(sorted[$0..<($0 + batchSize)]) }
+            var rng = SeededGenerator(seed: loader.options.seed, stream: [0x4752_4F55_50, UInt64(epoch), UInt64(windowIndex)])  // "GROUP"
+            rng.shuffle(&groups)
+            if sorted.count % batchSize != 0 { groups.append(Array(sorted[(sorted.count - sorted.count % batchSize)...])) }
+            windowIndex += 1
+            for g in groups {
+                if loader.options.dropLast && g.count < batchSize { continue }
+                if dropInWindow > 0 {
+                    guard g.count <= dropInWindow else {
+                        throw .invalidLayout(reason: "position \(skipping) is not at a batch boundary of the length-grouped order")
+                    }
+                    dropInWindow -= g.count
+                    continue
+                }
+                guard queue.push(makeBatch(g.map { pending[$0] })) else { return false }
+            }
+            if dropInWindow > 0 { throw .invalidLayout(reason: "position \(skipping) is not at a batch boundary of the length-grouped order") }
+            return true
+        }
+
         for k in start..<order.count {
             guard let current = prefetch else { break }
             let shard = try current.wait()
@@ -325,19 +373,17 @@ struct BatchProducer {
                     inst.maskedLabels = labels
                 }
                 pending.append(inst)
-                if pending.count == batchSize {
-                    guard queue.push(makeBatch(pending)) else { return }
-                    emitted += pending.count
-                    pending.removeAll(keepingCapacity: true)
+                read += 1
+                if pending.count == unit {
+                    guard try flush(last: read == remainingInstances) else { return }
                 }
             }
         }
-        emitted += pending.count
-        if !pending.isEmpty && !loader.options.dropLast {
-            guard queue.push(makeBatch(pending)) else { return }
+        if !pending.isEmpty {
+            guard try flush(last: true) else { return }
         }
-        if emitted != remainingInstances {
-            throw .invalidLayout(reason: "read \(emitted) instances, index.json promises \(remainingInstances)")
+        if read != remainingInstances {
+            throw .invalidLayout(reason: "read \(read) instances, index.json promises \(remainingInstances)")
         }
     }
 

@@ -33,6 +33,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// checkpoints from before it was recorded. A resume on other kernels continues correctly, but its
     /// later losses differ from an uninterrupted run's in the last bits.
     public var blasCore: String? = nil
+    /// The length-grouping window in batches (0 off; nil in checkpoints from before it existed, = 0).
+    public var groupWindowBatches: Int? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -44,7 +46,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case format, step, schedule, seed, epochs, adam, position, accumulate
         case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
-        case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core"
+        case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
     }
 }
 

@@ -11,6 +11,10 @@ public struct PretrainOptions: Sendable {
     public var batchSize = 32
     /// Micro-batches per optimizer update.
     public var accumulate = 1
+    /// Length grouping (`ShardLoader.Options.groupWindowBatches`): 0 for off, else batches are made
+    /// from windows of this many batches sorted by length, and padded to their longest instance
+    /// rather than to max_seq_length. Saves the compute spent on padding when instances are short.
+    public var groupWindowBatches = 0
     public var learningRate = 1e-4
     /// Warm-up updates; nil = 10% of all updates.
     public var warmupSteps: Int?
@@ -97,7 +101,13 @@ public final class Pretrainer {
         let maxMasked = options.batchSize * max(1, p.dynamicMasking ? (maskerForDynamic?.maxPredictions ?? p.maxPredictionsPerSeq) : p.maxPredictionsPerSeq)
         model = try BertForPreTraining(config: config, maxBatch: options.batchSize, maxSeqLength: p.maxSeqLength,
                                        maxMaskedPositions: maxMasked, threads: options.threads)
-        loader = try ShardLoader(set: shards, options: .init(batchSize: options.batchSize, seed: options.seed), masker: maskerForDynamic)
+        guard options.groupWindowBatches >= 0 else {
+            throw TrainingError.invalidSetting(name: "--group-by-length", reason: "the window must be 0 (off) or positive")
+        }
+        loader = try ShardLoader(set: shards, options: .init(batchSize: options.batchSize, seed: options.seed,
+                                                             padToLongest: options.groupWindowBatches > 0,
+                                                             groupWindowBatches: options.groupWindowBatches),
+                                 masker: maskerForDynamic)
         guard options.maxSteps.map({ $0 >= 1 }) ?? true else { throw TrainingError.invalidSetting(name: "--max-steps", reason: "must be at least 1") }
         let updatesPerEpoch = (loader.batchesPerEpoch + options.accumulate - 1) / options.accumulate
         let total = min(updatesPerEpoch * options.epochs, options.maxSteps ?? Int.max)
@@ -147,6 +157,9 @@ public final class Pretrainer {
         guard state.batchSize == options.batchSize, state.accumulate == options.accumulate, state.seed == options.seed,
               state.epochs == options.epochs, state.schedule == schedule else {
             return "the run used batch size \(state.batchSize), accumulate \(state.accumulate), seed \(state.seed), \(state.epochs) epochs; \(state.schedule.totalSteps) updates"
+        }
+        guard (state.groupWindowBatches ?? 0) == options.groupWindowBatches else {
+            return "the run used a length-grouping window of \(state.groupWindowBatches ?? 0) batches, this one \(options.groupWindowBatches)"
         }
         guard state.shardsIndexSHA256 == indexSHA256 else { return "it was trained on other shards (index.json differs)" }
         return nil
@@ -277,7 +290,7 @@ public final class Pretrainer {
             position: .init(epoch: position.epoch, instancesConsumed: position.instancesConsumed), schedule: schedule,
             learningRate: schedule.rate(at: max(0, step - 1)), seed: options.seed, batchSize: options.batchSize,
             accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam,
-            blasCore: Parallel.blasCoreName)
+            blasCore: Parallel.blasCoreName, groupWindowBatches: options.groupWindowBatches)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state)
         lastCheckpoint = (options.runDirectory as NSString).appendingPathComponent(name)

@@ -24,10 +24,11 @@ final class ShardLoaderTests: XCTestCase {
     }
 
     static func loader(_ dir: URL, batch: Int, seed: UInt64 = 11, masker: Masker? = nil, padToLongest: Bool = false,
-                       dropLast: Bool = false, prefetch: Int = 3) throws -> ShardLoader {
+                       dropLast: Bool = false, group: Int = 0, prefetch: Int = 3) throws -> ShardLoader {
         let set = try ShardSet(directory: dir.path, expectedVocabSHA256: ShardTests.vocabSHA)
         return try ShardLoader(set: set, options: .init(batchSize: batch, seed: seed, padToLongest: padToLongest,
-                                                         dropLast: dropLast, prefetchBatches: prefetch), masker: masker)
+                                                         dropLast: dropLast, groupWindowBatches: group, prefetchBatches: prefetch),
+                               masker: masker)
     }
 
     static func all(_ batches: EpochBatches) throws -> [InstanceBatch] {
@@ -100,6 +101,49 @@ final class ShardLoaderTests: XCTestCase {
         XCTAssertThrowsError(try loader.batches(epoch: 0, skipping: 62))
         // Releasing an iterator mid-epoch stops its threads (no hang, no crash).
         for _ in 0..<20 { _ = try loader.batches(epoch: 0).next() }
+    }
+
+    /// Length grouping: the same instances as the plain order, each window's instances in batches
+    /// of similar length (checked against a sort of the plain order's windows), padded to their
+    /// longest, in a seeded order; resuming at any batch boundary continues exactly.
+    func testLengthGroupingIsAPermutationWithLessPaddingAndResumesExactly() throws {
+        let (dir, items) = try Self.makeShards(103)
+        let plain = try Self.all(Self.loader(dir, batch: 4).batches(epoch: 1)).flatMap(Self.unpack)
+        let loader = try Self.loader(dir, batch: 4, padToLongest: true, group: 5)
+        let grouped = try Self.all(loader.batches(epoch: 1))
+        XCTAssertEqual(grouped.map(\.size), [Int](repeating: 4, count: 25) + [3], "full batches, the smaller one last")
+        let instances = grouped.flatMap(Self.unpack)
+        XCTAssertEqual(ShardTests.counts(instances), ShardTests.counts(items), "each instance exactly once")
+        // Windows of 5 batches = 20 instances of the plain order: the same sets, and inside a window
+        // the batches are consecutive runs of the window sorted by length.
+        for w in stride(from: 0, to: 103, by: 20) {
+            let window = Array(plain[w..<min(w + 20, 103)])
+            let got = Array(instances[w..<min(w + 20, 103)])
+            XCTAssertEqual(ShardTests.counts(got), ShardTests.counts(window), "window at \(w)")
+            let sortedLengths = window.map(\.tokens.count).sorted()
+            let runs = stride(from: 0, to: sortedLengths.count, by: 4).map { Array(sortedLengths[$0..<min($0 + 4, sortedLengths.count)]) }
+            let batchLengths = stride(from: 0, to: got.count, by: 4).map { got[$0..<min($0 + 4, got.count)].map(\.tokens.count).sorted() }
+            XCTAssertEqual(batchLengths.sorted { $0.lexicographicallyPrecedes($1) }, runs.sorted { $0.lexicographicallyPrecedes($1) },
+                           "window at \(w): batches are runs of the sorted window")
+        }
+        for b in grouped { XCTAssertEqual(b.seqLength, Self.unpack(b).map(\.tokens.count).max(), "padded to the longest") }
+        let paddedGrouped = grouped.reduce(0) { $0 + $1.size * $1.seqLength }
+        let paddedPlain = try Self.all(Self.loader(dir, batch: 4, padToLongest: true).batches(epoch: 1)).reduce(0) { $0 + $1.size * $1.seqLength }
+        XCTAssertLessThan(paddedGrouped, paddedPlain, "grouping pads less")
+        XCTAssertNotEqual(instances, plain, "the batches are reordered")
+        XCTAssertEqual(try Self.all(loader.batches(epoch: 1)), grouped, "reproducible")
+        XCTAssertNotEqual(try Self.all(loader.batches(epoch: 2)).flatMap(Self.unpack), instances, "another epoch, another order")
+        // Resume at every batch boundary, including ones inside a window.
+        let it = try loader.batches(epoch: 1)
+        for k in 0...grouped.count {
+            let resumed = try Self.all(loader.batches(epoch: 1, skipping: it.position.instancesConsumed))
+            XCTAssertEqual(resumed, Array(grouped[k...]), "resumed after \(k) batches")
+            _ = try it.next()
+        }
+        XCTAssertThrowsError(try Self.all(loader.batches(epoch: 1, skipping: 2)), "not a batch boundary")
+        // dropLast drops the smaller batch, still the last one.
+        XCTAssertEqual(try Self.all(Self.loader(dir, batch: 4, padToLongest: true, dropLast: true, group: 5).batches(epoch: 1)),
+                       Array(grouped.dropLast()))
     }
 
     func testDynamicMaskingDependsOnEpochAndIsReproducible() throws {
