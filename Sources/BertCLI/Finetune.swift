@@ -39,7 +39,7 @@ struct FinetuneCommand: ParsableCommand {
     var fromScratch = false
     @Option(help: "With --from-scratch: a model preset (tiny, mini, small, medium, base) or a config.json.") var config: String?
     @Option(help: "Training file (rows with split train, or all rows when there is no split column).") var data: String
-    @Option(help: "Evaluation file (default: the data's dev or test split, else --eval-fraction of it).") var eval: String?
+    @Option(help: "Evaluation file that chooses the best epoch (default: the data's dev split, else --eval-fraction of its train rows; a test split is never used here).") var eval: String?
     @Option(help: "Output directory: the best model, epoch-N copies, metrics.jsonl, TensorBoard events.") var output: String
     @Option var epochs = 3
     @Option var batchSize = 32
@@ -48,7 +48,7 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "Batch examples of similar length together (less padding, faster; transformers' group_by_length).")
     var groupByLength = false
     @Option var weightDecay = 0.01
-    @Option(help: "Held-out share when there is neither an eval file nor a split column.") var evalFraction = 0.1
+    @Option(help: "Share of the train rows held out as the dev set when there is neither an eval file nor a dev split.") var evalFraction = 0.1
     @Option var seed: UInt64 = 42
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
     @OptionGroup var file: ClassificationFileOptions
@@ -109,9 +109,10 @@ struct FinetuneCommand: ParsableCommand {
         let scan = try ClassificationReader(path: data, columns: columns)
         while let e = try scan.nextExample() {
             if let s = e.split { hasSplit = true; if s == "dev" { hasDev = true } }
-            if isTrain(e, hasSplit: e.split != nil) { labelSet.insert(e.label); trainRows += 1 }
+            if isTrain(e, hasSplit: e.split != nil, hasDev: true) { labelSet.insert(e.label); trainRows += 1 }
         }
         // A file whose first rows had no split but later ones did is treated as split throughout.
+        // Labels come from every train row (held-out dev rows included).
         if hasSplit {
             labelSet = []
             trainRows = 0
@@ -120,6 +121,9 @@ struct FinetuneCommand: ParsableCommand {
                 if e.split == "train" { labelSet.insert(e.label); trainRows += 1 }
             }
         }
+        // With train/test splits but no dev split, the test split is never used to choose the epoch:
+        // --eval-fraction of the train rows is held out as the dev set instead.
+        let holdsOutDev = hasSplit && !hasDev && eval == nil && evalFraction > 0
         let labels = labelSet.sorted()
         guard trainRows > 0 else { throw UsageError("\(data): no training rows (split \"train\", or rows without a split)") }
         guard labels.count >= 2 else {
@@ -130,19 +134,20 @@ struct FinetuneCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         let train = try ExampleStore.build(
             path: cache + "/train.examples", reader: try ClassificationReader(path: data, columns: columns), tokenizer: tokenizer,
-            maxLength: file.maxSeqLength, include: { hasSplit ? $0.split == "train" : isTrain($0, hasSplit: false) },
+            maxLength: file.maxSeqLength, include: { isTrain($0, hasSplit: hasSplit, hasDev: hasDev) },
             label: { ids[$0.label]! })
         let evalPath = eval ?? data
-        let evalSplit: String? = eval != nil ? nil : hasSplit ? (hasDev ? "dev" : "test") : nil
+        let evalSplit: String? = eval != nil ? nil : hasSplit ? (hasDev ? "dev" : nil) : nil
         var evalStore: ExampleStore? = nil
-        if eval != nil || hasSplit || evalFraction > 0 {
+        if eval != nil || hasDev || evalFraction > 0 {
             let store = try ExampleStore.build(
                 path: cache + "/eval.examples", reader: try ClassificationReader(path: evalPath, columns: columns), tokenizer: tokenizer,
                 maxLength: file.maxSeqLength,
                 include: { e in
                     if eval != nil { return true }
-                    if hasSplit { return e.split == evalSplit }
-                    return !isTrain(e, hasSplit: false)
+                    if hasSplit && hasDev { return e.split == "dev" }
+                    if hasSplit { return e.split == "train" && !isTrain(e, hasSplit: true, hasDev: false) }
+                    return !isTrain(e, hasSplit: false, hasDev: false)
                 },
                 label: { e in
                     guard let id = ids[e.label] else {
@@ -163,8 +168,11 @@ struct FinetuneCommand: ParsableCommand {
         options.seed = seed
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         let tuner = try FineTuner(options: options, source: source, labels: labels, train: train, eval: evalStore)
-        log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation"
-            + (evalSplit.map { " (split \($0))" } ?? eval.map { " (\($0))" } ?? " (held out \(evalFraction))")
+        let evalSource: String
+        if let evalSplit { evalSource = " (split \(evalSplit))" } else if let eval { evalSource = " (\(eval))" } else if holdsOutDev {
+            evalSource = " (\(evalFraction) of the train split held out as dev; the test split is not used)"
+        } else { evalSource = " (held out \(evalFraction))" }
+        log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation" + evalSource
             + ", labels \(labels.joined(separator: ", ")), \(epochs) epochs, \(options.threads) threads")
         let progress = ProgressReporter(label: "finetune")
         tuner.onProgress = { p in
@@ -186,9 +194,14 @@ struct FinetuneCommand: ParsableCommand {
         print(output)
     }
 
-    /// A row trains unless it is held out: by its split, or (without splits) by a seeded hash of its line.
-    func isTrain(_ e: ClassificationExample, hasSplit: Bool) -> Bool {
-        if hasSplit { return e.split == "train" }
+    /// A row trains unless it is held out: by its split, or by a seeded hash of its line (rows
+    /// without a split, or train rows of a file with no dev split, so that a test split never
+    /// chooses the epoch).
+    func isTrain(_ e: ClassificationExample, hasSplit: Bool, hasDev: Bool) -> Bool {
+        if hasSplit {
+            guard e.split == "train" else { return false }
+            if hasDev { return true }
+        }
         if eval != nil || evalFraction == 0 { return true }
         var g = SeededGenerator(seed: seed, stream: [0x484F4C44, UInt64(e.line)])  // "HOLD"
         return g.nextDouble() >= evalFraction

@@ -118,6 +118,26 @@ final class FinetuneCommandTests: XCTestCase {
         XCTAssertEqual(stray.status, 2, stray.stderr)
     }
 
+    /// A file with train and test splits but no dev split: the epoch is chosen on --eval-fraction of
+    /// the train rows, and the test split is never read by fine-tuning (here its rows carry a label the
+    /// training rows lack, which an evaluation on them would refuse).
+    func testTestSplitNeverChoosesTheEpoch() throws {
+        let train = Self.separable(100, seed: 5).tsv.split(separator: "\n").dropFirst().map { "train\t" + $0 }
+        let test = (0..<20).map { "test\tzebra zebra\tunseen-\($0 % 2)" }
+        let data = try write((["split\ttext\tlabel"] + train + test).joined(separator: "\n") + "\n", "split.tsv")
+        let out = Fixtures.temporaryDirectory().path + "/cls"
+        let r = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--data", data, "--output", out, "--epochs", "1",
+                             "--batch-size", "8", "--max-seq-length", "16", "--threads", "1", "--eval-fraction", "0.2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("held out as dev"), r.stderr)
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/finetune_summary.json"))) as? [String: Any])
+        let held = try XCTUnwrap((summary["eval"] as? [String: Any])?["examples"] as? Int)
+        let trained = try XCTUnwrap(summary["train_examples"] as? Int)
+        XCTAssertEqual(held + trained, 100, "every train row either trains or chooses the epoch")
+        XCTAssertTrue((8...35).contains(held), "about 20% of 100 held out, got \(held)")
+        XCTAssertEqual(summary["labels"] as? [String], ["neg", "pos"], "labels from the train rows only")
+    }
+
     func testRefusals() throws {
         let out = Fixtures.temporaryDirectory().path
         func expect(_ args: [String], _ fragments: [String]) throws {
