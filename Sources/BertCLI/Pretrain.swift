@@ -20,6 +20,8 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Micro-batches per optimizer update.") var accumulate = 1
     @Flag(help: "Batch instances of similar length (windows of 64 batches sorted by length, in a seeded order) and pad each batch to its longest instance: less compute on padding when instances are short.")
     var groupByLength = false
+    @Flag(help: "Initialise the position embeddings as sinusoids (scaled to the initializer's std) instead of random values.")
+    var sinusoidalPositions = false
     @Option(help: "Peak learning rate.") var learningRate = 1e-4
     @Option(help: "Warm-up updates (default: 10% of all updates).") var warmupSteps: Int?
     @Option(help: "Weight decay (not on biases and LayerNorm).") var weightDecay = 0.01
@@ -80,6 +82,7 @@ struct PretrainCommand: ParsableCommand {
         options.batchSize = batchSize
         options.accumulate = accumulate
         options.groupWindowBatches = groupByLength ? 64 : 0
+        options.sinusoidalPositions = sinusoidalPositions
         options.learningRate = learningRate
         options.warmupSteps = warmupSteps
         options.maxGradNorm = maxGradNorm

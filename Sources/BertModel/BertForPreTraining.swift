@@ -137,6 +137,12 @@ public final class BertForPreTraining {
         encoder.initialize(parameters.baseAddress!, std: config.initializerRange, seed: seed)
     }
 
+    /// Sets the position embeddings to sinusoids of the initializer's standard deviation (see
+    /// `Encoder.sinusoidalPositions`); call after `initialize(seed:)`.
+    public func initializePositionsSinusoidally() {
+        encoder.sinusoidalPositions(parameters.baseAddress!, std: config.initializerRange)
+    }
+
     /// The MLM logits of the last forward pass, (M,V): row k is masked position batch.maskedPositions[k].
     /// Valid until the next forward pass; empty before the first.
     public var mlmLogits: UnsafeBufferPointer<Float> {

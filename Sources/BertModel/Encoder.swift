@@ -226,6 +226,24 @@ struct Encoder {
         if let pad = dims.paddingId { (p + off.word + Int(pad) * dims.h).update(repeating: 0, count: dims.h) }
     }
 
+    /// Overwrites the position embeddings, (P,H), with the Transformer's sinusoids (Vaswani et al.
+    /// 2017): row t is [sin(t·ω_0), cos(t·ω_0), sin(t·ω_1), …] with ω_k = 10000^(−2k/H), scaled so
+    /// their standard deviation is `std`. Nearby positions start similar and a fixed offset is a
+    /// rotation, so attention by relative position is easy to learn from the first updates; the
+    /// tensor stays an ordinary learned one (what transformers' BertModel loads).
+    func sinusoidalPositions(_ p: UnsafeMutablePointer<Float>, std: Double) {
+        let h = dims.h
+        let scale = std * 2.0.squareRoot()  // sin and cos have variance 1/2
+        for t in 0..<dims.positions {
+            for k in 0..<(h / 2) {
+                let angle = Double(t) * pow(10000, -2 * Double(k) / Double(h))
+                p[off.position + t * h + 2 * k] = Float(sin(angle) * scale)
+                p[off.position + t * h + 2 * k + 1] = Float(cos(angle) * scale)
+            }
+            if h % 2 == 1 { p[off.position + t * h + h - 1] = 0 }
+        }
+    }
+
     /// Checks the batch's shape and the counts of its (B,T) arrays against the allocation.
     func checkShape(batchSize b: Int, seqLength t: Int, inputIds: [Int32], tokenTypeIds: [Int32], attentionMask: [Int32]) throws {
         guard b > 0 else { throw ModelError.wrongCount(field: "batchSize", expected: 1, actual: b) }

@@ -15,6 +15,8 @@ public struct PretrainOptions: Sendable {
     /// from windows of this many batches sorted by length, and padded to their longest instance
     /// rather than to max_seq_length. Saves the compute spent on padding when instances are short.
     public var groupWindowBatches = 0
+    /// Start the position embeddings as sinusoids rather than N(0, initializer_range²).
+    public var sinusoidalPositions = false
     public var learningRate = 1e-4
     /// Warm-up updates; nil = 10% of all updates.
     public var warmupSteps: Int?
@@ -150,6 +152,7 @@ public final class Pretrainer {
         }
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         model.initialize(seed: options.seed)
+        if options.sinusoidalPositions { model.initializePositionsSinusoidally() }
     }
 
     /// How the run that wrote `state` differs from this one, or nil when it is the same run.

@@ -72,6 +72,33 @@ final class ModelTests: XCTestCase {
         XCTAssertFalse(a.parameters[64..<128].allSatisfy { $0 == 0 })
     }
 
+    /// Sinusoidal position initialisation: each row is Vaswani et al.'s sin/cos pair per frequency,
+    /// computed here independently in Double, scaled to the initializer's standard deviation; every
+    /// other tensor keeps its seeded initialisation.
+    func testSinusoidalPositionsFollowTheFormula() throws {
+        let config = BertConfig(vocabSize: 50, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 24,
+                                maxPositionEmbeddings: 40)
+        let model = try BertForPreTraining(config: config, maxBatch: 1, maxSeqLength: 8, maxMaskedPositions: 1, threads: 1)
+        model.initialize(seed: 3)
+        let before = Array(model.parameters)
+        model.initializePositionsSinusoidally()
+        let entry = try XCTUnwrap(model.layout.entry(named: "bert.embeddings.position_embeddings.weight"))
+        let rows = Array(model.parameters[entry.range])
+        XCTAssertEqual(rows.count, 40 * 16)
+        for t in 0..<40 {
+            for i in 0..<16 {
+                let frequency = 1 / pow(10000.0, Double(i - i % 2) / 16)
+                let expected = (i % 2 == 0 ? sin(Double(t) * frequency) : cos(Double(t) * frequency)) * 0.02 * 2.0.squareRoot()
+                XCTAssertEqual(Double(rows[t * 16 + i]), expected, accuracy: 1e-7, "position \(t), dimension \(i)")
+            }
+        }
+        let std = (rows.map { Double($0) * Double($0) }.reduce(0, +) / Double(rows.count)).squareRoot()
+        XCTAssertEqual(std, 0.02, accuracy: 0.003, "the initializer's scale")
+        var others = Array(model.parameters)
+        others.replaceSubrange(entry.range, with: before[entry.range])
+        XCTAssertTrue(Numerics.bitIdentical(others, before), "nothing else changes")
+    }
+
     func testLossAtInitializationIsLogVPlusLog2() throws {
         let model = try makeModel()
         model.initialize(seed: 1)
