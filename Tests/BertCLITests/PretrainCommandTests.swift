@@ -87,6 +87,33 @@ final class PretrainCommandTests: XCTestCase {
         XCTAssertEqual(try losses(dir + "/killed"), try losses(dir + "/whole"), "every logged loss is the same")
     }
 
+    /// --group-by-length: a run stopped inside a window and resumed equals the uninterrupted grouped
+    /// run; the grouping is recorded, changes the batches, and a resume without it is refused.
+    func testLengthGroupedRunResumesExactly() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let grouped = ["--group-by-length", "--sinusoidal-positions"]
+        let whole = try pretrain(dir + "/whole", grouped)
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let plain = try pretrain(dir + "/plain", ["--sinusoidal-positions"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertNotEqual(try losses(dir + "/whole"), try losses(dir + "/plain"), "grouping changes the batches")
+        let state = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/whole/latest/training_state.json"))) as? [String: Any])
+        XCTAssertEqual(state["group_window_batches"] as? Int, 64)
+
+        // Stop after 13 updates: the last checkpoint is step 10, inside the first window of 64 batches.
+        let stopped = try pretrain(dir + "/stopped", grouped + ["--stop-after-steps", "13"])
+        XCTAssertEqual(stopped.status, 0, stopped.stderr)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/stopped/latest"), "step-00000010")
+        let refused = try pretrain(dir + "/stopped", ["--resume", "--sinusoidal-positions"])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("length-grouping"), refused.stderr)
+        let resumed = try pretrain(dir + "/stopped", grouped + ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try bytes(dir + "/stopped/epoch-0002"), try bytes(dir + "/whole/epoch-0002"), "the same final checkpoint")
+        XCTAssertEqual(try losses(dir + "/stopped"), try losses(dir + "/whole"), "every logged loss is the same")
+    }
+
     func testBadInputIsRefusedWithExitTwo() throws {
         let dir = Fixtures.temporaryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
