@@ -1,5 +1,6 @@
 import XCTest
 
+import PretrainingData
 @testable import Training
 
 final class ClassificationMetricsTests: XCTestCase {
@@ -31,22 +32,34 @@ final class ClassificationMetricsTests: XCTestCase {
     }
 }
 
-/// `FineTuner.groupedByLength`: transformers' length-grouped mega-batches.
+/// `FineTuner.groupedByLength`: transformers' length-grouped mega-batches, their batches in a seeded order.
 final class GroupByLengthTests: XCTestCase {
-    func testMegaBatchesAreSortedLongestFirstAndKeepEveryExample() {
+    func testMegaBatchesAreRunsOfTheSortedMegaBatchInASeededOrder() {
         var rng = SystemRandomNumberGenerator()
         let lengths = (0..<1000).map { _ in Int.random(in: 3...128, using: &rng) }
         let order = Array(0..<1000).shuffled(using: &rng)
-        let grouped = FineTuner.groupedByLength(order, batchSize: 4) { lengths[$0] }
+        var g = SeededGenerator(seed: 9)
+        let grouped = FineTuner.groupedByLength(order, batchSize: 4, rng: &g) { lengths[$0] }
         XCTAssertEqual(grouped.sorted(), Array(0..<1000), "a permutation: nothing lost or repeated")
+        var sweeps = 0
         for start in stride(from: 0, to: 1000, by: 200) {  // mega-batches of 50 × 4
             let run = Array(grouped[start..<min(1000, start + 200)])
             XCTAssertEqual(Set(run), Set(order[start..<min(1000, start + 200)]), "examples stay in their mega-batch")
-            XCTAssertEqual(run.map { lengths[$0] }, run.map { lengths[$0] }.sorted(by: >), "longest first")
+            // Oracle: the mega-batch sorted longest first (stable) and cut into batches of 4; the
+            // run holds exactly those batches, in some order.
+            let sorted = order[start..<min(1000, start + 200)].enumerated()
+                .sorted { lengths[$0.element] != lengths[$1.element] ? lengths[$0.element] > lengths[$1.element] : $0.offset < $1.offset }
+                .map(\.element)
+            let expected = stride(from: 0, to: sorted.count, by: 4).map { Array(sorted[$0..<min($0 + 4, sorted.count)]) }
+            let got = stride(from: 0, to: run.count, by: 4).map { Array(run[$0..<min($0 + 4, run.count)]) }
+            XCTAssertEqual(Set(got), Set(expected), "batches are runs of the sorted mega-batch")
+            if got == expected { sweeps += 1 }
         }
-        // Ties keep the shuffled order (stable), so the result depends only on the epoch's shuffle.
-        let same = FineTuner.groupedByLength(order, batchSize: 4) { _ in 7 }
-        XCTAssertEqual(same, order)
+        XCTAssertEqual(sweeps, 0, "batches are not handed out longest first")
+        // The same generator state gives the same order; another seed another.
+        var g1 = SeededGenerator(seed: 9), g2 = SeededGenerator(seed: 10)
+        XCTAssertEqual(FineTuner.groupedByLength(order, batchSize: 4, rng: &g1) { lengths[$0] }, grouped)
+        XCTAssertNotEqual(FineTuner.groupedByLength(order, batchSize: 4, rng: &g2) { lengths[$0] }, grouped)
         // Less padding: the summed batch maxima drop.
         func padded(_ o: [Int]) -> Int { stride(from: 0, to: o.count, by: 4).map { o[$0..<min(o.count, $0 + 4)].map { lengths[$0] }.max()! * 4 }.reduce(0, +) }
         XCTAssertLessThan(padded(grouped), padded(order))
