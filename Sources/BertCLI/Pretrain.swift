@@ -18,16 +18,18 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Passes over the shards.") var epochs = 1
     @Option(help: "Instances per micro-batch.") var batchSize = 32
     @Option(help: "Micro-batches per optimizer update.") var accumulate = 1
-    @Flag(help: "Batch instances of similar length (windows of 64 batches sorted by length, in a seeded order) and pad each batch to its longest instance: less compute on padding when instances are short.")
-    var groupByLength = false
-    @Flag(help: "Initialise the position embeddings as sinusoids (scaled to the initializer's std) instead of random values.")
-    var sinusoidalPositions = false
-    @Option(help: "Peak learning rate.") var learningRate = 1e-4
+    @Option(help: ArgumentHelp("Defaults for the options below: small-budget or google.", discussion: PretrainRecipe.help))
+    var recipe: PretrainRecipe = .smallBudget
+    @Flag(inversion: .prefixedNo, help: "Batch instances of similar length (windows of 64 batches sorted by length, in a seeded order) and pad each batch to its longest instance: less compute on padding when instances are short. (default: the recipe's)")
+    var groupByLength: Bool?
+    @Flag(inversion: .prefixedNo, help: "Initialise the position embeddings as sinusoids (scaled to the initializer's std) instead of random values. (default: the recipe's)")
+    var sinusoidalPositions: Bool?
+    @Option(help: "Peak learning rate. (default: the recipe's)") var learningRate: Double?
     @Option(help: "Warm-up updates (default: 10% of all updates).") var warmupSteps: Int?
     @Option(help: "Weight decay (not on biases and LayerNorm).") var weightDecay = 0.01
     @Flag(help: "Adam bias correction (google-research/bert has none).") var biasCorrection = false
     @Option(help: "Global gradient-norm clipping.") var maxGradNorm = 1.0
-    @Option(help: "Dropout on hidden states and attention probabilities (overrides the config).") var dropout: Double?
+    @Option(help: "Dropout on hidden states and attention probabilities (default: the recipe's; google keeps the config's).") var dropout: Double?
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
     @Option(help: "Random seed (initialisation, data order, dropout).") var seed: UInt64 = 42
     @Option(help: "Also checkpoint every N updates.") var saveEverySteps: Int?
@@ -43,7 +45,7 @@ struct PretrainCommand: ParsableCommand {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if accumulate < 1 { throw ValidationError("--accumulate must be at least 1") }
-        if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
+        if let lr = learningRate, !(lr > 0) { throw ValidationError("--learning-rate must be positive") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
         if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
@@ -72,7 +74,7 @@ struct PretrainCommand: ParsableCommand {
         } else {
             cfg = try BertConfig.preset(model, vocabSize: vocabulary.count)
         }
-        if let d = dropout { cfg.hiddenDropoutProb = d; cfg.attentionProbsDropoutProb = d }
+        if let d = dropout ?? recipe.dropout { cfg.hiddenDropoutProb = d; cfg.attentionProbsDropoutProb = d }
         cfg.padTokenId = Int(vocabulary.padId)
         cfg.maxPositionEmbeddings = max(cfg.maxPositionEmbeddings, set.index.parameters.maxSeqLength)
         try cfg.validate(path: config ?? "--model \(model)")
@@ -81,9 +83,9 @@ struct PretrainCommand: ParsableCommand {
         options.epochs = epochs
         options.batchSize = batchSize
         options.accumulate = accumulate
-        options.groupWindowBatches = groupByLength ? 64 : 0
-        options.sinusoidalPositions = sinusoidalPositions
-        options.learningRate = learningRate
+        options.groupWindowBatches = (groupByLength ?? recipe.groupByLength) ? 64 : 0
+        options.sinusoidalPositions = sinusoidalPositions ?? recipe.sinusoidalPositions
+        options.learningRate = learningRate ?? recipe.learningRate
         options.warmupSteps = warmupSteps
         options.maxGradNorm = maxGradNorm
         options.adam = AdamW.Hyper(weightDecay: weightDecay, biasCorrection: biasCorrection)
@@ -103,9 +105,11 @@ struct PretrainCommand: ParsableCommand {
             maxPredictions: set.index.parameters.maxPredictionsPerSeq, wholeWord: set.index.parameters.wholeWordMask) : nil
         let trainer = try Pretrainer(options: options, config: cfg, shards: set, vocabulary: vocabData, maskerForDynamic: masker)
         let params = trainer.model.layout.count
-        log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), %d threads%@",
+        log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: lr %g, dropout %g%@%@, %d threads%@",
                    config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
                    Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
+                   recipe.rawValue, options.learningRate, cfg.hiddenDropoutProb,
+                   options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
                    options.threads, trainer.step > 0 ? ", resuming at update \(trainer.step)" : ""))
         let progress = ProgressReporter(label: "pretrain")
         trainer.onProgress = { p in
@@ -116,6 +120,30 @@ struct PretrainCommand: ParsableCommand {
         progress.finish()
         if let last { print(last) }
     }
+}
+
+/// Named defaults for `bert pretrain`'s recipe options; an explicit option always wins.
+enum PretrainRecipe: String, ExpressibleByArgument, CaseIterable {
+    /// What paid on small CPU budgets (issue 10): a high peak rate, no dropout, length-grouped
+    /// batches, sinusoidally initialised positions.
+    case smallBudget = "small-budget"
+    /// google-research/bert's run_pretraining.py: peak rate 1e-4, the config's dropout (0.1),
+    /// batches in plain shuffled order padded to the full length, random positions.
+    case google
+
+    var learningRate: Double { self == .google ? 1e-4 : 5e-4 }
+    /// nil keeps the config's dropout.
+    var dropout: Double? { self == .google ? nil : 0 }
+    var groupByLength: Bool { self == .smallBudget }
+    var sinusoidalPositions: Bool { self == .smallBudget }
+
+    static let help = """
+        small-budget (default): --learning-rate 5e-4 --dropout 0 --group-by-length --sinusoidal-positions; \
+        what paid on small CPU budgets (README, "Pre-training that pays").
+        google: --learning-rate 1e-4, the config's dropout (0.1), --no-group-by-length --no-sinusoidal-positions; \
+        with the defaults shared by both (AdamW without bias correction, ε 1e-6, decay 0.01, clipping 1.0, \
+        linear warm-up then decay) these are google-research/bert's settings.
+        """
 }
 
 /// A progress bar with rate and ETA on a terminal; plain lines otherwise.

@@ -17,7 +17,8 @@ final class PretrainCommandTests: XCTestCase {
 
     func pretrainArguments(_ run: String) -> [String] {
         ["pretrain", "--shards", Self.base + "/shards", "--output", run, "--config", Self.base + "/tiny.json",
-         "--batch-size", "16", "--epochs", "2", "--learning-rate", "1e-3", "--save-every-steps", "10", "--threads", "2"]
+         "--batch-size", "16", "--epochs", "2", "--learning-rate", "1e-3", "--save-every-steps", "10", "--threads", "2",
+         "--dropout", "0.1"]  // dropout on, so resuming must restore its random stream too
     }
 
     func pretrain(_ run: String, _ extra: [String] = [], environment: [String: String] = bertEnvironment()) throws -> ProcessResult {
@@ -95,7 +96,7 @@ final class PretrainCommandTests: XCTestCase {
         let grouped = ["--group-by-length", "--sinusoidal-positions"]
         let whole = try pretrain(dir + "/whole", grouped)
         XCTAssertEqual(whole.status, 0, whole.stderr)
-        let plain = try pretrain(dir + "/plain", ["--sinusoidal-positions"])
+        let plain = try pretrain(dir + "/plain", ["--no-group-by-length", "--sinusoidal-positions"])
         XCTAssertEqual(plain.status, 0, plain.stderr)
         XCTAssertNotEqual(try losses(dir + "/whole"), try losses(dir + "/plain"), "grouping changes the batches")
         let state = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/whole/latest/training_state.json"))) as? [String: Any])
@@ -105,13 +106,46 @@ final class PretrainCommandTests: XCTestCase {
         let stopped = try pretrain(dir + "/stopped", grouped + ["--stop-after-steps", "13"])
         XCTAssertEqual(stopped.status, 0, stopped.stderr)
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/stopped/latest"), "step-00000010")
-        let refused = try pretrain(dir + "/stopped", ["--resume", "--sinusoidal-positions"])
+        let refused = try pretrain(dir + "/stopped", ["--resume", "--no-group-by-length", "--sinusoidal-positions"])
         XCTAssertEqual(refused.status, 2, refused.stderr)
         XCTAssertTrue(refused.stderr.contains("length-grouping"), refused.stderr)
         let resumed = try pretrain(dir + "/stopped", grouped + ["--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(try bytes(dir + "/stopped/epoch-0002"), try bytes(dir + "/whole/epoch-0002"), "the same final checkpoint")
         XCTAssertEqual(try losses(dir + "/stopped"), try losses(dir + "/whole"), "every logged loss is the same")
+    }
+
+    /// --recipe: the default (small-budget) is exactly its documented flags, google is google-research/bert's
+    /// settings (lr 1e-4, the config's dropout, plain batches, random positions), and explicit flags win.
+    func testRecipesSetTheirDocumentedDefaults() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func run(_ name: String, _ extra: [String]) throws -> [String: Any] {
+            let r = try runBert(["pretrain", "--shards", Self.base + "/shards", "--output", dir + "/" + name, "--config", Self.base + "/tiny.json",
+                                 "--batch-size", "16", "--max-steps", "3", "--threads", "2"] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let state = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + name + "/latest/training_state.json"))) as? [String: Any])
+            let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + name + "/latest/config.json"))) as? [String: Any])
+            let schedule = try XCTUnwrap(state["schedule"] as? [String: Any])
+            return ["lr": schedule["base_learning_rate"] as Any, "group": state["group_window_batches"] as Any,
+                    "dropout": config["hidden_dropout_prob"] as Any, "attention_dropout": config["attention_probs_dropout_prob"] as Any]
+        }
+        let small = try run("default", [])
+        XCTAssertEqual(small["lr"] as? Double, 5e-4)
+        XCTAssertEqual(small["group"] as? Int, 64)
+        XCTAssertEqual(small["dropout"] as? Double, 0)
+        XCTAssertEqual(small["attention_dropout"] as? Double, 0)
+        _ = try run("spelled", ["--recipe", "google", "--learning-rate", "5e-4", "--dropout", "0", "--group-by-length", "--sinusoidal-positions"])
+        XCTAssertEqual(try bytes(dir + "/default/latest"), try bytes(dir + "/spelled/latest"),
+                       "the default recipe is its documented flags, and explicit flags override google's")
+        let google = try run("google", ["--recipe", "google"])
+        XCTAssertEqual(google["lr"] as? Double, 1e-4)
+        XCTAssertEqual(google["group"] as? Int, 0)
+        XCTAssertEqual(google["dropout"] as? Double, 0.1, "the config's dropout (bert-base's 0.1 where the config is silent)")
+        XCTAssertEqual(google["attention_dropout"] as? Double, 0.1)
+        _ = try run("google-no-sin", ["--recipe", "google", "--learning-rate", "5e-4", "--dropout", "0", "--group-by-length"])
+        XCTAssertNotEqual(try bytes(dir + "/google-no-sin/latest")["model.safetensors"], try bytes(dir + "/default/latest")["model.safetensors"],
+                          "google initialises positions randomly, small-budget as sinusoids")
     }
 
     func testBadInputIsRefusedWithExitTwo() throws {

@@ -7,14 +7,41 @@ fine-tune both results the same way (`bert finetune --checkpoint DIR ...`) and c
 recipe that only looks good because BertKit's trainer has a bug, or that is worse than what the
 textbook implementation gets from the same data, shows up here.
 
-Data: the instances of a BertKit shard directory, exactly as `bert pretrain` sees them (static masks),
-read from `BERT inspect SHARDS --json --limit 0` (one JSON object per line with input_ids,
-segment_ids, masked_lm_positions, masked_lm_labels, next_sentence_label). The JSON stream is parsed
-line by line, but the instances are then held in memory, packed into flat arrays (token ids as uint16
-when the vocabulary allows, a segment-A length per instance, masked positions and labels, NSP labels):
-about 2 bytes per token plus 4 per masked position, so ~30 MB for 100k instances of 128 tokens. Holding
-them is what makes a per-epoch shuffle of the whole set possible. Shards with dynamic masking are
-refused (inspect shows their instances unmasked; the masks are drawn by BertKit's loader).
+Data: the instances of a BertKit shard directory, exactly as `bert pretrain` sees them, read from
+`BERT inspect SHARDS --json --limit 0` (one JSON object per line with input_ids, segment_ids,
+masked_lm_positions, masked_lm_labels, next_sentence_label). The JSON stream is parsed line by line,
+but the instances are then held in memory, packed into flat arrays (token ids as uint16 when the
+vocabulary allows, a segment-A length per instance, masked positions and labels, NSP labels): about 2
+bytes per token plus 4 per masked position, so ~30 MB for 100k instances of 128 tokens. Holding them is
+what makes a per-epoch shuffle of the whole set possible.
+
+Masking. Statically masked shards (index.json "parameters": "dynamic_masking" false): the stored masks,
+the same every epoch, as in BertKit. Dynamically masked shards ("dynamic_masking" true, made by `bert
+shards --dynamic-masking`): inspect shows the instances unmasked (masked_lm_positions/labels empty; an
+instance that has some is refused), and the control masks each batch as it is made, as BertKit's
+ShardLoader does with its Masker (Sources/PretrainingData/{ShardLoader,InstanceBuilder}.swift), with the
+settings of index.json's "parameters": "masked_lm_prob" (p), "max_predictions_per_seq" (P) and
+"whole_word_mask":
+  - candidates: every position of the instance whose token is neither [CLS] nor [SEP] (by id; padding
+    is never a candidate);
+  - target: min(P, max(1, round_half_even(length * p))), length = the instance's tokens, [CLS] and [SEP]s
+    included (Python's round of the float64 product, as Swift's .toNearestOrEven);
+  - without whole words: min(target, candidates) positions chosen uniformly at random without
+    replacement (the candidates ordered by i.i.d. uniform keys, the first ones taken: the same
+    distribution as the Masker's lazy Fisher-Yates shuffle); each chosen position independently becomes
+    [MASK] with probability 0.8, keeps its token with 0.1, becomes a uniformly random id in 0..V-1 (any
+    token, specials included, possibly the same one) with 0.1;
+  - with whole words: the candidates are grouped into words (a candidate whose token starts with "##"
+    joins the word of the position right before it when that position is a candidate too); the words
+    are visited in a uniformly random order (numpy permutation) until the target is reached, and a word
+    that would take the count past the target is skipped, so the count can fall short of it; the
+    80/10/10 draw is made once per word (every piece [MASK], every piece kept, or every piece a random
+    id drawn per piece), as BertKit does (google-research/bert draws per piece);
+  - labels: the original ids at the chosen positions, ascending within an instance.
+Random numbers: one numpy Generator per epoch, default_rng([seed, epoch, 0x4D41534B]) ("MASK"), drawn
+from batch by batch in the epoch's order, so every epoch sees new masks and a run is reproducible;
+BertKit seeds a generator per (seed, epoch, shard, record): the same distribution, not the same masks.
+Memory: masks exist only in the batch being made (nothing per instance is stored for them).
 
 Model: transformers' BertForPreTraining (decoder tied to the word embeddings, its bias tied to
 cls.predictions.bias), from
@@ -32,6 +59,17 @@ then, as `bert pretrain` does: --dropout D sets hidden and attention dropout, pa
 Initialisation (without --init): transformers' _init_weights under torch.manual_seed(--seed): normal(0,
 initializer_range) weights and embeddings, the [PAD] row zeroed, zero biases, LayerNorm 1/0 -- the same
 distributions as BertKit's initialize(seed:), not the same numbers.
+--sinusoidal-positions (as `bert pretrain --sinusoidal-positions`, Encoder.sinusoidalPositions through
+BertForPreTraining.initializePositionsSinusoidally): after that initialisation, every row t of the
+position embeddings (all max_position_embeddings rows; the [PAD] id plays no part here) is set to
+  [t, 2k]   = float32(sin(t * 10000^(-2k/H)) * initializer_range * sqrt(2)),
+  [t, 2k+1] = float32(cos(t * 10000^(-2k/H)) * initializer_range * sqrt(2)),   k = 0 ..< H/2,
+  [t, H-1]  = 0 when H is odd,
+computed in float64 with the C library's pow/sin/cos (Python's math module), as the Swift does, so the
+tensor is BertKit's to the bit (checked: equal in all 512 x 128 values to the position embeddings of a
+`bert pretrain --model tiny --sinusoidal-positions --max-steps 1` checkpoint); sin and cos have
+variance 1/2, hence sqrt(2): the root mean square is the initializer's std. Ignored with --init (the checkpoint's position embeddings are used as they are; a
+BertKit --max-steps 1 checkpoint of a --sinusoidal-positions run already holds them).
 For the same initial weights, give BertKit's first checkpoint: `bert pretrain ... --max-steps 1` trains
 one update at learning rate 0 (the first warm-up step), so OUTPUT/step-00000001 (or epoch-0001 when one
 batch is the whole epoch) holds its initialisation; pass it as --init (its Adam moments are not used).
@@ -43,6 +81,16 @@ Recipe (mirrors `bert pretrain`'s options and Sources/Training/{Pretrainer,AdamW
     updates in all; the schedule decays to 0 there);
   - updates = min(ceil(ceil(instances / batch) / accumulate) * epochs, --max-steps); the last batch of an
     epoch may be smaller (no drop_last);
+  - batches: the epoch's order (see the data order below) cut into consecutive batches; each batch
+    padded to its longest instance. With --group-by-length (as `bert pretrain --group-by-length`,
+    ShardLoader's groupWindowBatches = 64): the epoch's order is cut into windows of 64 * batch
+    instances (the last window may be shorter); each window is sorted by length, shortest first, ties
+    kept in window order (a stable sort: Swift's sort by (length, index)); cut into batches from the
+    start; its full batches are handed out in the order of numpy's default_rng([seed, epoch,
+    0x47524F5550 ("GROUP"), window]).permutation, and a smaller batch (only the epoch's last window has
+    one: the window's longest instances) comes after them, so it stays the epoch's last; every batch is
+    padded to its longest instance (BertKit too pads to the longest with the flag). Micro-batches of an
+    update are consecutive batches of that sequence, as in BertKit;
   - learning rate of update k (from 0): lr * k / max(1, W) for k < W, else
     lr * max(0, (updates - k) / max(1, updates - W)), W = --warmup-steps or max(1, updates // 10)
     (BertKit's LinearSchedule = transformers' get_linear_schedule_with_warmup; update 0 has rate 0);
@@ -64,7 +112,8 @@ Recipe (mirrors `bert pretrain`'s options and Sources/Training/{Pretrainer,AdamW
     torch.optim.AdamW's algorithm (p (1 - lr wd) - lr m^/(sqrt(v^) + eps) is the same update), but
     with eps 1e-6 as BertKit keeps it, not torch's default 1e-8 (--self-test checks it against
     torch.optim.AdamW(eps=1e-6));
-  - --seed: torch.manual_seed (initialisation, dropout) and the data order.
+  - --seed: torch.manual_seed (initialisation, dropout), the data order, the length-grouping order and
+    the dynamic masks.
 
 Output (OUT): config.json + model.safetensors (BertForPreTraining.save_pretrained: `bert.`-prefixed
 encoder names, cls.* heads; the tied decoder is not stored) + vocab.txt copied from SHARDS, which
@@ -79,12 +128,15 @@ complete epoch (same files).
 How it differs from `bert pretrain`, on purpose or by nature:
   - data order: instances shuffled per epoch by numpy's default_rng([seed, epoch]) over the whole set;
     BertKit visits shards in a seeded order and shuffles records within each shard with its own
-    SeededGenerator, so the batches differ (same instances per epoch, same batch sizes);
-  - random numbers: initial weights (torch's normal vs BertKit's SplitMix64 + Box-Muller) and dropout
-    masks (torch's generator vs BertKit's per-site streams) are different numbers from the same
-    distributions; --init fixes the first, --dropout 0 removes the second;
-  - padding: each batch is padded to its longest instance (BertKit pads to max_seq_length); with the
-    attention mask this changes no result beyond rounding;
+    SeededGenerator, so the batches differ (same instances per epoch, same batch sizes; with
+    --group-by-length the same procedure on a different order, so batches of the same length profile);
+  - random numbers: initial weights (torch's normal vs BertKit's SplitMix64 + Box-Muller), dropout
+    masks (torch's generator vs BertKit's per-site streams) and dynamic MLM masks (numpy's generator
+    per epoch vs BertKit's per-instance streams) are different numbers from the same distributions;
+    --init fixes the first, --dropout 0 removes the second; the third stays (static shards remove it);
+  - padding: each batch is padded to its longest instance (BertKit pads to max_seq_length without
+    --group-by-length, to the longest with it); with the attention mask this changes no result beyond
+    rounding;
   - kernels: PyTorch's (oneDNN/MKL or OpenBLAS GEMMs, transformers' default attention implementation,
     fused CPU cross-entropy) vs BertKit's own; float32 both, so results agree to rounding only, and
     rounding differences grow over training;
@@ -101,12 +153,25 @@ Tests/Scripts/requirements-model.txt):
         [--model mini | --config config.json | --init BERTKIT_CHECKPOINT] \\
         [--epochs 1] [--batch-size 32] [--accumulate 1] [--learning-rate 1e-4] [--warmup-steps W] \\
         [--weight-decay 0.01] [--bias-correction] [--max-grad-norm 1.0] [--dropout D] [--seed 42] \\
+        [--group-by-length] [--sinusoidal-positions] \\
         [--max-steps N] [--log-every-steps 10] [--threads 2] [--save-epochs] [--overwrite]
     /work/venv-torch/bin/python Tests/Scripts/torch_pretrain_control.py --self-test
+
+(--self-test, without data or bert, in seconds: the optimizer against torch.optim.AdamW and the float64
+formula, the schedule, the gathered loss against transformers', clipping; and on synthetic batches the
+dynamic masking -- per instance exactly min(target, candidates) positions, half-even targets and the
+cap, never [CLS]/[SEP]/padding, labels the original ids, nothing else changed, 80/10/10 within 0.01 and
+every candidate position chosen equally often within 15% -- whole words (only whole words, at most the
+target, every word left out would overshoot, one draw per word), the length grouping and the sinusoids.)
 
 then, for both runs, `bert finetune --checkpoint OUT --data TSV ...`. The same recipe in BertKit:
 
     bert pretrain --shards SHARDS --output RUN --model mini --epochs 1 --batch-size 32 ...   (same options)
+
+BertKit's current default recipe, on shards made with `bert shards --dynamic-masking`, and its control:
+
+    bert pretrain --shards SHARDS --output RUN --group-by-length --sinusoidal-positions --dropout 0 ...
+    torch_pretrain_control.py --shards SHARDS --output OUT --group-by-length --sinusoidal-positions --dropout 0 ...
 
 Checking the mirroring itself: with one batch holding every instance (data order then only changes
 summation order), no dropout and BertKit's initial weights, both trainers must give the same metrics
@@ -161,6 +226,8 @@ BERT_DEFAULTS = dict(
     type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12, pad_token_id=0,
 )
 BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-6
+GROUP_WINDOW_BATCHES = 64  # `bert pretrain --group-by-length`: ShardLoader.Options.groupWindowBatches
+MASK_STREAM, GROUP_STREAM = 0x4D41534B, 0x47524F5550  # "MASK", "GROUP": tags of the numpy seeds
 
 
 class UsageError(Exception):
@@ -313,8 +380,10 @@ def read_instances(bert: str, shards: Path, vocab_size: int) -> Instances:
         np.frombuffer(mask_offsets, dtype=np.int64), np.frombuffer(nsp, dtype=np.int8))
 
 
-def make_batch(data: Instances, indices: np.ndarray) -> dict[str, torch.Tensor]:
-    """Instances `indices`, padded to the longest of them (ids 0 and attention 0 on padding)."""
+def make_batch(data: Instances, indices: np.ndarray, masker: "Masker | None" = None,
+               rng: np.random.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Instances `indices`, padded to the longest of them (ids 0 and attention 0 on padding); with a
+    masker (dynamic masking), masked here with `rng` instead of with the stored masks."""
     b = len(indices)
     starts, ends = data.id_offsets[indices], data.id_offsets[indices + 1]
     t = int((ends - starts).max())
@@ -332,6 +401,10 @@ def make_batch(data: Instances, indices: np.ndarray) -> dict[str, torch.Tensor]:
         rows.append(np.full(me - ms, i, dtype=np.int64))
         pos.append(data.positions[ms:me].astype(np.int64))
         lab.append(data.labels[ms:me].astype(np.int64))
+    if masker is not None:
+        assert rng is not None
+        rows_, pos_, lab_ = masker.mask(input_ids, (ends - starts).astype(np.int64), rng)
+        rows, pos, lab = [rows_], [pos_], [lab_]
     return {
         "input_ids": torch.from_numpy(input_ids),
         "token_type_ids": torch.from_numpy(token_type),
@@ -341,6 +414,117 @@ def make_batch(data: Instances, indices: np.ndarray) -> dict[str, torch.Tensor]:
         "masked_labels": torch.from_numpy(np.concatenate(lab)),
         "next_sentence_label": torch.from_numpy(data.nsp[indices].astype(np.int64)),
     }
+
+
+class Masker:
+    """BertKit's Masker (InstanceBuilder.swift) for dynamically masked shards, a batch at a time (see the
+    module docstring: candidates, target, whole words, 80/10/10)."""
+
+    def __init__(self, vocab: list[str], masked_lm_prob: float, max_predictions: int, whole_word: bool):
+        self.mask_id, self.cls_id, self.sep_id = (vocab.index(t) for t in ("[MASK]", "[CLS]", "[SEP]"))
+        self.vocab_size = len(vocab)
+        self.continuation = np.array([t.startswith("##") for t in vocab], dtype=bool)  # (V,)
+        self.masked_lm_prob = float(masked_lm_prob)
+        self.max_predictions = int(max_predictions)
+        self.whole_word = bool(whole_word)
+
+    def targets(self, lengths: np.ndarray) -> np.ndarray:
+        """Masker.predictionCount: min(P, max(1, round_half_even(length * p))) per length."""
+        rounded = np.rint(lengths.astype(np.float64) * self.masked_lm_prob).astype(np.int64)
+        return np.minimum(self.max_predictions, np.maximum(1, rounded))
+
+    def mask(self, input_ids: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
+        """Masks the (B, T) padded `input_ids` in place (row i's tokens are its first lengths[i]); returns
+        (rows, positions, labels), int64, ascending by (row, position)."""
+        if self.whole_word:
+            return self._mask_words(input_ids, lengths, rng)
+        b, t = input_ids.shape
+        col = np.arange(t)
+        candidate = (col[None, :] < lengths[:, None]) & (input_ids != self.cls_id) & (input_ids != self.sep_id)
+        keys = rng.random((b, t))
+        keys[~candidate] = 2.0                                        # after every candidate
+        order = np.argsort(keys, axis=1, kind="stable")               # candidates in a uniform random order
+        count = np.minimum(self.targets(lengths), candidate.sum(axis=1))
+        chosen = np.zeros((b, t), dtype=bool)
+        take = col[None, :] < count[:, None]
+        chosen[np.nonzero(take)[0], order[take]] = True
+        rows, positions = np.nonzero(chosen)                          # row-major: ascending
+        labels = input_ids[rows, positions].copy()
+        r = rng.random(len(rows))
+        masked, randomized = r < 0.8, r >= 0.9                        # 0.8 <= r < 0.9 keeps the token
+        input_ids[rows[masked], positions[masked]] = self.mask_id
+        input_ids[rows[randomized], positions[randomized]] = rng.integers(0, self.vocab_size, int(randomized.sum()))
+        return rows.astype(np.int64), positions.astype(np.int64), labels.astype(np.int64)
+
+    def _mask_words(self, input_ids: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
+        """Whole-word masking (Masker.maskGroups with wholeWord), one instance at a time."""
+        rows, positions, labels = [], [], []
+        targets = self.targets(lengths)
+        for i in range(input_ids.shape[0]):
+            tokens = input_ids[i, :lengths[i]]                        # a view: masked in place
+            cand = np.nonzero((tokens != self.cls_id) & (tokens != self.sep_id))[0]
+            joins = self.continuation[tokens[cand]]                   # a "##" piece ...
+            joins[1:] &= cand[1:] == cand[:-1] + 1                    # ... right after a candidate
+            joins[:1] = False
+            first = np.nonzero(~joins)[0]
+            starts = cand[first]                                      # word w: starts[w] ..< starts[w] + sizes[w]
+            sizes = np.diff(np.append(first, len(cand)))
+            target, count, spans = int(targets[i]), 0, []
+            for w in rng.permutation(len(starts)):
+                if count >= target:
+                    break
+                size = int(sizes[w])
+                if count + size > target:
+                    continue                                          # would overshoot: skipped
+                span = np.arange(starts[w], starts[w] + size)
+                spans.append((int(starts[w]), span, tokens[span].copy()))
+                count += size
+                if rng.random() < 0.8:
+                    tokens[span] = self.mask_id
+                elif rng.random() >= 0.5:                             # else kept
+                    tokens[span] = rng.integers(0, self.vocab_size, size)
+            spans.sort(key=lambda x: x[0])
+            for _, span, lab in spans:
+                rows.append(np.full(len(span), i, dtype=np.int64))
+                positions.append(span.astype(np.int64))
+                labels.append(lab.astype(np.int64))
+        if not rows:
+            return (np.zeros(0, dtype=np.int64),) * 3
+        return np.concatenate(rows), np.concatenate(positions), np.concatenate(labels)
+
+
+def epoch_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int, window_batches: int, seed: int,
+                  epoch: int) -> list[np.ndarray]:
+    """The epoch's batches (arrays of instance indices) from its order: consecutive slices, or with
+    window_batches > 0 ShardLoader's length grouping (see the module docstring)."""
+    if window_batches == 0:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    window = window_batches * batch_size
+    batches = []
+    for w, start in enumerate(range(0, len(order), window)):
+        part = order[start:start + window]
+        part = part[np.argsort(lengths[part], kind="stable")]        # shortest first, ties in window order
+        full = len(part) - len(part) % batch_size
+        groups = [part[j:j + batch_size] for j in range(0, full, batch_size)]
+        shuffle = np.random.default_rng([seed, epoch, GROUP_STREAM, w]).permutation(len(groups))
+        batches.extend(groups[j] for j in shuffle)
+        if full < len(part):
+            batches.append(part[full:])                               # the smaller batch stays last
+    return batches
+
+
+def sinusoidal_positions(positions: int, hidden: int, std: float) -> np.ndarray:
+    """Encoder.sinusoidalPositions: (positions, hidden) float32, in float64 with libm's pow/sin/cos."""
+    out = np.zeros((positions, hidden), dtype=np.float32)
+    scale = std * math.sqrt(2.0)  # sin and cos have variance 1/2
+    omegas = [math.pow(10000.0, -2.0 * k / hidden) for k in range(hidden // 2)]
+    for t in range(positions):
+        row = out[t]
+        for k, omega in enumerate(omegas):
+            angle = float(t) * omega
+            row[2 * k] = math.sin(angle) * scale
+            row[2 * k + 1] = math.cos(angle) * scale
+    return out  # an odd last column stays 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -568,11 +752,174 @@ def self_test() -> int:
     print(json.dumps({"check": "clip_global_norm", "norm": norm, "clipped": p.grad.tolist(), "ok": ok}))
     if not ok:
         failures.append("clipping")
+    # 6-9. dynamic masking, length grouping, sinusoids.
+    failures += check_masking() + check_whole_words() + check_grouping() + check_sinusoids()
     if failures:
         log("self-test failed: " + ", ".join(failures))
         return 1
     log("self-test passed")
     return 0
+
+
+def synthetic_vocab(size: int, continuation_every: int = 0) -> list[str]:
+    """[PAD] [UNK] [CLS] [SEP] [MASK] then words (every continuation_every-th a "##" piece)."""
+    words = [f"##w{i}" if continuation_every and i % continuation_every == 0 else f"w{i}" for i in range(size - 5)]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+
+
+def synthetic_batch(rng: np.random.Generator, lengths: list[int], vocab_size: int) -> np.ndarray:
+    """[CLS] A [SEP] B [SEP] rows of random non-special ids, padded with 0."""
+    ids = np.zeros((len(lengths), max(lengths)), dtype=np.int64)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = rng.integers(5, vocab_size, n)
+        ids[i, 0], ids[i, n - 1] = 2, 3
+        if n >= 5:
+            ids[i, rng.integers(2, n - 2)] = 3
+    return ids
+
+
+def check_masking() -> list[str]:
+    """Masker without whole words on synthetic batches: per instance exactly min(target, candidates)
+    positions (target with half-even rounding and the max_predictions cap), never [CLS]/[SEP]/padding,
+    labels = the original ids, nothing else changed, 80/10/10 and uniform positions within tolerance."""
+    failures = []
+    vocab = synthetic_vocab(5000)
+    rng = np.random.default_rng(7)
+    worst_count = 0
+    for prob, cap in ((0.15, 20), (0.5, 20), (0.9, 80)):
+        m = Masker(vocab, prob, cap, whole_word=False)
+        # 10 -> 1.5 -> 2, 30 -> 4.5 -> 4, 50 -> 7.5 -> 8 (half to even); 3: one candidate; 128: the cap.
+        lengths = [3, 4, 10, 30, 50, 64, 128, 7, 20] * 20
+        ids = synthetic_batch(rng, lengths, len(vocab))
+        before = ids.copy()
+        rows, pos, lab = m.mask(ids, np.array(lengths), rng)
+        lens = np.array(lengths)
+        candidates = ((ids != 2) & (ids != 3) & (np.arange(ids.shape[1])[None, :] < lens[:, None])).sum(1)
+        expected = np.minimum(m.targets(lens), candidates)
+        got = np.bincount(rows, minlength=len(lengths))
+        worst_count = max(worst_count, int(np.abs(got - expected).max()))
+        ascending = bool(np.all(np.diff(rows * 1000 + pos) > 0))
+        special = bool(np.isin(before[rows, pos], (2, 3)).any() or (pos >= lens[rows]).any())
+        changed = ids != before
+        outside = changed.copy()
+        outside[rows, pos] = False
+        if (got != expected).any() or not ascending or special or outside.any() or (lab != before[rows, pos]).any():
+            failures.append(f"masking counts/positions (prob {prob})")
+    for prob, cap, n, want in ((0.15, 20, 10, 2), (0.15, 20, 30, 4), (0.15, 20, 50, 8), (0.15, 20, 128, 19),
+                               (0.15, 20, 200, 20), (0.15, 20, 2, 1), (0.5, 20, 64, 20)):
+        if int(Masker(vocab, prob, cap, False).targets(np.array([n]))[0]) != want:
+            failures.append(f"masking target for length {n}")
+    # Proportions and uniformity: 4000 instances of 40 tokens ([CLS] A [SEP] B [SEP], 37 candidates, 6 chosen).
+    m = Masker(vocab, 0.15, 20, whole_word=False)
+    ids = np.zeros((4000, 40), dtype=np.int64)
+    ids[:] = rng.integers(5, len(vocab), (4000, 40))
+    ids[:, 0], ids[:, 20], ids[:, 39] = 2, 3, 3
+    before = ids.copy()
+    rows, pos, lab = m.mask(ids, np.full(4000, 40), rng)
+    after = ids[rows, pos]
+    masked = float(np.mean(after == m.mask_id))
+    kept = float(np.mean(after == lab))
+    randomized = 1.0 - masked - kept
+    per_position = np.bincount(pos, minlength=40)
+    spread = per_position[np.r_[1:20, 21:39]]
+    uniform = float(np.abs(spread / spread.mean() - 1).max())
+    ok = bool(len(rows) == 4000 * 6 and abs(masked - 0.8) < 0.01 and abs(kept - 0.1) < 0.01 and abs(randomized - 0.1) < 0.01
+              and per_position[[0, 20, 39]].sum() == 0 and uniform < 0.15)
+    print(json.dumps({"check": "dynamic_masking", "count_abs_diff": worst_count, "positions": len(rows), "mask": masked,
+                      "keep": kept, "random": randomized, "position_spread": uniform, "ok": ok and not failures}))
+    if not ok:
+        failures.append("masking proportions")
+    return failures
+
+
+def check_whole_words() -> list[str]:
+    """Masker with whole words: the chosen positions are whole words, at most the target, and every word
+    left out would overshoot it; each word all [MASK] or none; a piece after [CLS] starts a word."""
+    vocab = synthetic_vocab(3000, continuation_every=3)  # a third of the ids are "##" pieces
+    m = Masker(vocab, 0.15, 20, whole_word=True)
+    piece = np.array([t.startswith("##") for t in vocab])
+    rng = np.random.default_rng(8)
+    lengths = [3, 9, 20, 40, 64, 128] * 100
+    ids = synthetic_batch(rng, lengths, len(vocab))
+    ids[:, 1] = np.where(rng.random(len(lengths)) < 0.5, 5, ids[:, 1])  # "##w0" right after [CLS]
+    before = ids.copy()
+    rows, pos, lab = m.mask(ids, np.array(lengths), rng)
+    bad, short, total_words, mixed = 0, 0, 0, 0
+    for i, n in enumerate(lengths):
+        toks = before[i, :n]
+        chosen = set(pos[rows == i].tolist())
+        # words as the docstring defines them
+        words, cur = [], None
+        for j in range(n):
+            if toks[j] in (2, 3):
+                cur = None
+                continue
+            if cur is not None and piece[toks[j]] and cur[-1] == j - 1:
+                cur.append(j)
+            else:
+                cur = [j]
+                words.append(cur)
+        target = int(m.targets(np.array([n]))[0])
+        count = len(chosen)
+        for w in words:
+            inside = [j in chosen for j in w]
+            if any(inside) and not all(inside):
+                bad += 1
+            if not any(inside) and count + len(w) <= target:
+                bad += 1  # a word that fitted was left out
+            if all(inside):
+                total_words += 1
+                masks = [ids[i, j] == m.mask_id for j in w]
+                mixed += any(masks) and not all(masks)
+        short += count < target
+        bad += count > target or any(toks[j] in (2, 3) for j in chosen)
+    ok = bad == 0 and mixed == 0 and (lab == before[rows, pos]).all()
+    print(json.dumps({"check": "dynamic_whole_word_masking", "violations": bad, "mixed_words": mixed, "words": total_words,
+                      "short_of_target": short, "ok": bool(ok)}))
+    return [] if ok else ["whole-word masking"]
+
+
+def check_grouping() -> list[str]:
+    """epoch_batches: without a window, consecutive slices; with one, each window's batches are the
+    stable length sort cut into slices, full ones permuted, the epoch's smaller batch last."""
+    rng = np.random.default_rng(9)
+    n, b, wb = 103, 4, 3
+    lengths = rng.integers(3, 30, n)
+    order = rng.permutation(n)
+    plain = epoch_batches(order, lengths, b, 0, 1, 0)
+    ok = np.array_equal(np.concatenate(plain), order) and [len(x) for x in plain] == [4] * 25 + [3]
+    grouped = epoch_batches(order, lengths, b, wb, 1, 0)
+    ok &= sorted(np.concatenate(grouped).tolist()) == list(range(n)) and [len(x) for x in grouped] == [4] * 25 + [3]
+    at = 0
+    for start in range(0, n, wb * b):
+        part = order[start:start + wb * b]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        slices = [part[j:j + b].tolist() for j in range(0, len(part), b)]
+        got = [x.tolist() for x in grouped[at:at + len(slices)]]
+        full = [x for x in slices if len(x) == b]
+        ok &= sorted(got[:len(full)]) == sorted(full) and got[len(full):] == slices[len(full):]
+        at += len(slices)
+    other_epoch = epoch_batches(order, lengths, b, wb, 1, 1)  # seeded by epoch
+    ok &= [x.tolist() for x in other_epoch] != [x.tolist() for x in grouped]
+    print(json.dumps({"check": "group_by_length", "batches": len(grouped), "ok": bool(ok)}))
+    return [] if ok else ["length grouping"]
+
+
+def check_sinusoids() -> list[str]:
+    """sinusoidal_positions against numpy's vectorised formula, its first row, an odd width, and its root
+    mean square: exactly std (sin^2 + cos^2 = 1 per pair)."""
+    table = sinusoidal_positions(512, 128, 0.02)
+    t = np.arange(512, dtype=np.float64)[:, None]
+    angle = t * np.power(10000.0, -2.0 * np.arange(64) / 128)[None, :]
+    ref = np.zeros((512, 128))
+    ref[:, 0::2], ref[:, 1::2] = np.sin(angle) * 0.02 * math.sqrt(2), np.cos(angle) * 0.02 * math.sqrt(2)
+    odd = sinusoidal_positions(4, 5, 0.02)
+    diff = float(np.abs(table - ref).max())
+    rms = float(np.sqrt(np.mean(table.astype(np.float64) ** 2)))
+    ok = (diff < 1e-8 and np.array_equal(table[0], np.tile(np.float32([0, 0.02 * math.sqrt(2)]), 64))
+          and not odd[:, 4].any() and odd[:, :4].any() and abs(rms - 0.02) < 1e-6)
+    print(json.dumps({"check": "sinusoidal_positions", "max_abs_diff": diff, "rms": rms, "ok": bool(ok)}))
+    return [] if ok else ["sinusoidal positions"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -615,8 +962,6 @@ def train(args) -> int:
         raise UsageError(f"{shards}: not a shard directory (index.json and vocab.txt needed)")
     index = json.loads(index_path.read_text())
     params = index["parameters"]
-    if params.get("dynamic_masking"):
-        raise UsageError(f"{shards}: dynamic masking; the control reads the stored (static) masks only")
     vocab = read_vocab(vocab_path)
     if hashlib.sha256(vocab_path.read_bytes()).hexdigest() != index["vocab_sha256"]:
         raise UsageError(f"{vocab_path}: not the vocabulary the shards were built with (sha256 differs from index.json)")
@@ -628,6 +973,15 @@ def train(args) -> int:
             raise UsageError(f"{out}: exists and is not empty; give --overwrite to replace it")
         shutil.rmtree(out)
     config, config_name = resolve_config(args, vocab, params["max_seq_length"])
+    masker = None
+    if params.get("dynamic_masking"):
+        try:
+            masker = Masker(vocab, params["masked_lm_prob"], params["max_predictions_per_seq"], params["whole_word_mask"])
+        except KeyError as e:
+            raise UsageError(f"{index_path}: dynamic masking, but no parameter {e} to mask with")
+        if not 0 < masker.masked_lm_prob <= 1 or masker.max_predictions < 1:
+            raise UsageError(f"{index_path}: masked_lm_prob {masker.masked_lm_prob}, max_predictions_per_seq "
+                             f"{masker.max_predictions}: nothing to mask with")
 
     bert = find_bert(args.bert)
     started = time.time()
@@ -637,7 +991,11 @@ def train(args) -> int:
         raise RuntimeError(f"read {len(data)} instances, index.json promises {index['total_instances']}")
     if len(data) == 0:
         raise RuntimeError(f"{shards}: no instances")
-    log(f"{len(data)} instances, {len(data.ids)} tokens, {len(data.positions)} masked positions "
+    if masker is not None and len(data.positions):
+        raise RuntimeError(f"{shards}: index.json says dynamic masking, but inspect shows {len(data.positions)} stored masked positions")
+    masking = (f"dynamic masking (masked_lm_prob {masker.masked_lm_prob}, max_predictions_per_seq {masker.max_predictions}, "
+               f"whole words {'on' if masker.whole_word else 'off'})" if masker else f"{len(data.positions)} masked positions")
+    log(f"{len(data)} instances, {len(data.ids)} tokens, {masking} "
         f"({time.time() - started:.1f}s, {(data.ids.nbytes + data.positions.nbytes * 2) / 2**20:.1f} MiB held)")
     if data.max_length > config.max_position_embeddings:
         raise RuntimeError(f"instances of up to {data.max_length} tokens, the model has {config.max_position_embeddings} positions")
@@ -645,6 +1003,13 @@ def train(args) -> int:
     torch.manual_seed(args.seed)
     model = BertForPreTraining(config)
     init_info = load_init(model, args.init) if args.init else None
+    if args.sinusoidal_positions:
+        if args.init:
+            log("--sinusoidal-positions ignored: the position embeddings come from --init")
+        else:
+            table = sinusoidal_positions(config.max_position_embeddings, config.hidden_size, config.initializer_range)
+            with torch.no_grad():
+                model.bert.embeddings.position_embeddings.weight.copy_(torch.from_numpy(table))
     check_ties(model)
     model.train()
     named = [(n, p) for n, p in model.named_parameters()]  # each tied tensor once
@@ -660,7 +1025,9 @@ def train(args) -> int:
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, total // 10)
     log(f"torch_pretrain_control: {config_name} (L{config.num_hidden_layers} H{config.hidden_size} "
         f"A{config.num_attention_heads} I{config.intermediate_size}, {n_params / 1e6:.2f}M parameters), {len(data)} instances, "
-        f"{total} updates (batch {args.batch_size} x {args.accumulate}), warm-up {warmup}, {args.threads} threads")
+        f"{total} updates (batch {args.batch_size} x {args.accumulate}), warm-up {warmup}, {args.threads} threads"
+        f"{', grouped by length' if args.group_by_length else ''}"
+        f"{', sinusoidal positions' if args.sinusoidal_positions and not args.init else ''}")
 
     out.mkdir(parents=True, exist_ok=True)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -670,6 +1037,10 @@ def train(args) -> int:
         "settings": settings, "bert": bert, "config_source": config_name, "config": config.to_dict(),
         "instances": len(data), "total_steps": total, "warmup_steps": warmup, "parameters": n_params,
         "init": init_info, "attn_implementation": getattr(config, "_attn_implementation", None),
+        "masking": {"dynamic": True, "masked_lm_prob": masker.masked_lm_prob, "max_predictions_per_seq": masker.max_predictions,
+                    "whole_word_mask": masker.whole_word} if masker else {"dynamic": False},
+        "group_window_batches": GROUP_WINDOW_BATCHES if args.group_by_length else 0,
+        "sinusoidal_positions": bool(args.sinusoidal_positions and not args.init),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
     }
@@ -680,14 +1051,17 @@ def train(args) -> int:
     window_start = time.time()
     train_start = time.time()
     checked = False
+    lengths = np.diff(data.id_offsets)
     for epoch in range(args.epochs):
         if step >= total:
             break
         order = np.random.default_rng([args.seed, epoch]).permutation(len(data))
-        chunks = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+        chunks = epoch_batches(order, lengths, args.batch_size, GROUP_WINDOW_BATCHES if args.group_by_length else 0,
+                               args.seed, epoch)
+        mask_rng = np.random.default_rng([args.seed, epoch, MASK_STREAM]) if masker else None
         at = 0
         while at < len(chunks) and step < total:
-            micros = [make_batch(data, idx) for idx in chunks[at:at + args.accumulate]]
+            micros = [make_batch(data, idx, masker, mask_rng) for idx in chunks[at:at + args.accumulate]]
             at += len(micros)
             if not checked:
                 check = check_gathered_loss(model, micros[0])
@@ -775,13 +1149,19 @@ def main() -> int:
     ap.add_argument("--bias-correction", action="store_true", help="Adam bias correction (torch.optim.AdamW's; BERT has none)")
     ap.add_argument("--max-grad-norm", type=float, default=1.0)
     ap.add_argument("--dropout", type=float, help="hidden and attention dropout (overrides the config)")
-    ap.add_argument("--seed", type=int, default=42, help="initialisation, dropout and data order (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=42,
+                    help="initialisation, dropout, data order and dynamic masks (default: %(default)s)")
+    ap.add_argument("--group-by-length", action="store_true",
+                    help="as bert pretrain's: windows of 64 batches sorted by length, batches in a seeded order")
+    ap.add_argument("--sinusoidal-positions", action="store_true",
+                    help="start the position embeddings as BertKit's scaled sinusoids (ignored with --init)")
     ap.add_argument("--max-steps", type=int, help="at most this many updates in all (the schedule decays to 0 there)")
     ap.add_argument("--log-every-steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: %(default)s)")
     ap.add_argument("--save-epochs", action="store_true", help="also write OUTPUT/epoch-NNNN after each complete epoch")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
-    ap.add_argument("--self-test", action="store_true", help="check optimizer, schedule, clipping and loss against torch; no data")
+    ap.add_argument("--self-test", action="store_true",
+                    help="check optimizer, schedule, clipping and loss against torch, masking, grouping, sinusoids; no data")
     args = ap.parse_args()
     try:
         if args.self_test:
@@ -794,6 +1174,8 @@ def main() -> int:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if not args.learning_rate > 0:
             raise UsageError("--learning-rate must be positive")
+        if args.seed < 0:
+            raise UsageError("--seed must not be negative")
         if args.max_steps is not None and args.max_steps < 1:
             raise UsageError("--max-steps must be at least 1")
         if args.warmup_steps is not None and args.warmup_steps < 0:
