@@ -48,6 +48,8 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: "Batch examples of similar length together (less padding, faster; transformers' group_by_length).")
     var groupByLength = false
     @Option var weightDecay = 0.01
+    @Option(help: "Dropout on hidden states and attention probabilities while fine-tuning (default: the checkpoint config's; a checkpoint pre-trained without dropout has 0 there).")
+    var dropout: Double?
     @Option(help: "Share of the train rows held out as the dev set when there is neither an eval file nor a dev split.") var evalFraction = 0.1
     @Option var seed: UInt64 = 42
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
@@ -58,6 +60,7 @@ struct FinetuneCommand: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
         if !(0..<1).contains(evalFraction) { throw ValidationError("--eval-fraction must be in [0, 1)") }
+        if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
         if file.maxSeqLength < 3 { throw ValidationError("--max-seq-length must be at least 3") }
         if fromScratch {
             if checkpoint == nil && (config == nil || file.vocab == nil) {
@@ -93,7 +96,8 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let source = try source()
+        var source = try source()
+        if let d = dropout { source.config.hiddenDropoutProb = d; source.config.attentionProbsDropoutProb = d }
         let origin = source.directory
         guard file.maxSeqLength <= source.config.maxPositionEmbeddings else {
             throw UsageError("--max-seq-length \(file.maxSeqLength) is more than the model's max_position_embeddings \(source.config.maxPositionEmbeddings)")

@@ -118,6 +118,35 @@ final class FinetuneCommandTests: XCTestCase {
         XCTAssertEqual(stray.status, 2, stray.stderr)
     }
 
+    /// --dropout overrides the checkpoint config's dropout while fine-tuning (the tiny checkpoint was
+    /// pre-trained with the small-budget recipe, so its config says 0): the classifier's config records
+    /// the rate, and the rate changes the training; without the flag the config's 0 is kept.
+    func testDropoutOverridesTheCheckpointConfig() throws {
+        let data = try write(Self.separable(64, seed: 6).tsv, "d.tsv")
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["finetune", "--checkpoint", Self.checkpoint, "--data", data, "--epochs", "1", "--batch-size", "8",
+                      "--max-seq-length", "16", "--learning-rate", "1e-3", "--threads", "1"]
+        func config(_ out: String) throws -> [String: Any] {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + out + "/epoch-0001/config.json"))) as? [String: Any])
+        }
+        func model(_ out: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + out + "/epoch-0001/model.safetensors")) }
+        let source = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.checkpoint + "/config.json"))) as? [String: Any])
+        XCTAssertEqual(source["hidden_dropout_prob"] as? Double, 0, "the small-budget recipe pre-trains without dropout")
+        for (out, extra) in [("kept", [String]()), ("zero", ["--dropout", "0"]), ("set", ["--dropout", "0.25"])] {
+            let r = try runBert(common + ["--output", dir + "/" + out] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        XCTAssertEqual(try config("kept")["hidden_dropout_prob"] as? Double, 0)
+        XCTAssertEqual(try config("set")["hidden_dropout_prob"] as? Double, 0.25)
+        XCTAssertEqual(try config("set")["attention_probs_dropout_prob"] as? Double, 0.25)
+        XCTAssertEqual(try model("kept"), try model("zero"), "--dropout 0 is the config's 0")
+        XCTAssertNotEqual(try model("kept"), try model("set"), "dropout changes the training")
+        let bad = try runBert(common + ["--output", dir + "/bad", "--dropout", "1"])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--dropout"), bad.stderr)
+    }
+
     /// A file with train and test splits but no dev split: the epoch is chosen on --eval-fraction of
     /// the train rows, and the test split is never read by fine-tuning (here its rows carry a label the
     /// training rows lack, which an evaluation on them would refuse).
