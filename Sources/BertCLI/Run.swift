@@ -87,10 +87,12 @@ struct RunCommand: ParsableCommand {
         let total = Date().timeIntervalSince(started)
         var text = "\n== bert run \(file.name): report ==\n"
         func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
+        // Stage names as wide as the longest, so a long name never runs into its status.
+        let width = max(17, (report.map { $0.0.count }.max() ?? 0) + 2)
         for (name, what, seconds) in report {
-            text += "  " + pad(name, 17) + pad(what, 20) + String(format: "%8.1f s\n", seconds)
+            text += "  " + pad(name, width) + pad(what, 20) + String(format: "%8.1f s\n", seconds)
         }
-        text += "  " + pad("total", 37) + String(format: "%8.1f s\n", total)
+        text += "  " + pad("total", width + 20) + String(format: "%8.1f s\n", total)
         for stage in file.stages {
             if let path = stage.reportFile, let data = FileManager.default.contents(atPath: path) {
                 text += "\n-- \(stage.name): \(path)\n"

@@ -45,7 +45,7 @@ final class RunCommandTests: XCTestCase {
         {"name": "gains", "output": "\(dir)/out", "stages": [
           {"name": "a", "run": ["/bin/sh", "-c", "echo '{\\"accuracy\\": 0.6125, \\"macro_f1\\": 0.4}' > \(dir)/out/a.json"],
            "outputs": ["${out}/a.json"]},
-          {"name": "b", "run": ["/bin/sh", "-c", "echo '{\\"accuracy\\": 0.5, \\"macro_f1\\": 0.45}' > \(dir)/out/b.json"],
+          {"name": "a-rather-long-stage-name", "run": ["/bin/sh", "-c", "echo '{\\"accuracy\\": 0.5, \\"macro_f1\\": 0.45}' > \(dir)/out/b.json"],
            "outputs": ["${out}/b.json"]}
         ], "gains": [
           {"name": "accuracy here", "metric": "accuracy", "pretrained": "${out}/a.json", "baseline": "${out}/b.json"},
@@ -58,6 +58,7 @@ final class RunCommandTests: XCTestCase {
         XCTAssertTrue(r.stdoutText.contains("accuracy here: pre-trained 0.6125, from scratch 0.5000, gain +11.2 points")
                       || r.stdoutText.contains("accuracy here: pre-trained 0.6125, from scratch 0.5000, gain +11.3 points"), r.stdoutText)
         XCTAssertTrue(r.stdoutText.contains("macro-F1 here: pre-trained 0.4000, from scratch 0.4500, gain -5.0 points"), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("  a-rather-long-stage-name  ran"), "a long stage name stays apart from its status: \(r.stdoutText)")
         let bad = file.replacingOccurrences(of: #""metric": "macro_f1", "#, with: "")
         try Data(bad.utf8).write(to: URL(fileURLWithPath: dir + "/bad.json"))
         let refused = try runBert(["run", dir + "/bad.json"])
