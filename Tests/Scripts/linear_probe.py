@@ -67,7 +67,13 @@ def main():
     torch.set_num_threads(args.threads)
     train, test = rows(args.data, args.split_column)
     for ck in args.checkpoints:
-        tokenizer = BertTokenizerFast(vocab_file=f"{ck}/vocab.txt", do_lower_case=True)
+        # from_pretrained reads DIR/vocab.txt (BERT defaults: lower case, accents stripped). The
+        # constructor with vocab_file= silently gives a 5-token vocabulary in transformers 5.x (every
+        # word [UNK]), so the size is checked against the config.
+        tokenizer = BertTokenizerFast.from_pretrained(ck)
+        vocab_size = BertConfig.from_pretrained(ck).vocab_size
+        if len(tokenizer) != vocab_size:
+            sys.exit(f"{ck}/vocab.txt: the tokenizer has {len(tokenizer)} tokens, the config {vocab_size}")
         inits = [("trained", lambda: BertModel.from_pretrained(ck))]
         if args.random:
             def random_model():

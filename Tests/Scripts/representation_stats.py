@@ -89,7 +89,13 @@ def main():
     inputs = texts(a.data, a.limit)
     torch.manual_seed(0)
     for ckpt in a.checkpoints:
-        tokenizer = BertTokenizerFast(vocab_file=f"{ckpt}/vocab.txt", do_lower_case=True)
+        # from_pretrained reads DIR/vocab.txt (BERT defaults: lower case, accents stripped). The
+        # constructor with vocab_file= silently gives a 5-token vocabulary in transformers 5.x (every
+        # word [UNK]), so the size is checked against the config.
+        tokenizer = BertTokenizerFast.from_pretrained(ckpt)
+        vocab_size = BertConfig.from_pretrained(ckpt).vocab_size
+        if len(tokenizer) != vocab_size:
+            sys.exit(f"{ckpt}/vocab.txt: the tokenizer has {len(tokenizer)} tokens, the config {vocab_size}")
         model = BertModel.from_pretrained(ckpt, attn_implementation="eager")
         print(json.dumps({"checkpoint": ckpt, **stats(model, tokenizer, inputs, a.max_length)}))
         if a.random:
