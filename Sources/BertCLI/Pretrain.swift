@@ -124,7 +124,7 @@ struct PretrainCommand: ParsableCommand {
 
 /// Named defaults for `bert pretrain`'s recipe options; an explicit option always wins.
 enum PretrainRecipe: String, ExpressibleByArgument, CaseIterable {
-    /// What paid on small CPU budgets (issue 10): a high peak rate, no dropout, length-grouped
+    /// What measured best so far on small CPU budgets (issue 10; not yet a +3-point gain): a high peak rate, no dropout, length-grouped
     /// batches, sinusoidally initialised positions.
     case smallBudget = "small-budget"
     /// google-research/bert's run_pretraining.py: peak rate 1e-4, the config's dropout (0.1),
@@ -139,7 +139,7 @@ enum PretrainRecipe: String, ExpressibleByArgument, CaseIterable {
 
     static let help = """
         small-budget (default): --learning-rate 5e-4 --dropout 0 --group-by-length --sinusoidal-positions; \
-        what paid on small CPU budgets (README, "Pre-training that pays").
+        what measured best so far on small CPU budgets (README, results; issue 10).
         google: --learning-rate 1e-4, the config's dropout (0.1), --no-group-by-length --no-sinusoidal-positions; \
         with the defaults shared by both (AdamW without bias correction, ε 1e-6, decay 0.01, clipping 1.0, \
         linear warm-up then decay) these are google-research/bert's settings.
