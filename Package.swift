@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "bert", targets: ["BertCLI"]),
+        .library(name: "Support", targets: ["Support"]),
         .library(name: "TextNormalization", targets: ["TextNormalization"]),
         .library(name: "WordPiece", targets: ["WordPiece"]),
         .library(name: "PretrainingData", targets: ["PretrainingData"]),
@@ -31,29 +32,33 @@ let package = Package(
         .target(name: "CSHA256", cSettings: [.unsafeFlags(["-O2"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "TextNormalization", dependencies: ["CICUShim"], swiftSettings: optimized),
+        // The foundation under every Swift module: byte sources and sinks (files, stdin, streaming zstd),
+        // atomic files, SHA-256, the seeded generators, the one unchecked-Sendable wrapper.
+        .target(name: "Support", dependencies: ["CZstd", "CSHA256"], swiftSettings: optimized),
+        .target(name: "TextNormalization", dependencies: ["CICUShim", "Support"], swiftSettings: optimized),
         .target(name: "WordPiece", dependencies: ["TextNormalization"], swiftSettings: optimized),
-        .target(name: "PretrainingData", dependencies: ["WordPiece", "CZstd", "CICUShim", "CSHA256"], swiftSettings: optimized),
+        .target(name: "PretrainingData", dependencies: ["Support", "WordPiece", "CZstd", "CICUShim"], swiftSettings: optimized),
         // Optimised in debug builds too: the SIMD kernels are ~20x slower unoptimised, which would make
         // the model's numerical tests slow.
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .target(name: "BertModel", dependencies: ["Kernels"], swiftSettings: optimized),
-        .target(name: "Training", dependencies: ["BertModel", "Kernels", "PretrainingData", "WordPiece"], swiftSettings: optimized),
+        .target(name: "Kernels", dependencies: ["Support", "CBLAS"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "BertModel", dependencies: ["Support", "Kernels"], swiftSettings: optimized),
+        .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "WordPiece"], swiftSettings: optimized),
         .executableTarget(
             name: "BertCLI",
             dependencies: [
-                "TextNormalization", "WordPiece", "PretrainingData", "CBLAS", "Kernels", "BertModel", "Training",
+                "Support", "TextNormalization", "WordPiece", "PretrainingData", "CBLAS", "Kernels", "BertModel", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Support"], path: "Tests/TestSupport"),
+        .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
         .testTarget(name: "TextNormalizationTests", dependencies: ["TextNormalization", "TestSupport"]),
         .testTarget(name: "WordPieceTests", dependencies: ["WordPiece", "TestSupport"]),
-        .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "CZstd", "TestSupport"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CBLAS", "TestSupport"]),
+        .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "Support", "CZstd", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "CBLAS", "TestSupport"]),
         .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "BertModel", "Kernels", "PretrainingData", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport"]),
         .testTarget(name: "BertCLITests", dependencies: ["TestSupport"]),
     ]
 )

@@ -1,3 +1,4 @@
+import Support
 import ArgumentParser
 import Dispatch
 import Foundation
@@ -120,7 +121,7 @@ struct ShardsCommand: ParsableCommand {
         let results = UnsafeMutableBufferPointer<(counts: InstanceBuilder.Counts, error: Error?)>.allocate(capacity: workers)
         results.initialize(repeating: (InstanceBuilder.Counts(), nil))
         defer { results.deinitialize(); results.deallocate() }
-        let shared = UnsafeSendable(results)
+        let shared = UncheckedSendable(results)
         let passes = builder.parameters.dupeFactor
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var counts = InstanceBuilder.Counts()
@@ -158,10 +159,5 @@ struct ShardsCommand: ParsableCommand {
     }
 }
 
-/// A value handed to concurrent workers that touch disjoint parts of it.
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ v: T) { value = v }
-}
 
 extension SentenceSplit: ExpressibleByArgument {}

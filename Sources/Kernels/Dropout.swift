@@ -1,19 +1,4 @@
-/// Counter-based random bits: SplitMix64's output function at position `counter` of the stream that
-/// starts at `seed` (state = seed + (counter + 1)·γ). Any element's draw is a pure function of
-/// (seed, index), so dropout masks do not depend on how the work is split over threads.
-@inline(__always) @inlinable
-public func randomBits(seed: UInt64, counter: UInt64) -> UInt64 {
-    var z = seed &+ (counter &+ 1) &* 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-}
-
-/// A seed for sub-stream `stream` of `seed` (one per dropout site and step).
-@inlinable
-public func deriveSeed(_ seed: UInt64, _ stream: UInt64) -> UInt64 {
-    randomBits(seed: randomBits(seed: seed, counter: stream), counter: 0x5EED)
-}
+import Support
 
 /// Draws for dropout with probability p: element `index` of the stream is kept when its 32 random
 /// bits (the low or high half of word index/2) are ≥ p·2³², so P(keep) = 1 − p to within 2⁻³².

@@ -1,3 +1,4 @@
+import Support
 import CBLAS
 import Dispatch
 
@@ -44,8 +45,3 @@ public func useBLASThreads(_ threads: Int) {
     if Parallel.blasThreads != t { Parallel.setBLASThreads(t) }
 }
 
-/// A value passed to concurrent workers that touch disjoint parts of what it points to.
-public struct UncheckedSendable<T>: @unchecked Sendable {
-    public let value: T
-    @inlinable public init(_ value: T) { self.value = value }
-}

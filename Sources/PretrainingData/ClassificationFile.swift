@@ -1,3 +1,4 @@
+import Support
 import Foundation
 
 /// Errors reading a classification file; each names the file and line (or field) and says what to do.

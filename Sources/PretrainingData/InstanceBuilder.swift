@@ -1,3 +1,4 @@
+import Support
 import Foundation
 
 /// Masked-LM masking, as google-research/bert's `create_masked_lm_predictions`: candidates are all

@@ -48,6 +48,8 @@
 //
 // `ShardTests.testWorkedExampleBytes` pins these bytes.
 
+import Support
+
 /// One pre-training example: [CLS] A [SEP] B [SEP].
 public struct TrainingInstance: Hashable, Sendable {
     /// (length,) ids, masked already when masking is static.

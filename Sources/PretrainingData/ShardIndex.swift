@@ -1,3 +1,4 @@
+import Support
 import Foundation
 
 /// Every parameter that went into building a shard set, as stored in `index.json`.

@@ -1,3 +1,4 @@
+import Support
 import CZstd
 import Foundation
 

@@ -1,3 +1,4 @@
+import Support
 import Foundation
 
 /// A shard directory, checked: `index.json` parses and is consistent, every listed shard exists

@@ -1,3 +1,4 @@
+import Support
 import CZstd
 import Foundation
 
@@ -315,7 +316,7 @@ public final class ShardWriter: @unchecked Sendable {
                 }
             }
         }) { work in
-            let shared = UnsafeTransfer(value: work)
+            let shared = UncheckedSendable(work)
             if workers == 1 { shared.value(0) } else { DispatchQueue.concurrentPerform(iterations: workers) { shared.value($0) } }
         }
         if let failure { throw failure }

@@ -1,3 +1,4 @@
+import Support
 import Dispatch
 import Foundation
 import WordPiece
@@ -103,7 +104,7 @@ public func countWords(paths: [String], basic: BasicTokenizer, threads: Int, max
         while batch.count < slots, let c = try chunks.next() { batch.append(c) }
         if batch.isEmpty { break }
         bytes += batch.reduce(0) { $0 + $1.bytes.count }
-        let shared = UnsafeTransfer(value: (counters, batch, scratches))
+        let shared = UncheckedSendable((counters, batch, scratches))
         let work: @Sendable (Int) -> Void = { i in
             let (counters, batch, scratches) = shared.value
             batch[i].bytes.withUnsafeBufferPointer { p in

@@ -1,3 +1,4 @@
+import Support
 import Dispatch
 import Foundation
 import WordPiece
@@ -204,7 +205,7 @@ public final class TokenizedStore: @unchecked Sendable {
             var progress: ((Int) -> Void)?
         }
         let pipe = Pipeline()
-        let shared = UnsafeTransfer(value: (chunks, writer, scratches, splitters))
+        let shared = UncheckedSendable((chunks, writer, scratches, splitters))
         pipe.progress = progress
         let work: @Sendable (Int) -> Void = { w in
             let (chunks, writer, scratches, splitters) = shared.value

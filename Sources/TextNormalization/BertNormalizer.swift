@@ -1,3 +1,4 @@
+import Support
 import Dispatch
 
 /// Options of the BERT normalizer. Defaults are Hugging Face `BertNormalizer`'s
@@ -75,10 +76,10 @@ public final class BertNormalizer: Sendable {
         let results = UnsafeMutableBufferPointer<[Classification]>.allocate(capacity: blocks)
         results.initialize(repeating: [])
         defer { results.deinitialize(); results.deallocate() }
-        let shared = UnsafeSendableBuffer(buffer: results)
+        let shared = UncheckedSendable(results)
         DispatchQueue.concurrentPerform(iterations: blocks) { b in
             let start = UInt32(b * blockSize)
-            shared.buffer[b] = (start..<(start + UInt32(blockSize))).map { Self.classify($0, options: options) }
+            shared.value[b] = (start..<(start + UInt32(blockSize))).map { Self.classify($0, options: options) }
         }
         var entries = [UInt32](repeating: 0, count: Int(Self.tableLimit))
         var pool: [UInt32] = []
@@ -292,9 +293,4 @@ public final class BertNormalizer: Sendable {
             return false
         }
     }
-}
-
-/// A buffer handed to `concurrentPerform` workers that write disjoint elements.
-struct UnsafeSendableBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<T>
 }

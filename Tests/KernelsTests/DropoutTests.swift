@@ -1,3 +1,4 @@
+import Support
 import Kernels
 import TestSupport
 import XCTest

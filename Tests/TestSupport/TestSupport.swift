@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 /// Paths to the repository and its fixtures, found from this file's location.
 public enum Fixtures {
@@ -56,18 +57,8 @@ public enum Fixtures {
     }
 }
 
-/// SplitMix64: a small seeded generator for reproducible tests.
-public struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// SplitMix64 (Support's, the package's one definition): a small seeded generator for reproducible tests.
+public typealias SeededRandom = SplitMix64
 
 /// The result of running a process.
 public struct ProcessResult {

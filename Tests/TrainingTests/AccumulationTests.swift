@@ -1,3 +1,4 @@
+import Support
 import BertModel
 import Foundation
 import PretrainingData

@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 
-@testable import PretrainingData
+@testable import Support
 
 final class SHA256Tests: XCTestCase {
     func hex(_ bytes: [UInt8]) -> String { SHA256.hex(SHA256.hash(bytes)) }

@@ -193,16 +193,11 @@ public func expandInputs(_ args: [String]) throws(InputError) -> [String] {
 }
 
 /// Reads from `source` into `array[offset...]`; returns the byte count (0 at the end).
-func readAppending(_ source: ByteSource, into array: inout [UInt8], at offset: Int) throws(InputError) -> Int {
+public func readAppending(_ source: ByteSource, into array: inout [UInt8], at offset: Int) throws(InputError) -> Int {
     let result: Result<Int, InputError> = array.withUnsafeMutableBytes { b in
         Result { () throws(InputError) -> Int in
             try source.read(into: UnsafeMutableRawBufferPointer(rebasing: b[offset...]))
         }
     }
     return try result.get()
-}
-
-/// Wraps a value for hand-off between threads where the code guarantees exclusive access.
-struct UnsafeTransfer<T>: @unchecked Sendable {
-    var value: T
 }

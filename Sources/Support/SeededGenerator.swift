@@ -7,21 +7,14 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
 
     /// A generator from a seed.
     public init(seed: UInt64) {
-        var sm = seed
-        func next() -> UInt64 {
-            sm &+= 0x9E37_79B9_7F4A_7C15
-            var z = sm
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = next(); s1 = next(); s2 = next(); s3 = next()
+        var sm = SplitMix64(seed: seed)
+        s0 = sm.next(); s1 = sm.next(); s2 = sm.next(); s3 = sm.next()
     }
 
     /// A generator for a seed and a path of stream ids, e.g. (seed, dupe pass, document).
     public init(seed: UInt64, stream: [UInt64]) {
         var h = seed ^ 0x6A09_E667_F3BC_C908
-        for s in stream { h = Self.mix(h ^ Self.mix(s &+ 0x9E37_79B9_7F4A_7C15)) }
+        for s in stream { h = Self.mix(h ^ Self.mix(s &+ SplitMix64.gamma)) }
         self.init(seed: h)
     }
 

@@ -1,4 +1,4 @@
-import PretrainingData
+import Support
 import TestSupport
 import XCTest
 
