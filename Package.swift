@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "BertModel", targets: ["BertModel"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,16 +38,18 @@ let package = Package(
         .target(name: "Support", dependencies: ["CZstd", "CSHA256"], swiftSettings: optimized),
         .target(name: "TextNormalization", dependencies: ["CICUShim", "Support"], swiftSettings: optimized),
         .target(name: "WordPiece", dependencies: ["TextNormalization"], swiftSettings: optimized),
-        .target(name: "PretrainingData", dependencies: ["Support", "WordPiece", "CZstd", "CICUShim"], swiftSettings: optimized),
+        .target(name: "PretrainingData", dependencies: ["Support", "TextNormalization", "WordPiece", "CZstd", "CICUShim"], swiftSettings: optimized),
         // Optimised in debug builds too: the SIMD kernels are ~20x slower unoptimised, which would make
         // the model's numerical tests slow.
         .target(name: "Kernels", dependencies: ["Support", "CBLAS"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "BertModel", dependencies: ["Support", "Kernels"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "WordPiece"], swiftSettings: optimized),
+        // The `bert run` engine: pipeline files, stages and stamps, the report with the gains.
+        .target(name: "Pipeline", dependencies: ["Support"], swiftSettings: optimized),
         .executableTarget(
             name: "BertCLI",
             dependencies: [
-                "Support", "TextNormalization", "WordPiece", "PretrainingData", "CBLAS", "Kernels", "BertModel", "Training",
+                "Support", "TextNormalization", "WordPiece", "PretrainingData", "CBLAS", "Kernels", "BertModel", "Training", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized

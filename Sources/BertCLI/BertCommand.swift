@@ -2,6 +2,7 @@ import Support
 import ArgumentParser
 import Foundation
 import BertModel
+import Pipeline
 import PretrainingData
 import Training
 import WordPiece
@@ -73,6 +74,7 @@ extension ConfigError: UserInputError {}
 extension SafetensorsError: UserInputError {}
 extension ModelError: UserInputError {}
 extension ClassificationFileError: UserInputError {}
+extension PipelineError: UserInputError {}
 
 /// A message for the user, exit code 2.
 struct UsageError: UserInputError {

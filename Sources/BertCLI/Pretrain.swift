@@ -61,10 +61,7 @@ struct PretrainCommand: ParsableCommand {
         guard let vocabData = FileManager.default.contents(atPath: vocabPath) else {
             throw UsageError("\(vocabPath): missing; the shard directory must hold the vocab.txt it was built with")
         }
-        let vocabSHA = SHA256.hex(SHA256.hash(Array(vocabData)))
-        guard vocabSHA == set.index.vocabSHA256 else {
-            throw ShardError.vocabularyMismatch(path: vocabPath, expected: vocabSHA, found: set.index.vocabSHA256)
-        }
+        try set.index.requireVocabulary(sha256: SHA256.hex(SHA256.hash(Array(vocabData))), reportingPath: vocabPath)
         let vocabulary = try Vocabulary.parse(vocabData, source: vocabPath)
         var cfg: BertConfig
         if let config {
@@ -100,10 +97,7 @@ struct PretrainCommand: ParsableCommand {
         options.resumeIfPossible = resumeIfPossible
         options.stopAfterSteps = stopAfterSteps
         options.maxSteps = maxSteps
-        let masker = set.index.parameters.dynamicMasking ? Masker(
-            maskId: UInt32(vocabulary.maskId), clsId: UInt32(vocabulary.clsId), sepId: UInt32(vocabulary.sepId),
-            isContinuation: vocabulary.tokens.map { $0.hasPrefix("##") }, maskedLMProb: set.index.parameters.maskedLMProb,
-            maxPredictions: set.index.parameters.maxPredictionsPerSeq, wholeWord: set.index.parameters.wholeWordMask) : nil
+        let masker = Masker.forLoading(vocabulary: vocabulary, parameters: set.index.parameters)
         let trainer = try Pretrainer(options: options, config: cfg, shards: set, vocabulary: vocabData, maskerForDynamic: masker)
         let params = trainer.model.layout.count
         log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: lr %g, dropout %g%@%@, %d threads%@",

@@ -12,6 +12,15 @@ public enum ClassificationFileError: Error, Equatable, CustomStringConvertible {
     case emptyText(path: String, line: Int, column: String)
     case emptyLabel(path: String, line: Int)
     case badSplit(path: String, line: Int, value: String)
+    /// The file has no row to train on.
+    case noTrainingRows(path: String)
+    /// Every training row has the same label.
+    case singleClass(path: String, column: String, label: String)
+    /// An evaluation row's label is not among `known`: the training rows' labels (`ofModel` false) or a
+    /// fine-tuned model's (`ofModel` true).
+    case unknownLabel(path: String, line: Int, label: String, known: [String], ofModel: Bool)
+    /// No row of the file is in the requested split (nil: the file has no rows).
+    case noRowsInSplit(path: String, split: String?)
 
     public var description: String {
         switch self {
@@ -28,6 +37,13 @@ public enum ClassificationFileError: Error, Equatable, CustomStringConvertible {
         case let .emptyLabel(path, line): return "\(path): line \(line): empty label; every row needs one"
         case let .badSplit(path, line, value):
             return "\(path): line \(line): split \"\(value)\" is not train, dev, validation or test"
+        case let .noTrainingRows(path): return "\(path): no training rows (split \"train\", or rows without a split)"
+        case let .singleClass(path, column, label):
+            return "\(path): the \(column) column has one class only (\(label)); a classifier needs at least 2"
+        case let .unknownLabel(path, line, label, known, ofModel):
+            return "\(path): line \(line): label \"\(label)\" "
+                + (ofModel ? "is not one of the model's" : "never occurs in the training rows") + " (\(known.joined(separator: ", ")))"
+        case let .noRowsInSplit(path, split): return "\(path): no rows\(split.map { " with split \($0)" } ?? "")"
         }
     }
 }

@@ -29,6 +29,11 @@ public struct Masker: Sendable {
 
     /// The number of positions to mask for a sequence length.
     public func predictionCount(length: Int) -> Int {
+        Self.predictionCount(length: length, maskedLMProb: maskedLMProb, maxPredictions: maxPredictions)
+    }
+
+    /// google-research/bert's count: min(maxPredictions, max(1, round(length × prob))), half to even.
+    public static func predictionCount(length: Int, maskedLMProb: Double, maxPredictions: Int) -> Int {
         min(maxPredictions, max(1, Int((Double(length) * maskedLMProb).rounded(.toNearestOrEven))))
     }
 

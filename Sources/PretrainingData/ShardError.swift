@@ -13,6 +13,9 @@ public enum ShardError: Error, Equatable, CustomStringConvertible {
     case invalidInstance(reason: String)
     /// Two instances added to a `ShardWriter` under the same key.
     case duplicateKey(key: UInt64)
+    /// One document pass made more instances than an instance key can number (2²⁴), or the corpus has
+    /// more than 2³² documents.
+    case documentTooLarge(document: Int)
 
     // Writing.
     /// The output directory already holds a complete shard set and overwriting was not asked for.
@@ -70,6 +73,8 @@ public enum ShardError: Error, Equatable, CustomStringConvertible {
                 ? "instance has \(count) masked positions but the shards use dynamic masking (none stored)"
                 : "instance has \(count) masked positions, more than max_predictions_per_seq \(max)"
         case let .invalidInstance(reason): return "invalid training instance: \(reason)"
+        case let .documentTooLarge(document):
+            return "document \(document) makes more than 2^24 instances; split the input into documents (blank lines)"
         case let .duplicateKey(key):
             return "two instances were added with key \(key); keys must be unique for the output to be deterministic"
         case let .outputExists(directory):

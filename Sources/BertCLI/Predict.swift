@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import PretrainingData
+import Support
+import Training
+
+/// `bert predict`: labels and probabilities for every row of a file.
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "predict", abstract: "Predict labels with a fine-tuned classifier.")
+
+    @Option(help: "A directory written by bert finetune.") var checkpoint: String
+    @Option(help: "TSV/CSV/JSONL with a header and a text column (labels not needed).") var input: String
+    @Option(help: "Write here instead of stdout (.jsonl gives JSON lines, else TSV).") var output: String?
+    @Option(help: "tsv or jsonl (default: from --output's extension, else tsv).") var format: String?
+    @Option var batchSize = 32
+    @Option var threads: Int?
+    @OptionGroup var file: ClassificationFileOptions
+
+    func run() throws {
+        let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let classifier = try LoadedClassifier(directory: checkpoint, maxBatch: batchSize, maxSeqLength: file.maxSeqLength, threads: threads)
+        let (model, labels) = (classifier.model, classifier.labels)
+        let tokenizer = try file.tokenizer(file.vocab ?? (checkpoint as NSString).appendingPathComponent("vocab.txt"))
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("bert-predict-\(getpid()).examples").path
+        defer { unlink(temp) }
+        let store = try ClassificationDataset.unlabelled(path: input, columns: file.columns(requireLabel: false), tokenizer: tokenizer,
+                                                         maxLength: model.maxSeqLength, storePath: temp)
+        let jsonl = (format ?? ((output ?? "").hasSuffix(".jsonl") ? "jsonl" : "tsv")) == "jsonl"
+        var text = jsonl ? "" : (["label"] + labels.map { "p_" + $0 }).joined(separator: "\t") + "\n"
+        try FineTuner.predict(model: model, store: store, batchSize: batchSize) { _, p in
+            let best = p.indices.max { p[$0] < p[$1] }!
+            if jsonl {
+                let obj: [String: Any] = ["label": labels[best], "probabilities": Dictionary(uniqueKeysWithValues: zip(labels, p))]
+                text += String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self) + "\n"
+            } else {
+                text += ([labels[best]] + p.map { String(format: "%.6f", $0) }).joined(separator: "\t") + "\n"
+            }
+        }
+        if let output { try writeFileAtomically(Data(text.utf8), to: output) } else { print(text, terminator: "") }
+    }
+}

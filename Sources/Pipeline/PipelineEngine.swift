@@ -1,0 +1,143 @@
+import Foundation
+import Support
+
+/// Runs a bert subcommand named by a pipeline stage. The CLI implements it with its parsers; the
+/// engine knows commands only by name.
+public protocol PipelineCommandRunner {
+    /// The subcommand names a stage may use.
+    var commandNames: [String] { get }
+    /// nil when `arguments` parse for `command`, else the parser's message.
+    func check(command: String, arguments: [String]) -> String?
+    /// Runs `command` with `arguments` in this process.
+    func run(command: String, arguments: [String]) throws
+}
+
+/// An invalid pipeline file or a failed stage; the message names the file, stage or path.
+public enum PipelineError: Error, CustomStringConvertible {
+    case invalid(String)
+    public var description: String { if case let .invalid(m) = self { return m } else { return "" } }
+}
+
+/// `bert run Pipelines/NAME.json`: the stages of a pipeline file in order, each skipped when its
+/// outputs exist and were made from the same settings and inputs.
+///
+/// A pipeline file:
+///
+///     {"name": "default", "output": "out/default",
+///      "stages": [
+///        {"name": "corpus",   "run": ["Corpora/build.sh"], "outputs": ["Corpora/generated/en.txt"]},
+///        {"name": "vocab",    "command": "vocab",  "args": {"input": ["Corpora/generated/en.txt"], "size": 16000,
+///                                                           "output": "${out}/vocab.txt"}},
+///        {"name": "shards",   "command": "shards", "args": {...}},
+///        ...]}
+///
+/// `command` is a `bert` subcommand and `args` its options (`"dupe-factor": 5` → `--dupe-factor 5`;
+/// true → a flag; a list → the values one after another). `run` is an external program (the corpus
+/// build). `${out}` is the pipeline's output directory, `${root}` the directory of the pipeline
+/// file's parent (the repository). A stage records a stamp in `${out}/.stages/NAME.json`: the sha256
+/// of its settings, of the stamps before it, and of the size and time of its input files. A stage
+/// whose stamp matches and whose `outputs` exist is skipped. While a stage runs, its stamp is in
+/// `NAME.pending`: an interrupted stage with the same stamp is run again and continues (bert's own
+/// commands resume or rewrite atomically); a stage whose settings or inputs changed first removes its
+/// own output (its `output` argument, when inside the pipeline's directory), so nothing made with
+/// the old settings is resumed or mixed in.
+public struct PipelineEngine {
+    public let file: PipelineFile
+    let runner: PipelineCommandRunner
+    let log: (String) -> Void
+
+    /// Loads and checks the pipeline file at `path`; every stage's arguments are parsed before anything runs.
+    public init(path: String, runner: PipelineCommandRunner, log: @escaping (String) -> Void) throws {
+        file = try PipelineFile.load(path, runner: runner)
+        self.runner = runner
+        self.log = log
+    }
+
+    /// Runs every stage in order (`force`: even current ones; `dryRun`: only say what would run) and
+    /// returns the report, also written to `OUTPUT/report.txt` (not in a dry run, which returns "").
+    public func run(force: Bool = false, dryRun: Bool = false) throws -> String {
+        let file = self.file
+        let out = file.output
+        try FileManager.default.createDirectory(atPath: out + "/.stages", withIntermediateDirectories: true)
+        var report: [(String, String, Double)] = []
+        var previous = ""
+        let started = Date()
+        for stage in file.stages {
+            let stampPath = out + "/.stages/\(stage.name).json"
+            let stamp = try stage.stamp(previous: previous)
+            previous = stamp
+            let current = (try? String(contentsOfFile: stampPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == stamp
+                && stage.outputs.allSatisfy { FileManager.default.fileExists(atPath: $0) }
+            if current && !force {
+                self.log("bert run: \(stage.name): up to date, skipped")
+                report.append((stage.name, "skipped (current)", 0))
+                continue
+            }
+            if dryRun {
+                self.log("bert run: \(stage.name): would run \(stage.display)")
+                continue
+            }
+            try? FileManager.default.removeItem(atPath: stampPath)
+            let pendingPath = out + "/.stages/\(stage.name).pending"
+            let pending = (try? String(contentsOfFile: pendingPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if let work = stage.workOutput(inside: out), FileManager.default.fileExists(atPath: work) {
+                if pending == stamp && !force {
+                    self.log("bert run: \(stage.name): continuing an interrupted run")
+                } else {
+                    self.log("bert run: \(stage.name): \(work) was made with other settings or inputs; removing it and starting again")
+                    do { try FileManager.default.removeItem(atPath: work) } catch {
+                        throw PipelineError.invalid("\(work): cannot remove it (\(error.localizedDescription)); remove it by hand and run again")
+                    }
+                }
+            }
+            try writeFileAtomically(Data((stamp + "\n").utf8), to: pendingPath)
+            self.log("bert run: \(stage.name): \(stage.display)")
+            let t0 = Date()
+            try stage.execute(runner)
+            try writeFileAtomically(Data((stamp + "\n").utf8), to: stampPath)
+            try? FileManager.default.removeItem(atPath: pendingPath)
+            let seconds = Date().timeIntervalSince(t0)
+            report.append((stage.name, "ran", seconds))
+        }
+        if dryRun { return "" }
+        let total = Date().timeIntervalSince(started)
+        var text = "\n== bert run \(file.name): report ==\n"
+        func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : s + String(repeating: " ", count: w - s.count) }
+        // Stage names as wide as the longest, so a long name never runs into its status.
+        let width = max(17, (report.map { $0.0.count }.max() ?? 0) + 2)
+        for (name, what, seconds) in report {
+            text += "  " + pad(name, width) + pad(what, 20) + String(format: "%8.1f s\n", seconds)
+        }
+        text += "  " + pad("total", width + 20) + String(format: "%8.1f s\n", total)
+        for stage in file.stages {
+            if let path = stage.reportFile, let data = FileManager.default.contents(atPath: path) {
+                text += "\n-- \(stage.name): \(path)\n"
+                if path.hasSuffix(".json"), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                    // JSON reports: the top-level numbers only (matrices and per-class tables stay in the file).
+                    for key in object.keys.sorted() {
+                        if let n = object[key] as? NSNumber, !(object[key] is Bool) { text += "  \(key): \(n)\n" }
+                    }
+                } else {
+                    text += String(decoding: data, as: UTF8.self)
+                    if !text.hasSuffix("\n") { text += "\n" }
+                }
+            }
+        }
+        if !file.gains.isEmpty { text += "\n-- what pre-training bought (fine-tuned from the pre-trained encoder vs from a random one)\n" }
+        for gain in file.gains {
+            func value(_ path: String) -> Double? {
+                guard let data = FileManager.default.contents(atPath: path),
+                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+                return (object[gain.metric] as? NSNumber)?.doubleValue
+            }
+            if let a = value(gain.pretrained), let b = value(gain.baseline) {
+                text += String(format: "  %@: pre-trained %.4f, from scratch %.4f, gain %+.1f points\n", gain.name, a, b, 100 * (a - b))
+            } else {
+                text += "  \(gain.name): missing \(gain.metric) in \(gain.pretrained) or \(gain.baseline)\n"
+            }
+        }
+        try writeFileAtomically(Data(text.utf8), to: out + "/report.txt")
+        return text
+    }
+}
+
