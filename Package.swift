@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "BertCLI",
             dependencies: [
-                "Support", "TextNormalization", "WordPiece", "PretrainingData", "CBLAS", "Kernels", "BertModel", "Training", "Pipeline",
+                "Support", "TextNormalization", "WordPiece", "PretrainingData", "Kernels", "BertModel", "Training", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized

@@ -1,7 +1,6 @@
 import Support
 import ArgumentParser
 import BertModel
-import CBLAS
 import Foundation
 import Kernels
 import PretrainingData
@@ -31,7 +30,6 @@ struct BenchmarkTrainCommand: ParsableCommand {
         let m = try BertForPreTraining(config: config, maxBatch: batchSize, maxSeqLength: seqLength,
                                        maxMaskedPositions: batchSize * masked, threads: threads)
         m.initialize(seed: 1)
-        Parallel.setBLASThreads(threads)
         var rng = SeededGenerator(seed: 7)
         let n = batchSize * seqLength
         var positions: [Int32] = []
@@ -72,7 +70,7 @@ struct BenchmarkTrainCommand: ParsableCommand {
         let kept = Double(batchSize) + Double(positions.count)
         let lastLayerSaved = (Double(n) - kept) * (2 * h * h + 2 * h * h + 4 * h * inter + 4 * t * h)
         let executed = 3 * (forward - lastLayerSaved)
-        let peak = sgemmPeak(threads: threads)
+        let peak = sgemmPeakGFLOPS(threads: threads)
         let out: [String: Any] = [
             "model": model, "threads": threads, "batch_size": batchSize, "seq_length": seqLength, "masked_per_sequence": masked,
             "parameters": m.layout.count, "seconds_per_step": median, "tokens_per_second": Double(n) / median,
@@ -82,22 +80,4 @@ struct BenchmarkTrainCommand: ParsableCommand {
         ]
         print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
     }
-
-    /// GFLOP/s of a 1024×1024×1024 sgemm on `threads` threads (best of 5).
-    func sgemmPeak(threads: Int) -> Double {
-        useBLASThreads(threads)  // the model's kernels run OpenBLAS on one thread inside their own threads
-        defer { useBLASThreads(1) }
-        let size = 1024
-        let a = [Float](repeating: 0.5, count: size * size), b = [Float](repeating: 0.25, count: size * size)
-        var c = [Float](repeating: 0, count: size * size)
-        var best = Double.infinity
-        for _ in 0..<6 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(size), Int32(size), Int32(size), 1, a, Int32(size), b,
-                        Int32(size), 0, &c, Int32(size))
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        return 2 * Double(size * size * size) / best / 1e9
-    }
 }
-

@@ -1,6 +1,7 @@
 import Support
 import ArgumentParser
 import Foundation
+import Kernels
 import BertModel
 import Pipeline
 import PretrainingData
@@ -21,7 +22,7 @@ struct Bert: ParsableCommand {
 
     static func main() {
         signal(SIGPIPE, SIG_IGN)
-        warnAboutForcedBLASCore()
+        if let warning = forcedBLASCoreWarning() { log("bert: warning: " + warning) }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -134,7 +134,7 @@ struct FinetuneCommand: ParsableCommand {
         let progress = ProgressReporter(label: "finetune")
         tuner.onProgress = { p in
             progress.update(done: p.step, total: p.totalSteps, detail: String(format: "epoch %d loss %.4f acc %.3f %.0f tok/s",
-                                                                              p.epoch + 1, p.loss, p.mlmAccuracy, p.tokensPerSecond))
+                                                                              p.epoch + 1, p.loss, p.accuracy, p.tokensPerSecond))
         }
         tuner.onEpoch = { epoch, m in
             progress.finish()

@@ -21,18 +21,18 @@ extension BertForPreTraining {
         encoder.forward(P, pass)
 
         // NSP head: logits (B,2) = seq_relationship(pooled)
-        linearForward(out: a.nspLogits, inp: encoder.acts.pooled, weight: P + w.srW, bias: P + w.srB, n: b, inFeatures: h, outFeatures: 2,
+        encoder.products.linearForward(out: a.nspLogits, inp: encoder.acts.pooled, weight: P + w.srW, bias: P + w.srB, n: b, inFeatures: h, outFeatures: 2,
                       threads: th)
         let nsp = crossEntropyForward(losses: a.nspLosses, logsumexp: a.nspLse, predictions: ints.nspPred, logits: a.nspLogits,
                                       targets: ints.nspLabels, n: b, v: 2, threads: th)
 
         // MLM head on the masked rows only: transform (dense → act → LayerNorm), tied decoder + bias
         gatherRows(out: a.mlmIn, inp: encoder.output, index: kept == nil ? ints.maskedPositions : ints.maskedRow, m: m, c: h)
-        linearForward(out: a.tPre, inp: a.mlmIn, weight: P + w.tW, bias: P + w.tB, n: m, inFeatures: h, outFeatures: h, threads: th)
+        encoder.products.linearForward(out: a.tPre, inp: a.mlmIn, weight: P + w.tW, bias: P + w.tB, n: m, inFeatures: h, outFeatures: h, threads: th)
         activationForward(encoder.act, out: a.tAct, inp: a.tPre, count: m * h, threads: th)
         layerNormForward(out: a.tOut, mean: a.tMean, rstd: a.tRstd, inp: a.tAct, weight: P + w.tLnW, bias: P + w.tLnB, n: m, c: h,
                          eps: encoder.dims.eps, threads: th)
-        linearForward(out: a.logits, inp: a.tOut, weight: P + word, bias: P + w.mlmBias, n: m, inFeatures: h, outFeatures: v, threads: th)
+        encoder.products.linearForward(out: a.logits, inp: a.tOut, weight: P + word, bias: P + w.mlmBias, n: m, inFeatures: h, outFeatures: v, threads: th)
         let mlm = crossEntropyForward(losses: a.mlmLosses, logsumexp: a.mlmLse, predictions: ints.mlmPred, logits: a.logits,
                                       targets: ints.maskedLabels, n: m, v: v, threads: th)
 
@@ -60,7 +60,7 @@ extension BertForPreTraining {
         crossEntropyBackward(dlogits: d.dlogits, logits: a.logits, logsumexp: a.mlmLse, targets: ints.maskedLabels, n: m, v: v, threads: th)
         if mlmScale != 1 { scale(d.dlogits, count: m * v, by: mlmScale, threads: th) }
         zero(d.dtOut, count: m * h, threads: th)
-        linearBackward(dinp: d.dtOut, dweight: G + word, dbias: G + w.mlmBias, dout: d.dlogits, inp: a.tOut, weight: P + word,
+        encoder.products.linearBackward(dinp: d.dtOut, dweight: G + word, dbias: G + w.mlmBias, dout: d.dlogits, inp: a.tOut, weight: P + word,
                        n: m, inFeatures: h, outFeatures: v, threads: th)
         zero(d.dtAct, count: m * h, threads: th)
         layerNormBackward(dinp: d.dtAct, dweight: G + w.tLnW, dbias: G + w.tLnB, dout: d.dtOut, inp: a.tAct, weight: P + w.tLnW,
@@ -68,7 +68,7 @@ extension BertForPreTraining {
         zero(d.dtPre, count: m * h, threads: th)
         activationBackward(encoder.act, dinp: d.dtPre, dout: d.dtAct, inp: a.tPre, count: m * h, threads: th)
         zero(d.dmlmIn, count: m * h, threads: th)
-        linearBackward(dinp: d.dmlmIn, dweight: G + w.tW, dbias: G + w.tB, dout: d.dtPre, inp: a.mlmIn, weight: P + w.tW,
+        encoder.products.linearBackward(dinp: d.dmlmIn, dweight: G + w.tW, dbias: G + w.tB, dout: d.dtPre, inp: a.mlmIn, weight: P + w.tW,
                        n: m, inFeatures: h, outFeatures: h, threads: th)
         scatterAddRows(dinp: dx, dout: d.dmlmIn, index: pass.kept == nil ? ints.maskedPositions : ints.maskedRow, m: m, c: h)
 
@@ -76,7 +76,7 @@ extension BertForPreTraining {
         crossEntropyBackward(dlogits: d.dnsp, logits: a.nspLogits, logsumexp: a.nspLse, targets: ints.nspLabels, n: b, v: 2, threads: th)
         if nspScale != 1 { scale(d.dnsp, count: b * 2, by: nspScale, threads: th) }
         zero(dpooled, count: b * h, threads: th)
-        linearBackward(dinp: dpooled, dweight: G + w.srW, dbias: G + w.srB, dout: d.dnsp, inp: encoder.acts.pooled, weight: P + w.srW,
+        encoder.products.linearBackward(dinp: dpooled, dweight: G + w.srW, dbias: G + w.srB, dout: d.dnsp, inp: encoder.acts.pooled, weight: P + w.srW,
                        n: b, inFeatures: h, outFeatures: 2, threads: th)
 
         // Pooler, encoder layers, embeddings

@@ -9,23 +9,11 @@ import Kernels
 /// (maxBatch, maxSeqLength, maxMaskedPositions) and reused by every step. `forward` caches what
 /// `backward` needs; `backward` accumulates d(loss)/d(parameters) into `gradients`.
 /// Not thread-safe: one forward/backward at a time (each uses `threads` workers inside).
-public final class BertForPreTraining {
-    /// The model's hyper-parameters (validated).
-    public let config: BertConfig
-    /// Names, shapes and offsets of the tensors in `parameters` and `gradients`.
-    public let layout: ParameterLayout
-    /// All parameters, (layout.count,).
-    public let parameters: UnsafeMutableBufferPointer<Float>
-    /// d(loss)/d(parameters), same layout; `backward` adds to it, `zeroGradients` clears it.
-    public let gradients: UnsafeMutableBufferPointer<Float>
-    /// Largest batch size B the activations were allocated for.
-    public let maxBatch: Int
-    /// Largest sequence length T the activations were allocated for.
-    public let maxSeqLength: Int
+public final class BertForPreTraining: BertShellModel {
+    /// The shared part (config, encoder, parameters, gradients); see `BertShellModel` for its accessors.
+    public let shell: ModelShell
     /// Largest number of masked positions per batch (all sequences together).
     public let maxMaskedPositions: Int
-    /// Worker threads of every kernel (results do not depend on it).
-    public let threads: Int
     /// When true (the default), the last encoder layer computes its attention output, feed-forward
     /// block and LayerNorms only at the rows the heads read ([CLS] and the masked positions); its
     /// keys and values still cover every position. The loss and gradients are those of the full
@@ -33,14 +21,12 @@ public final class BertForPreTraining {
     /// about T·B/(M + B). `sequenceOutput` is then empty; set false to get all of it.
     public var prunesLastLayer = true
 
-    let encoder: Encoder
     let off: Offsets
     let acts: Activations
     let grads: ActivationGradients
     let ints: IntBuffers
-    let arena: Arena
     /// Shape, dropout and pruning of the last forward pass; nil before the first one or after a failed one.
-    var last: LastPass?
+    var last: LastPass? { didSet { shell.lastPass = last?.pass } }
 
     struct LastPass {
         let pass: Encoder.Pass
@@ -95,23 +81,15 @@ public final class BertForPreTraining {
     /// Allocates parameters, gradients and activations for batches up to the given sizes.
     /// Parameters start at zero; call `initialize(seed:)` or load a checkpoint into `parameters`.
     public init(config: BertConfig, maxBatch: Int, maxSeqLength: Int, maxMaskedPositions: Int, threads: Int) throws {
-        let arena = Arena()
-        encoder = try Encoder(config: config, maxBatch: maxBatch, maxSeqLength: maxSeqLength, maxHeadRows: maxMaskedPositions,
-                              threads: threads, arena: arena, layout: ParameterLayout.bertForPreTraining)
+        shell = try ModelShell(config: config, maxBatch: maxBatch, maxSeqLength: maxSeqLength, maxHeadRows: maxMaskedPositions,
+                               threads: threads, layout: ParameterLayout.bertForPreTraining)
         guard maxMaskedPositions > 0 else { throw ModelError.invalidSize(what: "maxMaskedPositions must be positive") }
         guard maxMaskedPositions <= maxBatch * maxSeqLength else {
             throw ModelError.invalidSize(what: "maxMaskedPositions \(maxMaskedPositions) exceeds maxBatch·maxSeqLength")
         }
-        self.arena = arena
-        self.config = config
-        self.maxBatch = maxBatch
-        self.maxSeqLength = maxSeqLength
         self.maxMaskedPositions = maxMaskedPositions
-        self.threads = threads
-        layout = encoder.layout
-        off = Offsets(layout)
-        parameters = UnsafeMutableBufferPointer(start: arena.floats(layout.count), count: layout.count)
-        gradients = UnsafeMutableBufferPointer(start: arena.floats(layout.count), count: layout.count)
+        off = Offsets(shell.layout)
+        let arena = shell.arena
 
         let (b, m, h, v) = (maxBatch, maxMaskedPositions, config.hiddenSize, config.vocabSize)
         let floats = arena.floats, int32s = arena.int32s
@@ -122,19 +100,6 @@ public final class BertForPreTraining {
                                     dmlmIn: floats(m * h), dnsp: floats(b * 2))
         ints = IntBuffers(maskedPositions: int32s(m), maskedLabels: int32s(m), nspLabels: int32s(b), mlmPred: int32s(m),
                           nspPred: int32s(b), maskedRow: int32s(m))
-    }
-
-    /// Sets every gradient to zero.
-    public func zeroGradients() {
-        zero(gradients.baseAddress!, count: gradients.count, threads: threads)
-    }
-
-    /// Hugging Face's `_init_weights`: normal(0, initializer_range) for linear weights and the three
-    /// embedding tables (the padding id's word-embedding row then zeroed, as for `padding_idx`), zero
-    /// biases (cls.predictions.bias included), LayerNorm weight 1 and bias 0. Deterministic: entry k
-    /// draws from the SplitMix64 stream `deriveSeed(seed, k)` through Box–Muller.
-    public func initialize(seed: UInt64) {
-        encoder.initialize(parameters.baseAddress!, std: config.initializerRange, seed: seed)
     }
 
     /// Sets the position embeddings to sinusoids of the initializer's standard deviation (see
@@ -152,17 +117,5 @@ public final class BertForPreTraining {
     /// The NSP logits of the last forward pass, (B,2). Valid until the next forward pass.
     public var nspLogits: UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: acts.nspLogits, count: last.map { $0.pass.b * 2 } ?? 0)
-    }
-
-    /// The encoder output of the last forward pass (last_hidden_state), (B,T,H); empty when that
-    /// pass pruned the last layer (see `prunesLastLayer`).
-    public var sequenceOutput: UnsafeBufferPointer<Float> {
-        let count = last.map { $0.pass.kept == nil ? $0.pass.b * $0.pass.t * config.hiddenSize : 0 } ?? 0
-        return UnsafeBufferPointer(start: encoder.output, count: count)
-    }
-
-    /// The pooler output of the last forward pass, tanh(dense(h[:,0])), (B,H).
-    public var pooledOutput: UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: encoder.acts.pooled, count: last.map { $0.pass.b * config.hiddenSize } ?? 0)
     }
 }

@@ -25,7 +25,7 @@ extension BertForSequenceClassification {
         // Classifier: logits (B,L) = classifier(dropout(pooled))
         dropoutForward(out: a.dropped, mask: a.dropMask ?? encoder.dummyMask, inp: encoder.acts.pooled, count: b * h, p: cp,
                        seed: deriveSeed(pass.seed, UInt64(encoder.siteCount)), threads: th)
-        linearForward(out: a.logits, inp: a.dropped, weight: P + w.clsW, bias: P + w.clsB, n: b, inFeatures: h, outFeatures: l, threads: th)
+        encoder.products.linearForward(out: a.logits, inp: a.dropped, weight: P + w.clsW, bias: P + w.clsB, n: b, inFeatures: h, outFeatures: l, threads: th)
 
         // Mean cross-entropy over the K labelled rows
         gatherRows(out: a.labelled, inp: a.logits, index: ints.rows, m: k, c: l)
@@ -54,7 +54,7 @@ extension BertForSequenceClassification {
 
         // Classifier
         zero(d.ddropped, count: b * h, threads: th)
-        linearBackward(dinp: d.ddropped, dweight: G + w.clsW, dbias: G + w.clsB, dout: d.dlogits, inp: a.dropped, weight: P + w.clsW,
+        encoder.products.linearBackward(dinp: d.ddropped, dweight: G + w.clsW, dbias: G + w.clsB, dout: d.dlogits, inp: a.dropped, weight: P + w.clsW,
                        n: b, inFeatures: h, outFeatures: l, threads: th)
         zero(dpooled, count: b * h, threads: th)
         dropoutBackward(dinp: dpooled, dout: d.ddropped, mask: a.dropMask ?? encoder.dummyMask, count: b * h, p: cp, threads: th)

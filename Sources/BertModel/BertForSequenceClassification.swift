@@ -7,39 +7,26 @@ import Kernels
 /// Storage as `BertForPreTraining`: one Float buffer of parameters with Hugging Face names
 /// ("bert.*", "classifier.weight", "classifier.bias"), one of gradients, activations allocated
 /// once for (maxBatch, maxSeqLength). Not thread-safe: one forward/backward at a time.
-public final class BertForSequenceClassification {
-    /// The model's hyper-parameters (validated); `classifierDropout` applies before the classifier.
-    public let config: BertConfig
+public final class BertForSequenceClassification: BertShellModel {
+    /// The shared part (config, encoder, parameters, gradients); see `BertShellModel` for its accessors.
+    /// `config.classifierDropout` applies before the classifier.
+    public let shell: ModelShell
     /// L, the number of classes.
     public let numLabels: Int
-    /// Names, shapes and offsets of the tensors in `parameters` and `gradients`.
-    public let layout: ParameterLayout
-    /// All parameters, (layout.count,).
-    public let parameters: UnsafeMutableBufferPointer<Float>
-    /// d(loss)/d(parameters), same layout; `backward` adds to it, `zeroGradients` clears it.
-    public let gradients: UnsafeMutableBufferPointer<Float>
-    /// Largest batch size B the activations were allocated for.
-    public let maxBatch: Int
-    /// Largest sequence length T the activations were allocated for.
-    public let maxSeqLength: Int
-    /// Worker threads of every kernel (results do not depend on it).
-    public let threads: Int
     /// When true (the default), the last encoder layer computes its attention output, feed-forward
     /// block and LayerNorms only at the [CLS] rows, the only ones the head reads (keys and values still
     /// cover every position): same logits, loss and gradients, about T times less work in that layer.
     /// `sequenceOutput` is then empty; set false to get all of it.
     public var prunesLastLayer = true
 
-    let encoder: Encoder
     let off: Offsets
     let acts: Activations
     let grads: ActivationGradients
     let ints: IntBuffers
-    let arena: Arena
     /// Dropout probability before the classifier in training mode: classifier_dropout ?? hidden_dropout_prob.
     let classifierP: Float
     /// Shape and dropout of the last forward pass; nil before the first one or after a failed one.
-    var last: LastPass?
+    var last: LastPass? { didSet { shell.lastPass = last?.pass } }
 
     struct LastPass {
         let pass: Encoder.Pass
@@ -86,21 +73,13 @@ public final class BertForSequenceClassification {
     public init(config: BertConfig, numLabels: Int, maxBatch: Int, maxSeqLength: Int, threads: Int) throws {
         guard numLabels > 0 else { throw ModelError.invalidSize(what: "numLabels must be positive, is \(numLabels)") }
         let p = config.classifierDropout ?? config.hiddenDropoutProb
-        guard (0..<1).contains(p) else { throw ModelError.invalidSize(what: "classifier_dropout must be in [0, 1), is \(p)") }
-        let arena = Arena()
-        encoder = try Encoder(config: config, maxBatch: maxBatch, maxSeqLength: maxSeqLength, maxHeadRows: 0, threads: threads,
-                              arena: arena, layout: { .bertForSequenceClassification($0, numLabels: numLabels) })
-        self.arena = arena
-        self.config = config
+        guard (0..<1).contains(p) else { throw ModelError.invalidProbability(field: "classifier_dropout", value: p) }
+        shell = try ModelShell(config: config, maxBatch: maxBatch, maxSeqLength: maxSeqLength, maxHeadRows: 0, threads: threads,
+                               layout: { .bertForSequenceClassification($0, numLabels: numLabels) })
         self.numLabels = numLabels
-        self.maxBatch = maxBatch
-        self.maxSeqLength = maxSeqLength
-        self.threads = threads
         classifierP = Float(p)
-        layout = encoder.layout
-        off = Offsets(layout)
-        parameters = UnsafeMutableBufferPointer(start: arena.floats(layout.count), count: layout.count)
-        gradients = UnsafeMutableBufferPointer(start: arena.floats(layout.count), count: layout.count)
+        off = Offsets(shell.layout)
+        let arena = shell.arena
 
         let (b, h, l) = (maxBatch, config.hiddenSize, numLabels)
         let floats = arena.floats, int32s = arena.int32s
@@ -110,34 +89,9 @@ public final class BertForSequenceClassification {
         ints = IntBuffers(rows: int32s(b), targets: int32s(b), predictions: int32s(b))
     }
 
-    /// Sets every gradient to zero.
-    public func zeroGradients() {
-        zero(gradients.baseAddress!, count: gradients.count, threads: threads)
-    }
-
-    /// Hugging Face's `_init_weights`, as `BertForPreTraining.initialize(seed:)`: normal(0,
-    /// initializer_range) for linear weights (classifier.weight included) and embedding tables (the
-    /// padding row then zeroed), zero biases, LayerNorm weight 1 and bias 0. The "bert.*" tensors get
-    /// the same values as `BertForPreTraining`'s for the same seed (they come first in both layouts).
-    public func initialize(seed: UInt64) {
-        encoder.initialize(parameters.baseAddress!, std: config.initializerRange, seed: seed)
-    }
-
     /// The logits of the last forward pass, (B,L), every row (labelled or not). Valid until the next
     /// forward pass; empty before the first.
     public var logits: UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(start: acts.logits, count: last.map { $0.pass.b * numLabels } ?? 0)
-    }
-
-    /// The encoder output of the last forward pass (last_hidden_state), (B,T,H); empty when that
-    /// pass pruned the last layer (see `prunesLastLayer`).
-    public var sequenceOutput: UnsafeBufferPointer<Float> {
-        let count = last.map { $0.pass.kept == nil ? $0.pass.b * $0.pass.t * config.hiddenSize : 0 } ?? 0
-        return UnsafeBufferPointer(start: encoder.output, count: count)
-    }
-
-    /// The pooler output of the last forward pass, tanh(dense(h[:,0])) before the classifier's dropout, (B,H).
-    public var pooledOutput: UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: encoder.acts.pooled, count: last.map { $0.pass.b * config.hiddenSize } ?? 0)
     }
 }

@@ -143,6 +143,8 @@ struct Encoder {
 
     let act: Activation
     let dims: Dims
+    /// Every matrix product of the encoder and the heads goes through this one seam.
+    let products = MatrixProducts()
     let layout: ParameterLayout
     let off: Offsets
     let acts: Activations
@@ -160,7 +162,7 @@ struct Encoder {
          layout makeLayout: (BertConfig) -> ParameterLayout) throws {
         try config.validate()
         guard let act = Activation(huggingFaceName: config.hiddenAct) else {
-            throw ModelError.invalidSize(what: "hidden_act \"\(config.hiddenAct)\" is not supported")
+            throw ModelError.unsupportedActivation(name: config.hiddenAct)
         }
         guard maxBatch > 0, maxSeqLength > 0, threads > 0 else {
             throw ModelError.invalidSize(what: "maxBatch, maxSeqLength and threads must be positive")
@@ -322,7 +324,7 @@ struct Encoder {
 
         // Pooler: pooled (B,H) = tanh(dense(h[:,0]))
         gatherRows(out: a.clsIn, inp: output, index: pass.kept == nil ? ints.clsIndex : ints.clsRow, m: b, c: h)
-        linearForward(out: a.pooled, inp: a.clsIn, weight: P + w.poolW, bias: P + w.poolB, n: b, inFeatures: h, outFeatures: h, threads: th)
+        products.linearForward(out: a.pooled, inp: a.clsIn, weight: P + w.poolW, bias: P + w.poolB, n: b, inFeatures: h, outFeatures: h, threads: th)
         tanhForward(out: a.pooled, inp: a.pooled, count: b * h)
     }
 
@@ -342,7 +344,7 @@ struct Encoder {
         zero(d.dpooledPre, count: b * h, threads: th)
         tanhBackward(dinp: d.dpooledPre, dout: d.dpooled, out: a.pooled, count: b * h)
         zero(d.dclsIn, count: b * h, threads: th)
-        linearBackward(dinp: d.dclsIn, dweight: G + w.poolW, dbias: G + w.poolB, dout: d.dpooledPre, inp: a.clsIn, weight: P + w.poolW,
+        products.linearBackward(dinp: d.dclsIn, dweight: G + w.poolW, dbias: G + w.poolB, dout: d.dpooledPre, inp: a.clsIn, weight: P + w.poolW,
                        n: b, inFeatures: h, outFeatures: h, threads: th)
         scatterAddRows(dinp: d.dx, dout: d.dclsIn, index: pass.kept == nil ? ints.clsIndex : ints.clsRow, m: b, c: h)
 
@@ -370,27 +372,27 @@ struct Encoder {
         let a = acts, la = acts.layers[l], lw = off.layers[l]
         let x = UnsafePointer(l == 0 ? a.x0 : a.layers[l - 1].out)
         let siteSeed = { (k: Int) in deriveSeed(pass.seed, UInt64(k + 3 * l)) }
-        linearForward(out: la.qkv, inp: x, weight: P + lw.qkvW, bias: P + lw.qkvB, n: n, inFeatures: h, outFeatures: 3 * h, threads: th)
+        products.linearForward(out: la.qkv, inp: x, weight: P + lw.qkvW, bias: P + lw.qkvB, n: n, inFeatures: h, outFeatures: 3 * h, threads: th)
         var residual = x
         if kept != nil {
             for k in 0..<r { (a.qR + k * h).update(from: la.qkv + Int(ints.keptRows[k]) * 3 * h, count: h) }
-            attentionForwardRows(out: la.ctx, probs: la.probs, dropMask: la.probMask, q: a.qR, qkv: la.qkv, keyMask: ints.mask,
+            products.attentionForwardRows(out: la.ctx, probs: la.probs, dropMask: la.probMask, q: a.qR, qkv: la.qkv, keyMask: ints.mask,
                                  rowStart: ints.rowStart, positions: ints.keptPositions, b: b, t: t, nh: dims.nh, hs: dims.hs, p: ap,
                                  seed: siteSeed(1), scratch: attentionScratch, threads: th)
             gatherRows(out: a.xR, inp: x, index: ints.keptRows, m: r, c: h)
             residual = UnsafePointer(a.xR)
         } else {
-            attentionForward(out: la.ctx, probs: la.probs, dropMask: la.probMask, qkv: la.qkv, keyMask: ints.mask, b: b, t: t,
+            products.attentionForward(out: la.ctx, probs: la.probs, dropMask: la.probMask, qkv: la.qkv, keyMask: ints.mask, b: b, t: t,
                              nh: dims.nh, hs: dims.hs, p: ap, seed: siteSeed(1), scratch: attentionScratch, threads: th)
         }
-        linearForward(out: la.res1, inp: la.ctx, weight: P + lw.aoW, bias: P + lw.aoB, n: r, inFeatures: h, outFeatures: h, threads: th)
+        products.linearForward(out: la.res1, inp: la.ctx, weight: P + lw.aoW, bias: P + lw.aoB, n: r, inFeatures: h, outFeatures: h, threads: th)
         hiddenDropout(la.res1, mask: la.aoMask, rows: r, kept: kept != nil, p: hp, seed: siteSeed(2))
         residualForward(out: la.res1, a: la.res1, b: residual, count: r * h, threads: th)
         layerNormForward(out: la.ln1, mean: la.mean1, rstd: la.rstd1, inp: la.res1, weight: P + lw.ln1W, bias: P + lw.ln1B,
                          n: r, c: h, eps: dims.eps, threads: th)
-        linearForward(out: la.inter, inp: la.ln1, weight: P + lw.iW, bias: P + lw.iB, n: r, inFeatures: h, outFeatures: i, threads: th)
+        products.linearForward(out: la.inter, inp: la.ln1, weight: P + lw.iW, bias: P + lw.iB, n: r, inFeatures: h, outFeatures: i, threads: th)
         activationForward(act, out: la.actOut, inp: la.inter, count: r * i, threads: th)
-        linearForward(out: la.res2, inp: la.actOut, weight: P + lw.oW, bias: P + lw.oB, n: r, inFeatures: i, outFeatures: h, threads: th)
+        products.linearForward(out: la.res2, inp: la.actOut, weight: P + lw.oW, bias: P + lw.oB, n: r, inFeatures: i, outFeatures: h, threads: th)
         hiddenDropout(la.res2, mask: la.ffMask, rows: r, kept: kept != nil, p: hp, seed: siteSeed(3))
         residualForward(out: la.res2, a: la.res2, b: la.ln1, count: r * h, threads: th)
         layerNormForward(out: la.out, mean: la.mean2, rstd: la.rstd2, inp: la.res2, weight: P + lw.ln2W, bias: P + lw.ln2B,
@@ -412,11 +414,11 @@ struct Encoder {
         d.dln1.update(from: d.dres, count: r * h)
         let dff = dropoutBackwardOrPass(d.dres, mask: la.ffMask, count: r * h, p: hp)
         zero(d.dact, count: r * i, threads: th)
-        linearBackward(dinp: d.dact, dweight: G + lw.oW, dbias: G + lw.oB, dout: dff, inp: la.actOut, weight: P + lw.oW,
+        products.linearBackward(dinp: d.dact, dweight: G + lw.oW, dbias: G + lw.oB, dout: dff, inp: la.actOut, weight: P + lw.oW,
                        n: r, inFeatures: i, outFeatures: h, threads: th)
         zero(d.dinter, count: r * i, threads: th)
         activationBackward(act, dinp: d.dinter, dout: d.dact, inp: la.inter, count: r * i, threads: th)
-        linearBackward(dinp: d.dln1, dweight: G + lw.iW, dbias: G + lw.iB, dout: d.dinter, inp: la.ln1, weight: P + lw.iW,
+        products.linearBackward(dinp: d.dln1, dweight: G + lw.iW, dbias: G + lw.iB, dout: d.dinter, inp: la.ln1, weight: P + lw.iW,
                        n: r, inFeatures: h, outFeatures: i, threads: th)
         zero(d.dres, count: r * h, threads: th)
         layerNormBackward(dinp: d.dres, dweight: G + lw.ln1W, dbias: G + lw.ln1B, dout: d.dln1, inp: la.res1, weight: P + lw.ln1W,
@@ -429,20 +431,20 @@ struct Encoder {
         }
         let dao = dropoutBackwardOrPass(d.dres, mask: la.aoMask, count: r * h, p: hp)
         zero(d.dctx, count: r * h, threads: th)
-        linearBackward(dinp: d.dctx, dweight: G + lw.aoW, dbias: G + lw.aoB, dout: dao, inp: la.ctx, weight: P + lw.aoW,
+        products.linearBackward(dinp: d.dctx, dweight: G + lw.aoW, dbias: G + lw.aoB, dout: dao, inp: la.ctx, weight: P + lw.aoW,
                        n: r, inFeatures: h, outFeatures: h, threads: th)
         zero(d.dqkv, count: n * 3 * h, threads: th)
         if kept != nil {
             zero(d.dqR, count: r * h, threads: th)
-            attentionBackwardRows(dq: d.dqR, dqkv: d.dqkv, dout: d.dctx, q: a.qR, qkv: la.qkv, probs: la.probs, dropMask: la.probMask,
+            products.attentionBackwardRows(dq: d.dqR, dqkv: d.dqkv, dout: d.dctx, q: a.qR, qkv: la.qkv, probs: la.probs, dropMask: la.probMask,
                                   rowStart: ints.rowStart, b: b, t: t, nh: dims.nh, hs: dims.hs, p: ap, scratch: attentionScratch,
                                   threads: th)
             for k in 0..<r { accumulate(d.dqkv + Int(ints.keptRows[k]) * 3 * h, d.dqR + k * h, count: h, threads: 1) }
         } else {
-            attentionBackward(dqkv: d.dqkv, dout: d.dctx, qkv: la.qkv, probs: la.probs, dropMask: la.probMask, b: b, t: t,
+            products.attentionBackward(dqkv: d.dqkv, dout: d.dctx, qkv: la.qkv, probs: la.probs, dropMask: la.probMask, b: b, t: t,
                               nh: dims.nh, hs: dims.hs, p: ap, scratch: attentionScratch, threads: th)
         }
-        linearBackward(dinp: d.dx, dweight: G + lw.qkvW, dbias: G + lw.qkvB, dout: d.dqkv, inp: x, weight: P + lw.qkvW,
+        products.linearBackward(dinp: d.dx, dweight: G + lw.qkvW, dbias: G + lw.qkvB, dout: d.dqkv, inp: x, weight: P + lw.qkvW,
                        n: n, inFeatures: h, outFeatures: 3 * h, threads: th)
     }
 

@@ -64,6 +64,10 @@ public struct PretrainingOutput: Sendable, Equatable {
 public enum ModelError: Error, Equatable, CustomStringConvertible {
     /// A model size or capacity that cannot work (`what` says which and why).
     case invalidSize(what: String)
+    /// A config.json activation (`hidden_act`) the kernels do not implement.
+    case unsupportedActivation(name: String)
+    /// A config.json probability outside [0, 1) (`field` names it).
+    case invalidProbability(field: String, value: Double)
     /// The batch has more sequences than the model was allocated for.
     case batchTooLarge(batchSize: Int, max: Int)
     /// The sequences are longer than the allocated maximum or max_position_embeddings.
@@ -82,6 +86,9 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .invalidSize(what): return "invalid model size: \(what)"
+        case let .unsupportedActivation(name):
+            return "config.json: hidden_act \"\(name)\" is not supported; use gelu, gelu_new, gelu_pytorch_tanh or relu"
+        case let .invalidProbability(field, value): return "config.json: \(field) must be in [0, 1), is \(value)"
         case let .batchTooLarge(b, m): return "batch of \(b) sequences exceeds the allocated maximum \(m); lower --batch-size"
         case let .sequenceTooLong(t, m): return "sequence length \(t) exceeds the maximum \(m) (allocation or max_position_embeddings)"
         case let .wrongCount(f, e, a): return "batch field \(f) has \(a) elements, expected \(e)"

@@ -85,8 +85,11 @@ public final class FineTuner {
     public let train: ExampleStore
     public let eval: ExampleStore?
     public let vocabulary: Data
-    public var onProgress: ((PretrainProgress) -> Void)?
+    public var onProgress: ((FineTuneProgress) -> Void)?
     public var onEpoch: ((Int, ClassificationMetrics) -> Void)?
+    /// Where complete gradients become global ones before each update (the all-reduce of a data-parallel
+    /// run goes here); one process by default.
+    public var gradientReducer: GradientReducer = LocalGradients()
 
     public init(options: FineTuneOptions, source: PretrainedSource, labels: [String], train: ExampleStore, eval: ExampleStore?) throws {
         guard labels.count >= 2 else {
@@ -108,7 +111,6 @@ public final class FineTuner {
                                                   maxSeqLength: options.maxSeqLength, threads: options.threads)
         model.initialize(seed: options.seed)
         if let weights = source.weights { try FineTuner.loadEncoder(into: model, from: weights) }
-        Parallel.setBLASThreads(options.threads)
     }
 
     /// Copies the encoder (and pooler, when present) from a checkpoint; the classifier stays newly initialised
@@ -189,9 +191,9 @@ public final class FineTuner {
                                             dropoutSeed: seedRNG.next())
                 guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: nil) }
                 model.backward()
-                let norm = clipGlobalNorm(model.gradients.baseAddress!, count: model.layout.count, maxNorm: options.maxGradNorm)
                 let lr = schedule.rate(at: step)
-                adam.step(parameters: model.parameters.baseAddress!, gradients: model.gradients.baseAddress!, lr: lr)
+                let norm = try applyUpdate(parameters: model.parameters, gradients: model.gradients, reducer: gradientReducer,
+                                           optimizer: adam, maxGradNorm: options.maxGradNorm, lr: lr)
                 step += 1
                 window.loss += Double(out.loss)
                 window.correct += out.correct
@@ -206,7 +208,7 @@ public final class FineTuner {
                                           seconds: Date().timeIntervalSince(started))
                     try metricsLog.append(row)
                     try board.add(step: step, scalars: row.scalars)
-                    onProgress?(PretrainProgress(step: step, totalSteps: total, epoch: epoch, loss: row.loss, mlmAccuracy: row.accuracy ?? 0,
+                    onProgress?(FineTuneProgress(step: step, totalSteps: total, epoch: epoch, loss: row.loss, accuracy: row.accuracy ?? 0,
                                                  tokensPerSecond: row.tokensPerSecond ?? 0, elapsed: row.seconds ?? 0))
                     window = (0, 0, 0, 0, 0)
                     windowStart = Date()
@@ -222,8 +224,10 @@ public final class FineTuner {
                 try metricsLog.append(EvalRow(step: step, epoch: epoch + 1, evalAccuracy: m.accuracy, evalMacroF1: m.macroF1))
                 try board.add(step: step, scalars: [("eval/accuracy", m.accuracy), ("eval/macro_f1", m.macroF1)])
             }
-            let accuracy = metrics?.accuracy ?? Double(epoch)  // without eval data the last epoch is kept
-            if accuracy > best.accuracy {
+            // The best epoch by eval accuracy (the first of equals); without eval data, the last epoch.
+            let isBetter = metrics.map { $0.accuracy > best.accuracy } ?? true
+            if isBetter {
+                let accuracy = metrics?.accuracy ?? best.accuracy
                 best = (epoch + 1, accuracy, metrics)
                 try markBest(name)  // the best model at the top of OUTPUT
             }

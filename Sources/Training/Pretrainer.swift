@@ -24,7 +24,7 @@ public struct PretrainOptions: Sendable {
     public var maxGradNorm = 1.0
     public var adam = AdamW.Hyper()
     public var seed: UInt64 = 42
-    /// Compute threads (BLAS and the kernels' own loops).
+    /// Compute threads: the kernels' workers (each runs its OpenBLAS blocks single-threaded).
     public var threads = 1
     /// Also checkpoint every N updates (nil: only at the end of each epoch).
     public var saveEverySteps: Int?
@@ -61,6 +61,19 @@ public struct PretrainProgress: Sendable {
     public var elapsed: Double
 }
 
+/// What the fine-tuner reports as it goes: training accuracy of the classifier over the last window.
+public struct FineTuneProgress: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    /// Zero-based epoch.
+    public var epoch: Int
+    public var loss: Double
+    /// Classification accuracy on the training batches of the window.
+    public var accuracy: Double
+    public var tokensPerSecond: Double
+    public var elapsed: Double
+}
+
 /// Pre-trains a BertForPreTraining on shards: the loader's threads prefetch batches while the
 /// model computes; AdamW with warm-up and linear decay; clipping; accumulation; a checkpoint at the
 /// end of every epoch (and every `saveEverySteps`); exact resume.
@@ -81,6 +94,9 @@ public final class Pretrainer {
     public private(set) var lastCheckpoint: String?
     /// Called after each update.
     public var onProgress: ((PretrainProgress) -> Void)?
+    /// Where complete gradients become global ones before each update (the all-reduce of a data-parallel
+    /// run goes here); one process by default.
+    public var gradientReducer: GradientReducer = LocalGradients()
 
     /// Sets up a run: checks the data against the model, creates or resumes the run directory.
     /// `vocabulary`: the bytes of vocab.txt (copied into checkpoints; its sha256 must match the shards).
@@ -117,7 +133,6 @@ public final class Pretrainer {
         schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps ?? max(1, total / 10), totalSteps: total)
         decayRanges = model.layout.entries.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }.sorted { $0.lowerBound < $1.lowerBound }
         optimizer = AdamW(count: model.layout.count, decayRanges: decayRanges, hyper: options.adam, threads: options.threads)
-        Parallel.setBLASThreads(options.threads)
         try prepareRunDirectory()
     }
 
@@ -225,7 +240,7 @@ public final class Pretrainer {
                 model.zeroGradients()
                 var stepLoss = 0.0
                 for (micro, batch) in micros.enumerated() {
-                    let out = try model.forward(modelBatch(batch), dropoutSeed: dropoutSeed(step: step, micro: micro))
+                    let out = try model.forward(PretrainingBatch(batch), dropoutSeed: dropoutSeed(step: step, micro: micro))
                     guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: lastCheckpoint) }
                     let mlmShare = micros.count == 1 ? 1 : Float(out.mlmCount) / Float(maskedInUpdate)
                     let nspShare = micros.count == 1 ? 1 : Float(out.nspCount) / Float(sequencesInUpdate)
@@ -239,9 +254,9 @@ public final class Pretrainer {
                     window.nspCount += out.nspCount
                     window.tokens += batch.tokenCount
                 }
-                let norm = clipGlobalNorm(model.gradients.baseAddress!, count: model.layout.count, maxNorm: options.maxGradNorm)
                 let lr = schedule.rate(at: step)
-                optimizer.step(parameters: model.parameters.baseAddress!, gradients: model.gradients.baseAddress!, lr: lr)
+                let norm = try applyUpdate(parameters: model.parameters, gradients: model.gradients, reducer: gradientReducer,
+                                           optimizer: optimizer, maxGradNorm: options.maxGradNorm, lr: lr)
                 step += 1
                 stepsThisProcess += 1
                 position = batches.position
@@ -300,12 +315,14 @@ public final class Pretrainer {
         lastCheckpoint = (options.runDirectory as NSString).appendingPathComponent(name)
         if let keep = options.keepLast { try Checkpoint.pruneStepCheckpoints(runDirectory: options.runDirectory, keeping: keep) }
     }
+}
 
-    /// The loader's batch as the model's.
-    func modelBatch(_ b: InstanceBatch) -> PretrainingBatch {
-        PretrainingBatch(batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
-                         attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
-                         nextSentenceLabels: b.nextSentenceLabels)
+extension PretrainingBatch {
+    /// The loader's batch as the model's (the one conversion between the data and model modules).
+    init(_ b: InstanceBatch) {
+        self.init(batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
+                  attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
+                  nextSentenceLabels: b.nextSentenceLabels)
     }
 }
 
@@ -335,10 +352,7 @@ public struct PretrainingEvaluation: Codable, Equatable, Sendable {
         let batches = try loader.batches(epoch: 0)
         while let b = try batches.next() {
             for l in b.maskedLabels { labelCounts[Int(l)] += 1 }
-            let out = try model.forward(PretrainingBatch(
-                batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
-                attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
-                nextSentenceLabels: b.nextSentenceLabels), dropoutSeed: nil)
+            let out = try model.forward(PretrainingBatch(b), dropoutSeed: nil)
             instances += b.size
             masked += out.mlmCount
             mlmCorrect += out.mlmCorrect

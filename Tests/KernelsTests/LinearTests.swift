@@ -64,8 +64,9 @@ final class LinearTests: XCTestCase {
         }
     }
 
-    /// The bias sum is promised independent of the thread count; sgemm (OpenBLAS splits the output,
-    /// never the inner dimension) turns out bit-identical too.
+    /// Independent of the thread count, bit for bit: the bias sum by construction, and the products
+    /// because `gemm` cuts each into blocks fixed by the shape alone and runs every block as one
+    /// single-threaded sgemm (OpenBLAS's own threading is not bit-identical; see Gemm.swift).
     func testThreadCountDoesNotChangeResults() {
         let (n, fin, fout) = (601, 67, 131)
         var rng = SeededRandom(seed: 3)
