@@ -37,8 +37,8 @@ let package = Package(
         // atomic files, SHA-256, the seeded generators, the one unchecked-Sendable wrapper.
         .target(name: "Support", dependencies: ["CZstd", "CSHA256"], swiftSettings: optimized),
         .target(name: "TextNormalization", dependencies: ["CICUShim", "Support"], swiftSettings: optimized),
-        .target(name: "WordPiece", dependencies: ["TextNormalization"], swiftSettings: optimized),
-        .target(name: "PretrainingData", dependencies: ["Support", "TextNormalization", "WordPiece", "CZstd", "CICUShim"], swiftSettings: optimized),
+        .target(name: "WordPiece", dependencies: ["Support", "TextNormalization"], swiftSettings: optimized),
+        .target(name: "PretrainingData", dependencies: ["Support", "TextNormalization", "WordPiece", "CZstd"], swiftSettings: optimized),
         // Optimised in debug builds too: the SIMD kernels are ~20x slower unoptimised, which would make
         // the model's numerical tests slow.
         .target(name: "Kernels", dependencies: ["Support", "CBLAS"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),

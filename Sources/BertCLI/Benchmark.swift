@@ -25,59 +25,8 @@ struct BenchmarkTrainCommand: ParsableCommand {
 
     func run() throws {
         let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        var config = try BertConfig.preset(model, vocabSize: vocabSize)
-        config.maxPositionEmbeddings = max(512, seqLength)
-        let m = try BertForPreTraining(config: config, maxBatch: batchSize, maxSeqLength: seqLength,
-                                       maxMaskedPositions: batchSize * masked, threads: threads)
-        m.initialize(seed: 1)
-        var rng = SeededGenerator(seed: 7)
-        let n = batchSize * seqLength
-        var positions: [Int32] = []
-        for b in 0..<batchSize {
-            let picks = Array((1..<(seqLength - 1)).shuffled(using: &rng).prefix(masked)).sorted()
-            positions += picks.map { Int32(b * seqLength + $0) }
-        }
-        let batch = PretrainingBatch(
-            batchSize: batchSize, seqLength: seqLength, inputIds: (0..<n).map { _ in Int32.random(in: 5..<Int32(vocabSize), using: &rng) },
-            tokenTypeIds: (0..<n).map { Int32(($0 % seqLength) < seqLength / 2 ? 0 : 1) }, attentionMask: [Int32](repeating: 1, count: n),
-            maskedPositions: positions, maskedLabels: positions.map { _ in Int32.random(in: 5..<Int32(vocabSize), using: &rng) },
-            nextSentenceLabels: (0..<batchSize).map { Int32($0 % 2) })
-        let ranges = m.layout.entries.filter(\.decay).map(\.range).sorted { $0.lowerBound < $1.lowerBound }
-        let adam = AdamW(count: m.layout.count, decayRanges: ranges, threads: threads)
-        var times: [Double] = []
-        for i in 0..<(warmup + steps) {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            m.zeroGradients()
-            _ = try m.forward(batch, dropoutSeed: UInt64(i))
-            m.backward()
-            clipGlobalNorm(m.gradients.baseAddress!, count: m.layout.count, maxNorm: 1)
-            adam.step(parameters: m.parameters.baseAddress!, gradients: m.gradients.baseAddress!, lr: 1e-4)
-            let t = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            if i >= warmup { times.append(t) }
-        }
-        times.sort()
-        let median = times[times.count / 2]
-        let h = Double(config.hiddenSize), inter = Double(config.intermediateSize), t = Double(seqLength)
-        let l = Double(config.numHiddenLayers), v = Double(vocabSize)
-        // Forward FLOPs of the matrix products: per token and layer QKV 6H², output 2H², FFN 4HI,
-        // scores and P·V 4TH; per masked position the MLM transform 2H² and decoder 2HV; per sequence
-        // the pooler 2H². Training = 3 × forward (backward = 2 × forward).
-        let forward = Double(n) * l * (8 * h * h + 4 * h * inter + 4 * t * h)
-            + Double(positions.count) * (2 * h * h + 2 * h * v) + Double(batchSize) * 2 * h * h
-        let flops = 3 * forward
-        // What the kernels actually multiply: the last layer runs only for the rows the heads read
-        // ([CLS] and the masked positions; keys and values still for every token).
-        let kept = Double(batchSize) + Double(positions.count)
-        let lastLayerSaved = (Double(n) - kept) * (2 * h * h + 2 * h * h + 4 * h * inter + 4 * t * h)
-        let executed = 3 * (forward - lastLayerSaved)
-        let peak = sgemmPeakGFLOPS(threads: threads)
-        let out: [String: Any] = [
-            "model": model, "threads": threads, "batch_size": batchSize, "seq_length": seqLength, "masked_per_sequence": masked,
-            "parameters": m.layout.count, "seconds_per_step": median, "tokens_per_second": Double(n) / median,
-            "useful_gflops": flops / median / 1e9, "sgemm_peak_gflops": peak, "fraction_of_peak": flops / median / 1e9 / peak,
-            "executed_gflops": executed / median / 1e9, "executed_fraction_of_peak": executed / median / 1e9 / peak,
-            "all_seconds": times,
-        ]
+        let out = try TrainingBenchmark.run(model: model, batchSize: batchSize, seqLength: seqLength, masked: masked,
+                                            vocabSize: vocabSize, warmup: warmup, steps: steps, threads: threads)
         print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
     }
 }

@@ -1,6 +1,7 @@
 import Support
 import Dispatch
 import Foundation
+import TextNormalization
 import WordPiece
 
 /// How sentences are found in text files.

@@ -260,7 +260,7 @@ final class ModelTests: XCTestCase {
         func expect(_ error: ModelError, _ edit: (inout PretrainingBatch) -> Void, line: UInt = #line) {
             var b = good
             edit(&b)
-            XCTAssertThrowsError(try model.forward(b, dropoutSeed: nil), line: line) { XCTAssertEqual($0 as? ModelError, error, line: line) }
+            Expect.error(error, line: line) { try model.forward(b, dropoutSeed: nil) }
         }
         expect(.batchTooLarge(batchSize: 5, max: 4)) { $0.batchSize = 5 }
         expect(.sequenceTooLong(seqLength: 10, max: 9)) { $0.seqLength = 10 }

@@ -105,10 +105,7 @@ final class ShardTests: XCTestCase {
     }
 
     func expectShardError(_ body: @autoclosure () throws -> Any, _ check: (ShardError) -> Void, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            guard let e = error as? ShardError else { return XCTFail("not a ShardError: \(error)", file: file, line: line) }
-            check(e)
-        }
+        Expect.error(ShardError.self, file: file, line: line, body, check: check)
     }
 
     // MARK: - Format

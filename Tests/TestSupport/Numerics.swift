@@ -50,6 +50,16 @@ public enum Numerics {
     public static func bitIdentical(_ a: [Float], _ b: [Float]) -> Bool {
         a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
     }
+
+    /// max |ours − reference| / max(max |reference|, floor): the error relative to the tensor's scale, as
+    /// the parity tests against transformers state it.
+    public static func relativeError(_ ours: [Float], _ reference: [Double], floor: Double = 1e-3) -> Double {
+        precondition(ours.count == reference.count)
+        let scale = max(floor, reference.map(abs).max() ?? 0)
+        var worst = 0.0
+        for (a, b) in zip(ours, reference) { worst = max(worst, abs(Double(a) - b)) }
+        return worst / scale
+    }
 }
 
 extension Array where Element == Double {

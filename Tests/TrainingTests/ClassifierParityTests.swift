@@ -30,15 +30,6 @@ final class ClassifierParityTests: XCTestCase {
         return (model, batch, expected)
     }
 
-    /// max |ours − reference| / max(max |reference|, floor).
-    func relativeError(_ ours: [Float], _ reference: [Double], floor: Double = 1e-3) -> Double {
-        precondition(ours.count == reference.count)
-        let scale = max(floor, reference.map(abs).max() ?? 0)
-        var worst = 0.0
-        for (a, b) in zip(ours, reference) { worst = max(worst, abs(Double(a) - b)) }
-        return worst / scale
-    }
-
     func testLogitsLossAndEveryGradientMatchTransformers() throws {
         let (model, batch, expected) = try Self.load()
         XCTAssertEqual(model.layout.entries.count, 41)
@@ -50,9 +41,9 @@ final class ClassifierParityTests: XCTestCase {
             XCTAssertEqual(out.count, 3)
             let lossError = abs(Double(out.loss) - (try expected.doubles("loss")[0]))
             XCTAssertLessThan(lossError, 2e-6)
-            let logitsError = relativeError(Array(model.logits), try expected.doubles("logits"))
+            let logitsError = Numerics.relativeError(Array(model.logits), try expected.doubles("logits"))
             XCTAssertLessThan(logitsError, 1e-5)
-            let pooledError = relativeError(Array(model.pooledOutput), try expected.doubles("pooled_output"))
+            let pooledError = Numerics.relativeError(Array(model.pooledOutput), try expected.doubles("pooled_output"))
             XCTAssertLessThan(pooledError, 1e-5)
             var worstGradient = 0.0
             for e in model.layout.entries {
@@ -63,7 +54,7 @@ final class ClassifierParityTests: XCTestCase {
                     XCTAssertLessThan(ours.map { abs(Double($0)) }.max() ?? 0, 1e-6, e.name)
                     continue
                 }
-                let error = relativeError(ours, reference)
+                let error = Numerics.relativeError(ours, reference)
                 worstGradient = max(worstGradient, error)
                 XCTAssertLessThan(error, 1e-5, e.name)
             }
@@ -95,7 +86,7 @@ final class ClassifierParityTests: XCTestCase {
         }
         var worst = 0.0
         for e in model.layout.entries {
-            let error = relativeError(Array(model.parameters[e.range]), try expected.doubles("final." + e.name), floor: 1e-2)
+            let error = Numerics.relativeError(Array(model.parameters[e.range]), try expected.doubles("final." + e.name), floor: 1e-2)
             worst = max(worst, error)
             XCTAssertLessThan(error, 1e-3, e.name)
         }

@@ -32,15 +32,6 @@ final class ReferenceParityTests: XCTestCase {
         return (model, batch, expected, positions)
     }
 
-    /// max |ours − reference| / max(max |reference|, floor).
-    func relativeError(_ ours: [Float], _ reference: [Double], floor: Double = 1e-3) -> Double {
-        precondition(ours.count == reference.count)
-        let scale = max(floor, reference.map(abs).max() ?? 0)
-        var worst = 0.0
-        for (a, b) in zip(ours, reference) { worst = max(worst, abs(Double(a) - b)) }
-        return worst / scale
-    }
-
     func testLossesLogitsAndEveryGradientMatchTransformers() throws {
         let (model, batch, expected, positions) = try Self.load()
         model.zeroGradients()
@@ -53,8 +44,8 @@ final class ReferenceParityTests: XCTestCase {
         let v = model.config.vocabSize
         let full = try expected.doubles("prediction_logits")
         let refMLM = positions.flatMap { p in full[(p * v)..<((p + 1) * v)] }
-        XCTAssertLessThan(relativeError(Array(model.mlmLogits), Array(refMLM)), 1e-5)
-        XCTAssertLessThan(relativeError(Array(model.nspLogits), try expected.doubles("seq_relationship_logits")), 1e-5)
+        XCTAssertLessThan(Numerics.relativeError(Array(model.mlmLogits), Array(refMLM)), 1e-5)
+        XCTAssertLessThan(Numerics.relativeError(Array(model.nspLogits), try expected.doubles("seq_relationship_logits")), 1e-5)
         // Every parameter's gradient (the tied decoder's lands on the word embeddings, as in PyTorch).
         var worstGradient = 0.0
         for e in model.layout.entries {
@@ -65,13 +56,13 @@ final class ReferenceParityTests: XCTestCase {
                 XCTAssertLessThan(ours.map { abs(Double($0)) }.max() ?? 0, 1e-6, e.name)
                 continue
             }
-            let error = relativeError(ours, reference)
+            let error = Numerics.relativeError(ours, reference)
             worstGradient = max(worstGradient, error)
             XCTAssertLessThan(error, 1e-5, e.name)
         }
         print(String(format: "parity: loss %.3g abs, MLM logits %.3g, NSP logits %.3g, worst gradient %.3g (relative to each tensor's max)",
-                     abs(Double(out.loss) - (try expected.doubles("loss")[0])), relativeError(Array(model.mlmLogits), Array(refMLM)),
-                     relativeError(Array(model.nspLogits), try expected.doubles("seq_relationship_logits")), worstGradient))
+                     abs(Double(out.loss) - (try expected.doubles("loss")[0])), Numerics.relativeError(Array(model.mlmLogits), Array(refMLM)),
+                     Numerics.relativeError(Array(model.nspLogits), try expected.doubles("seq_relationship_logits")), worstGradient))
     }
 
     func testTenAdamWStepsMatchTransformers() throws {
@@ -94,7 +85,7 @@ final class ReferenceParityTests: XCTestCase {
         for e in model.layout.entries {
             let ours = Array(model.parameters[e.offset..<(e.offset + e.count)])
             let reference = try expected.doubles("final." + e.name)
-            let error = relativeError(ours, reference, floor: 1e-2)
+            let error = Numerics.relativeError(ours, reference, floor: 1e-2)
             worst = max(worst, error)
             XCTAssertLessThan(error, 1e-3, e.name)
         }

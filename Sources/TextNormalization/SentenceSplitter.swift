@@ -1,4 +1,5 @@
 import CICUShim
+import Foundation
 
 /// Sentence boundaries from ICU's sentence break iterator, for free text and JSONL documents.
 /// One per thread (the ICU iterator is stateful).

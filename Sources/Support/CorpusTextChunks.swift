@@ -1,7 +1,4 @@
-import Support
-import Dispatch
 import Foundation
-import WordPiece
 
 /// The kind of a corpus file, from its name (`.zst` stripped first).
 public enum CorpusFormat: Sendable, Equatable {
@@ -83,40 +80,4 @@ public final class CorpusTextChunks {
         }
         return TextChunk(bytes: out, startsMidLine: false, endsMidLine: false, firstLine: c.firstLine, fromJSONL: true)
     }
-}
-
-/// Counts normalised words over corpus files on `threads` cores, for vocabulary training.
-/// Memory is bounded by the number of distinct words plus one batch of chunks. Words of more than
-/// `maxCharsPerWord` characters are not counted: WordPiece turns each of them into `[UNK]` whole
-/// (Hugging Face's `max_input_chars_per_word`), so no piece of them could ever be used, and a
-/// megabyte-long "word" (a blob with no spaces) would only make the merges slow.
-public func countWords(paths: [String], basic: BasicTokenizer, threads: Int, maxCharsPerWord: Int = 100,
-                       progress: ((Int) -> Void)? = nil) throws -> (counter: WordCounter, bytes: Int, invalid: Int) {
-    let chunks = CorpusTextChunks(paths: paths)
-    let slots = max(1, threads)
-    let counters = UnsafeMutableBufferPointer<WordCounter>.allocate(capacity: slots)
-    counters.initialize(repeating: WordCounter())
-    defer { counters.deinitialize(); counters.deallocate() }
-    let scratches = (0..<slots).map { _ in BasicTokenizer.Scratch() }
-    var bytes = 0
-    while true {
-        var batch: [TextChunk] = []
-        while batch.count < slots, let c = try chunks.next() { batch.append(c) }
-        if batch.isEmpty { break }
-        bytes += batch.reduce(0) { $0 + $1.bytes.count }
-        let shared = UncheckedSendable((counters, batch, scratches))
-        let work: @Sendable (Int) -> Void = { i in
-            let (counters, batch, scratches) = shared.value
-            batch[i].bytes.withUnsafeBufferPointer { p in
-                basic.scan(p, scratch: scratches[i],
-                           onWord: { w, c in if c <= maxCharsPerWord { counters[i].add(w, chars: c) } },
-                           onSpecial: { _ in })
-            }
-        }
-        if batch.count == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: batch.count, execute: work) }
-        progress?(bytes)
-    }
-    var total = counters[0]
-    for c in counters.dropFirst() { total.merge(c) }
-    return (total, bytes, scratches.reduce(0) { $0 + $1.invalidSequences })
 }

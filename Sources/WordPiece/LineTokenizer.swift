@@ -1,7 +1,6 @@
 import Support
 import Dispatch
 import Foundation
-import WordPiece
 
 /// Tokenizes a stream of lines on all cores, one output line per input line, in input order.
 /// Chunks of the input are tokenized in parallel, a batch of `2 × threads` chunks at a time, then

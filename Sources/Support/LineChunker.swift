@@ -1,5 +1,3 @@
-import Support
-
 /// A piece of input text handed to a worker: whole lines, or part of one very long line.
 public struct TextChunk: Sendable {
     /// The bytes, with the terminating `\n` of each complete line. // (count,)
