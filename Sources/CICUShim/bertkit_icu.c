@@ -33,6 +33,18 @@ int32_t bertkit_icu_unicode_version(void) {
     return (int32_t)v[0] * 100 + (int32_t)v[1];
 }
 
+/// The code points of UTF-16 `s` (n units): the first `capacity` go to `out`; returns how many there are.
+static int32_t code_points(const UChar *s, int32_t n, int32_t *out, int32_t capacity) {
+    int32_t count = 0;
+    for (int32_t i = 0; i < n;) {
+        UChar32 cp;
+        U16_NEXT(s, i, n, cp);
+        if (count < capacity) out[count] = cp;
+        count++;
+    }
+    return count;
+}
+
 int32_t bertkit_icu_to_lower(int32_t c, int32_t *out, int32_t capacity) {
     UChar src[2];
     int32_t srcLen = 0;
@@ -43,14 +55,7 @@ int32_t bertkit_icu_to_lower(int32_t c, int32_t *out, int32_t capacity) {
     UErrorCode status = U_ZERO_ERROR;
     int32_t n = u_strToLower(dst, 16, src, srcLen, "", &status);
     if (U_FAILURE(status)) return -1;
-    int32_t count = 0;
-    for (int32_t i = 0; i < n;) {
-        UChar32 cp;
-        U16_NEXT(dst, i, n, cp);
-        if (count < capacity) out[count] = cp;
-        count++;
-    }
-    return count;
+    return code_points(dst, n, out, capacity);
 }
 
 int32_t bertkit_icu_nfd_code_point(int32_t c, int32_t *out, int32_t capacity) {
@@ -64,14 +69,7 @@ int32_t bertkit_icu_nfd_code_point(int32_t c, int32_t *out, int32_t capacity) {
         if (capacity > 0) out[0] = c;
         return 1;
     }
-    int32_t count = 0;
-    for (int32_t i = 0; i < n;) {
-        UChar32 cp;
-        U16_NEXT(buf, i, n, cp);
-        if (count < capacity) out[count] = cp;
-        count++;
-    }
-    return count;
+    return code_points(buf, n, out, capacity);
 }
 
 static const UNormalizer2 *instance(int32_t form, UErrorCode *status) {
