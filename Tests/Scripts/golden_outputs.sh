@@ -38,24 +38,16 @@ rm -rf "$out"
 mkdir -p "$out/in"
 out=$(realpath "$out")
 
-# Inputs.
-if [[ -f "$root/../shared/data/corpus_en.txt.zst" ]]; then
-    zstd -dc "$root/../shared/data/corpus_en.txt.zst" > "$out/in/corpus.txt"
-elif [[ -f "$root/Corpora/generated/en.txt" ]]; then
-    cp "$root/Corpora/generated/en.txt" "$out/in/corpus.txt"
-else
-    echo "$0: no corpus: run 'make corpus' (or put ../shared beside the repository)" >&2
-    exit 2
-fi
+# Inputs: the ../shared file (zstd) when it is there, else the embedded one.
+input() {  # input SHARED_ZST EMBEDDED DEST
+    if [[ -f "$1" ]]; then zstd -dc "$1" > "$3"
+    elif [[ -f "$2" ]]; then cp "$2" "$3"
+    else echo "$0: neither $1 nor $2: run 'make corpus' (or put ../shared beside the repository)" >&2; exit 2
+    fi
+}
+input "$root/../shared/data/corpus_en.txt.zst" "$root/Corpora/generated/en.txt" "$out/in/corpus.txt"
+input "$root/../shared/data/classification_en.tsv.zst" "$root/Corpora/generated/fortunes.tsv" "$out/in/all.tsv"
 head -n 3000 "$out/in/corpus.txt" > "$out/in/small.txt"
-if [[ -f "$root/../shared/data/classification_en.tsv.zst" ]]; then
-    zstd -dc "$root/../shared/data/classification_en.tsv.zst" > "$out/in/all.tsv"
-elif [[ -f "$root/Corpora/generated/fortunes.tsv" ]]; then
-    cp "$root/Corpora/generated/fortunes.tsv" "$out/in/all.tsv"
-else
-    echo "$0: no classification file: run 'make corpus'" >&2
-    exit 2
-fi
 head -n 1201 "$out/in/all.tsv" > "$out/in/train.tsv"
 { head -n 1 "$out/in/all.tsv"; tail -n 200 "$out/in/all.tsv"; } > "$out/in/predict.tsv"
 
