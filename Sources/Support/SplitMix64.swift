@@ -4,7 +4,7 @@
 /// counter-based `randomBits` (dropout, initialisation) is its output function at a given position.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// The golden-ratio increment γ of the state.
-    public static let gamma: UInt64 = 0x9E37_79B9_7F4A_7C15
+    @inlinable public static var gamma: UInt64 { 0x9E37_79B9_7F4A_7C15 }
 
     public var state: UInt64
 
