@@ -25,17 +25,8 @@ struct PredictCommand: ParsableCommand {
         defer { unlink(temp) }
         let store = try ClassificationDataset.unlabelled(path: input, columns: file.columns(requireLabel: false), tokenizer: tokenizer,
                                                          maxLength: model.maxSeqLength, storePath: temp)
-        let jsonl = (format ?? ((output ?? "").hasSuffix(".jsonl") ? "jsonl" : "tsv")) == "jsonl"
-        var text = jsonl ? "" : (["label"] + labels.map { "p_" + $0 }).joined(separator: "\t") + "\n"
-        try FineTuner.predict(model: model, store: store, batchSize: batchSize) { _, p in
-            let best = p.indices.max { p[$0] < p[$1] }!
-            if jsonl {
-                let obj: [String: Any] = ["label": labels[best], "probabilities": Dictionary(uniqueKeysWithValues: zip(labels, p))]
-                text += String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self) + "\n"
-            } else {
-                text += ([labels[best]] + p.map { String(format: "%.6f", $0) }).joined(separator: "\t") + "\n"
-            }
-        }
-        if let output { try writeFileAtomically(Data(text.utf8), to: output) } else { print(text, terminator: "") }
+        let chosen = format ?? ((output ?? "").hasSuffix(".jsonl") ? "jsonl" : "tsv")
+        try FineTuner.writePredictions(model: model, labels: labels, store: store, batchSize: batchSize,
+                                       format: chosen == "jsonl" ? .jsonl : .tsv, output: output)
     }
 }
