@@ -76,23 +76,8 @@ struct FinetuneCommand: ParsableCommand {
 
     /// The encoder to start from: a checkpoint's weights, or (--from-scratch) a random one of its shape.
     func source() throws -> PretrainedSource {
-        if !fromScratch { return try PretrainedSource(directory: checkpoint!, vocabulary: file.vocab) }
-        if let checkpoint {
-            let loaded = try PretrainedSource(directory: checkpoint, vocabulary: file.vocab)
-            return try PretrainedSource(randomlyInitialized: loaded.config, vocabulary: loaded.vocabularyPath,
-                                        description: "random init shaped as \(checkpoint)")
-        }
-        let vocabPath = file.vocab!
-        let vocabulary = try Vocabulary.load(path: vocabPath)
-        let name = config!
-        let cfg: BertConfig
-        if FileManager.default.fileExists(atPath: name) {
-            cfg = try BertConfig.load(path: name)
-        } else {
-            cfg = try BertConfig.preset(name, vocabSize: vocabulary.count)
-        }
-        try cfg.validate(path: name)
-        return try PretrainedSource(randomlyInitialized: cfg, vocabulary: vocabPath, description: "random init (\(name))")
+        fromScratch ? try PretrainedSource(randomlyInitializedLike: checkpoint, config: config, vocabulary: file.vocab)
+            : try PretrainedSource(directory: checkpoint!, vocabulary: file.vocab)
     }
 
     func run() throws {

@@ -56,6 +56,26 @@ public struct PretrainedSource {
         vocabularyPath = vocabulary
     }
 
+    /// The from-scratch baseline: a randomly initialised encoder shaped as the checkpoint in `directory`
+    /// (its config and vocabulary; its weights unused), or, without a directory, as `config` (a preset
+    /// name or a config.json path) over the vocabulary `vocabulary` (required then).
+    public init(randomlyInitializedLike directory: String?, config: String?, vocabulary: String?) throws {
+        if let directory {
+            let loaded = try PretrainedSource(directory: directory, vocabulary: vocabulary)
+            try self.init(randomlyInitialized: loaded.config, vocabulary: loaded.vocabularyPath,
+                          description: "random init shaped as \(directory)")
+            return
+        }
+        guard let vocabPath = vocabulary, let name = config else {
+            throw TrainingError.invalidSetting(name: "--from-scratch", reason: "needs a checkpoint, or a config and a vocabulary")
+        }
+        let words = try Vocabulary.load(path: vocabPath)
+        let cfg = FileManager.default.fileExists(atPath: name) ? try BertConfig.load(path: name)
+            : try BertConfig.preset(name, vocabSize: words.count)
+        try cfg.validate(path: name)
+        try self.init(randomlyInitialized: cfg, vocabulary: vocabPath, description: "random init (\(name))")
+    }
+
     /// Reads and checks a checkpoint directory; `vocabulary` overrides its vocab.txt.
     public init(directory: String, vocabulary: String? = nil) throws {
         let fm = FileManager.default
