@@ -18,15 +18,15 @@ struct InspectCommand: ParsableCommand {
     @Option(help: "With --stats: also write the statistics to this file.") var output: String?
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: path) else { throw UsageError("\(path): no such shard directory or file") }
         var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw UsageError("\(path): no such shard directory or file")
+        }
         let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
-        let vocabPath = vocab ?? (dir as NSString).appendingPathComponent("vocab.txt")
-        let vocabulary = try Vocabulary.load(path: vocabPath)
-        let inspector = try ShardInspector(path: path, vocabularyPath: vocabPath)
+        let inspector = try ShardInspector(path: path, vocabularyPath: vocab ?? (dir as NSString).appendingPathComponent("vocab.txt"))
+        let vocabulary = inspector.vocabulary
         if stats {
-            let report = try inspector.statistics(maskId: UInt32(vocabulary.maskId)).report(json: json)
+            let report = try inspector.statistics().report(json: json)
             print(report)
             if let output { try writeFileAtomically(Data((report + "\n").utf8), to: output) }
             return

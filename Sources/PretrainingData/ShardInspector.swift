@@ -8,6 +8,8 @@ import WordPiece
 public struct ShardInspector {
     /// Readers in shard order.
     public let readers: [ShardReader]
+    /// The vocabulary the shards were checked against (for decoding ids).
+    public let vocabulary: Vocabulary
     /// The generation parameters, when an index describes the shards.
     public let parameters: ShardGenerationParameters?
     /// The index's generation statistics (document passes, short targets, …), for a directory.
@@ -18,6 +20,7 @@ public struct ShardInspector {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw ShardError.notFound(path: path) }
         let vocabulary = try Vocabulary.load(path: vocabularyPath)
+        self.vocabulary = vocabulary
         if isDir.boolValue {
             let vocabData = try Data(contentsOf: URL(fileURLWithPath: vocabularyPath))
             let set = try ShardSet(directory: path, expectedVocabSHA256: SHA256.hex(SHA256.hash(Array(vocabData))))
@@ -52,7 +55,8 @@ public struct ShardInspector {
     }
 
     /// Statistics over every instance. The mask-count check applies to static masks only.
-    public func statistics(maskId: UInt32) throws -> InstanceStatistics {
+    public func statistics() throws -> InstanceStatistics {
+        let maskId = UInt32(vocabulary.maskId)
         let staticMasks = parameters.map { !$0.dynamicMasking } ?? false
         var statistics = InstanceStatistics(maskId: maskId, maskedLMProb: parameters?.maskedLMProb ?? 0,
                                             maxPredictions: staticMasks ? parameters?.maxPredictionsPerSeq ?? 0 : 0)
