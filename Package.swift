@@ -55,13 +55,14 @@ let package = Package(
             swiftSettings: optimized
         ),
         .target(name: "TestSupport", dependencies: ["Support"], path: "Tests/TestSupport"),
+        .target(name: "ModelTestSupport", dependencies: ["BertModel", "Kernels", "TestSupport"], path: "Tests/ModelTestSupport"),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
         .testTarget(name: "TextNormalizationTests", dependencies: ["TextNormalization", "TestSupport"]),
         .testTarget(name: "WordPieceTests", dependencies: ["WordPiece", "TestSupport"]),
         .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "Support", "CZstd", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "CBLAS", "TestSupport"]),
-        .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport"]),
+        .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport", "ModelTestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport", "ModelTestSupport"]),
         .testTarget(name: "BertCLITests", dependencies: ["TestSupport"]),
     ]
 )

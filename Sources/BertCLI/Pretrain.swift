@@ -56,26 +56,8 @@ struct PretrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let set = try ShardSet(directory: shards)
-        let vocabPath = (shards as NSString).appendingPathComponent("vocab.txt")
-        guard let vocabData = FileManager.default.contents(atPath: vocabPath) else {
-            throw UsageError("\(vocabPath): missing; the shard directory must hold the vocab.txt it was built with")
-        }
-        try set.index.requireVocabulary(sha256: SHA256.hex(SHA256.hash(Array(vocabData))), reportingPath: vocabPath)
-        let vocabulary = try Vocabulary.parse(vocabData, source: vocabPath)
-        var cfg: BertConfig
-        if let config {
-            cfg = try BertConfig.load(path: config)
-            guard cfg.vocabSize == vocabulary.count else {
-                throw UsageError("\(config): vocab_size \(cfg.vocabSize) but \(vocabPath) has \(vocabulary.count) tokens; they must match")
-            }
-        } else {
-            cfg = try BertConfig.preset(model, vocabSize: vocabulary.count)
-        }
-        if let d = dropout ?? recipe.dropout { cfg.hiddenDropoutProb = d; cfg.attentionProbsDropoutProb = d }
-        cfg.padTokenId = Int(vocabulary.padId)
-        cfg.maxPositionEmbeddings = max(cfg.maxPositionEmbeddings, set.index.parameters.maxSeqLength)
-        try cfg.validate(path: config ?? "--model \(model)")
+        let inputs = try PretrainingInputs(shardDirectory: shards)
+        let cfg = try inputs.modelConfig(configFile: config, preset: model, dropout: dropout ?? recipe.dropout)
 
         var options = PretrainOptions(runDirectory: output)
         options.epochs = epochs
@@ -97,8 +79,8 @@ struct PretrainCommand: ParsableCommand {
         options.resumeIfPossible = resumeIfPossible
         options.stopAfterSteps = stopAfterSteps
         options.maxSteps = maxSteps
-        let masker = Masker.forLoading(vocabulary: vocabulary, parameters: set.index.parameters)
-        let trainer = try Pretrainer(options: options, config: cfg, shards: set, vocabulary: vocabData, maskerForDynamic: masker)
+        let trainer = try Pretrainer(options: options, config: cfg, shards: inputs.shards, vocabulary: inputs.vocabularyData,
+                                     maskerForDynamic: inputs.masker)
         let params = trainer.model.layout.count
         log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: lr %g, dropout %g%@%@, %d threads%@",
                    config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,

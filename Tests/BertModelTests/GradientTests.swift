@@ -1,6 +1,7 @@
 import BertModel
 import Foundation
 import Kernels
+import ModelTestSupport
 import TestSupport
 import XCTest
 

@@ -1,6 +1,7 @@
 import Support
 import BertModel
 import Foundation
+import ModelTestSupport
 import PretrainingData
 import TestSupport
 import XCTest
@@ -26,9 +27,7 @@ final class AccumulationTests: XCTestCase {
     static let vocabularySize = 37
     static let maxSeqLength = 12
     static let maxPredictions = 3
-    static let config = BertConfig(vocabSize: vocabularySize, hiddenSize: 12, numHiddenLayers: 1, numAttentionHeads: 3,
-                                   intermediateSize: 7, hiddenDropoutProb: 0, attentionProbsDropoutProb: 0,
-                                   maxPositionEmbeddings: maxSeqLength)
+    static let config = microConfig(vocabSize: vocabularySize, maxPositions: maxSeqLength)
 
     static var vocabulary: Data {
         let special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

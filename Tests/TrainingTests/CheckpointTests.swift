@@ -1,5 +1,6 @@
 import BertModel
 import Foundation
+import ModelTestSupport
 import TestSupport
 import XCTest
 
@@ -7,8 +8,7 @@ import XCTest
 
 final class CheckpointTests: XCTestCase {
     static func tinyModel() throws -> BertForPreTraining {
-        let config = BertConfig(vocabSize: 29, hiddenSize: 12, numHiddenLayers: 1, numAttentionHeads: 3, intermediateSize: 7,
-                                maxPositionEmbeddings: 9)
+        let config = microConfig(vocabSize: 29, maxPositions: 9, dropout: 0.1)
         let m = try BertForPreTraining(config: config, maxBatch: 2, maxSeqLength: 9, maxMaskedPositions: 4, threads: 1)
         m.initialize(seed: 5)
         return m

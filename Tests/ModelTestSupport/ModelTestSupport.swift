@@ -1,3 +1,5 @@
+/// Model helpers shared by the model and training tests: the tiny configs, a fixed batch, parameter
+/// randomisation and a Double loss for finite differences.
 import BertModel
 import Foundation
 import Kernels
@@ -5,15 +7,22 @@ import TestSupport
 
 /// The tiny odd-sized config of the model tests (vocab 99, hidden 32, 2 layers, 4 heads, intermediate 37,
 /// 16 positions), dropout off unless asked.
-func tinyConfig(hiddenDropout: Double = 0, attentionDropout: Double = 0, act: String = "gelu") -> BertConfig {
+public func tinyConfig(hiddenDropout: Double = 0, attentionDropout: Double = 0, act: String = "gelu") -> BertConfig {
     BertConfig(vocabSize: 99, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 37, hiddenAct: act,
                hiddenDropoutProb: hiddenDropout, attentionProbsDropoutProb: attentionDropout, maxPositionEmbeddings: 16,
                typeVocabSize: 2)
 }
 
+/// The micro config of the training tests (hidden 12, 1 layer, 3 heads, intermediate 7): small enough that
+/// a trainer runs hundreds of updates in a test; dropout off unless asked.
+public func microConfig(vocabSize: Int, maxPositions: Int, dropout: Double = 0) -> BertConfig {
+    BertConfig(vocabSize: vocabSize, hiddenSize: 12, numHiddenLayers: 1, numAttentionHeads: 3, intermediateSize: 7,
+               hiddenDropoutProb: dropout, attentionProbsDropoutProb: dropout, maxPositionEmbeddings: maxPositions)
+}
+
 /// B = 3 sequences of T = 7: the first full, the others padded (5 and 4 real tokens); five masked
 /// positions listed out of order; NSP labels 0, 1, 1.
-func tinyBatch() -> PretrainingBatch {
+public func tinyBatch() -> PretrainingBatch {
     let ids: [Int32] = [2, 10, 11, 3, 20, 21, 3,
                         2, 30, 3, 31, 3, 0, 0,
                         2, 40, 41, 3, 0, 0, 0]
@@ -29,12 +38,12 @@ func tinyBatch() -> PretrainingBatch {
 
 /// Sets every parameter to a random value of a size that makes each path of the model matter:
 /// weights uniform with std 0.15, biases ±0.2, LayerNorm weights 1 ± 0.3.
-func randomizeParameters(_ model: BertForPreTraining, seed: UInt64) {
+public func randomizeParameters(_ model: BertForPreTraining, seed: UInt64) {
     randomizeParameters(model.layout, model.parameters, seed: seed)
 }
 
 /// `randomizeParameters` for any model's layout and parameter buffer.
-func randomizeParameters(_ layout: ParameterLayout, _ parameters: UnsafeMutableBufferPointer<Float>, seed: UInt64) {
+public func randomizeParameters(_ layout: ParameterLayout, _ parameters: UnsafeMutableBufferPointer<Float>, seed: UInt64) {
     var rng = SeededRandom(seed: seed)
     for e in layout.entries {
         for j in e.range {
@@ -52,7 +61,7 @@ func randomizeParameters(_ layout: ParameterLayout, _ parameters: UnsafeMutableB
 
 /// The loss of the last forward pass recomputed in Double from the model's logits (so that finite
 /// differences see no Float rounding of the cross-entropy itself).
-func doubleLoss(_ model: BertForPreTraining, _ batch: PretrainingBatch) -> Double {
+public func doubleLoss(_ model: BertForPreTraining, _ batch: PretrainingBatch) -> Double {
     let v = model.config.vocabSize
     func ce(_ logits: UnsafeBufferPointer<Float>, _ targets: [Int32], _ width: Int) -> Double {
         var total = 0.0
