@@ -28,10 +28,10 @@ RUN_ENV := env -u OPENBLAS_CORETYPE
 
 setup: deps venv
 
-# System libraries: ICU, zstd, OpenBLAS (and zstd's CLI for the corpora).
+# System libraries: ICU, zstd, OpenBLAS (and zstd's CLI for the corpora), Open MPI (library and mpirun).
 deps:
 	@missing=""; \
-	for p in libicu-dev libzstd-dev libopenblas-dev zstd pkg-config python3-venv; do \
+	for p in libicu-dev libzstd-dev libopenblas-dev zstd pkg-config python3-venv libopenmpi-dev openmpi-bin; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "BertModel", targets: ["BertModel"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "DataParallel", targets: ["DataParallel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,6 +34,10 @@ let package = Package(
         .target(name: "CSHA256", cSettings: [.unsafeFlags(["-O2"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        // Open MPI's headers and library (pkg-config ompi-c); only CMPIShim includes <mpi.h>.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // The C face of MPI that Swift calls: MPI's handles are macros over Open MPI's globals.
+        .target(name: "CMPIShim", dependencies: ["CMPI"]),
         // The foundation under every Swift module: byte sources and sinks (files, stdin, streaming zstd),
         // atomic files, SHA-256, the seeded generators, the one unchecked-Sendable wrapper.
         .target(name: "Support", dependencies: ["CZstd", "CSHA256"], swiftSettings: optimized),
@@ -44,13 +49,15 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["Support", "CBLAS"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "BertModel", dependencies: ["Support", "Kernels"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "WordPiece"], swiftSettings: optimized),
+        // Data-parallel training across processes: the MPI ProcessGroup (used only under mpirun).
+        .target(name: "DataParallel", dependencies: ["CMPIShim", "Training"], swiftSettings: optimized),
         // The `bert run` engine: pipeline files, stages and stamps, the report with the gains.
         .target(name: "Pipeline", dependencies: ["Support"], swiftSettings: optimized),
         .executableTarget(
             name: "BertCLI",
             dependencies: [
                 "Support", "TextNormalization", "WordPiece", "PretrainingData", "Kernels", "BertModel", "Training", "Pipeline",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "DataParallel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized
         ),

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import BertModel
+import DataParallel
 import Pipeline
 import PretrainingData
 import Training
@@ -24,23 +25,25 @@ struct Bert: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         if let warning = forcedBLASCoreWarning() { log("bert: warning: " + warning) }
         do {
+            try Processes.start()
             var command = try parseAsRoot()
             try command.run()
+            Processes.exit(0)
         } catch let error as UserInputError {
-            log("bert: error: \(error)")
-            Foundation.exit(isEnvironmentFailure(error) ? 1 : 2)
+            log("bert: error: \(Processes.messagePrefix)\(error)")
+            Processes.exit(isEnvironmentFailure(error) ? 1 : 2)
         } catch OutputError.closedPipe {
-            Foundation.exit(0)
+            Processes.exit(0)
         } catch {
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
             if code == .success {
                 print(message)
-                Foundation.exit(0)
+                Processes.exit(0)
             }
-            if !message.isEmpty { log(message) }
+            if !message.isEmpty { log(Processes.messagePrefix + message) }
             // Usage errors (ArgumentParser's 64) are bad input: exit 2 as the contract says.
-            Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
+            Processes.exit(code == .validationFailure ? 2 : code.rawValue)
         }
     }
 }
@@ -60,6 +63,7 @@ func isEnvironmentFailure(_ error: Error) -> Bool {
     case let e as SafetensorsError: if case .writeFailed = e { return true }
     case let e as TrainingError: if case .io = e { return true }
     case let e as StoreError: if case .corrupt = e { return true }
+    case is MPIError: return true
     default: break
     }
     return false
@@ -76,6 +80,7 @@ extension SafetensorsError: UserInputError {}
 extension ModelError: UserInputError {}
 extension ClassificationFileError: UserInputError {}
 extension PipelineError: UserInputError {}
+extension MPIError: UserInputError {}
 
 /// A message for the user, exit code 2.
 struct UsageError: UserInputError {

@@ -80,14 +80,16 @@ struct PretrainCommand: ParsableCommand {
         options.stopAfterSteps = stopAfterSteps
         options.maxSteps = maxSteps
         let trainer = try Pretrainer(options: options, config: cfg, shards: inputs.shards, vocabulary: inputs.vocabularyData,
-                                     maskerForDynamic: inputs.masker)
+                                     maskerForDynamic: inputs.masker, processGroup: Processes.group)
         let params = trainer.model.layout.count
-        log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: lr %g, dropout %g%@%@, %d threads%@",
+        let group = trainer.group
+        let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
+        if group.isRoot { log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: lr %g, dropout %g%@%@, %@%d threads%@",
                    config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
                    Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
                    recipe.rawValue, options.learningRate, cfg.hiddenDropoutProb,
                    options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
-                   options.threads, trainer.step > 0 ? ", resuming at update \(trainer.step)" : ""))
+                   processes, options.threads, trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")) }
         let progress = ProgressReporter(label: "pretrain")
         trainer.onProgress = { p in
             progress.update(done: p.step, total: p.totalSteps, detail: String(
@@ -95,7 +97,7 @@ struct PretrainCommand: ParsableCommand {
         }
         let last = try trainer.run()
         progress.finish()
-        if let last { print(last) }
+        if let last, group.isRoot { print(last) }
     }
 }
 

@@ -22,8 +22,34 @@ public struct InstanceBatch: Sendable, Equatable {
     /// `next_sentence_label`).
     public var nextSentenceLabels: [Int32]
 
+    /// Instances in the whole batch this one is a slice of (`ShardLoader.Options.slice`): the
+    /// denominator of this slice's share of the NSP loss. Equal to `size` when the batch is not sliced.
+    public var wholeBatchSize: Int
+    /// Masked positions in the whole batch this one is a slice of: the denominator of this slice's
+    /// share of the MLM loss. Equal to `maskedPositions.count` when the batch is not sliced.
+    public var wholeBatchMaskedPositions: Int
+
     /// Real (non-padding) tokens in the batch.
     public var tokenCount: Int { attentionMask.reduce(0) { $0 + Int($1) } }
+}
+
+/// One process's part of every batch in a data-parallel run: of each batch of `batchSize` instances
+/// (in the loader's order), process `index` of `count` takes the instances
+/// `index·c ..< min((index + 1)·c, b)`, where c = batchSize / count and b is the batch's size (the last
+/// batch of an epoch may be smaller, and then the last processes' slices may be empty). So the
+/// processes together see each batch exactly once, and process k's slice is the batch that a single
+/// process with batch size c would have as its k-th micro-batch of the same instances.
+public struct BatchSlice: Sendable, Equatable {
+    /// This process's index, from 0.
+    public var index: Int
+    /// The number of processes; must divide the batch size.
+    public var count: Int
+
+    /// A slice.
+    public init(index: Int, count: Int) {
+        self.index = index
+        self.count = count
+    }
 }
 
 /// Where a loader is in the data: the epoch and how many instances of it were handed out. Saved
@@ -81,10 +107,14 @@ public final class ShardLoader: @unchecked Sendable {
         public var prefetchBatches = 8
         /// Check each shard's sha256 against index.json before using it.
         public var verifyChecksums = true
+        /// Hand out only this process's slice of each batch (nil: whole batches). Batches are formed
+        /// (grouped, shuffled) from the whole batch size as without it, so the instances of each batch are
+        /// the same for any number of processes; only the slice is padded into a batch.
+        public var slice: BatchSlice?
 
         /// Options.
         public init(batchSize: Int, seed: UInt64, padToLongest: Bool = false, dropLast: Bool = false,
-                    groupWindowBatches: Int = 0, prefetchBatches: Int = 8, verifyChecksums: Bool = true) {
+                    groupWindowBatches: Int = 0, prefetchBatches: Int = 8, verifyChecksums: Bool = true, slice: BatchSlice? = nil) {
             self.batchSize = batchSize
             self.seed = seed
             self.padToLongest = padToLongest
@@ -92,6 +122,7 @@ public final class ShardLoader: @unchecked Sendable {
             self.groupWindowBatches = groupWindowBatches
             self.prefetchBatches = prefetchBatches
             self.verifyChecksums = verifyChecksums
+            self.slice = slice
         }
     }
 
@@ -105,6 +136,11 @@ public final class ShardLoader: @unchecked Sendable {
     /// A loader. `masker` must be given exactly when the shards were built with dynamic masking.
     public init(set: ShardSet, options: Options, masker: Masker?) throws(ShardError) {
         guard options.batchSize >= 1 else { throw .invalidLayout(reason: "batch size \(options.batchSize) must be at least 1") }
+        if let slice = options.slice {
+            guard slice.count >= 1, (0..<slice.count).contains(slice.index), options.batchSize % slice.count == 0 else {
+                throw .invalidLayout(reason: "slice \(slice.index) of \(slice.count): the batch size \(options.batchSize) must be a multiple of the count")
+            }
+        }
         guard options.groupWindowBatches >= 0 else {
             throw .invalidLayout(reason: "length-grouping window \(options.groupWindowBatches) must be 0 (off) or positive")
         }
@@ -242,7 +278,7 @@ public final class EpochBatches: @unchecked Sendable {
     /// The next batch, or nil at the end of the epoch. Throws the first error the reader met.
     public func next() throws(ShardError) -> InstanceBatch? {
         guard let batch = try state.pop() else { return nil }
-        position.instancesConsumed += batch.size
+        position.instancesConsumed += batch.wholeBatchSize  // the whole batch, also when this is a slice of it
         return batch
     }
 }
@@ -388,18 +424,24 @@ struct BatchProducer {
         }
     }
 
-    /// Pads instances into a batch.
-    func makeBatch(_ instances: [TrainingInstance]) -> InstanceBatch {
+    /// Pads instances into a batch (only this process's slice of them, with a slice).
+    func makeBatch(_ whole: [TrainingInstance]) -> InstanceBatch {
+        let wholeMasked = whole.reduce(0) { $0 + $1.maskedPositions.count }
+        var instances = whole[...]
+        if let slice = loader.options.slice {
+            let c = loader.options.batchSize / slice.count
+            instances = whole[min(whole.count, slice.index * c)..<min(whole.count, (slice.index + 1) * c)]
+        }
         let b = instances.count
-        let t = loader.options.padToLongest ? instances.map(\.tokens.count).max()! : loader.shardSet.layout.maxSeqLength
+        let t = b == 0 ? 0 : loader.options.padToLongest ? instances.map(\.tokens.count).max()! : loader.shardSet.layout.maxSeqLength
         var batch = InstanceBatch(
             size: b, seqLength: t, inputIds: [Int32](repeating: 0, count: b * t), segmentIds: [Int32](repeating: 0, count: b * t),
             attentionMask: [Int32](repeating: 0, count: b * t), maskedPositions: [], maskedLabels: [],
-            nextSentenceLabels: [Int32](repeating: 0, count: b))
+            nextSentenceLabels: [Int32](repeating: 0, count: b), wholeBatchSize: whole.count, wholeBatchMaskedPositions: wholeMasked)
         let masked = instances.reduce(0) { $0 + $1.maskedPositions.count }
         batch.maskedPositions.reserveCapacity(masked)
         batch.maskedLabels.reserveCapacity(masked)
-        for (i, inst) in instances.enumerated() {
+        for (i, inst) in instances.enumerated() {  // i from 0 within the slice
             for (p, id) in inst.tokens.enumerated() {
                 batch.inputIds[i * t + p] = Int32(bitPattern: id)
                 batch.attentionMask[i * t + p] = 1

@@ -35,6 +35,10 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var blasCore: String? = nil
     /// The length-grouping window in batches (0 off; nil in checkpoints from before it existed, = 0).
     public var groupWindowBatches: Int? = nil
+    /// The data-parallel processes (ranks) of the run that wrote it; absent (nil) for one process, so a
+    /// single process writes the same bytes as before data parallelism existed. `batchSize` is the global
+    /// batch either way, so a run resumes with any number of processes.
+    public var processes: Int? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -47,6 +51,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         case format, step, schedule, seed, epochs, adam, position, accumulate
         case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
         case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
+        case processes
     }
 }
 

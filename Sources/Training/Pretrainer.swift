@@ -94,14 +94,28 @@ public final class Pretrainer {
     public private(set) var lastCheckpoint: String?
     /// Called after each update.
     public var onProgress: ((PretrainProgress) -> Void)?
-    /// Where complete gradients become global ones before each update (the all-reduce of a data-parallel
-    /// run goes here); one process by default.
-    public var gradientReducer: GradientReducer = LocalGradients()
+    /// Where complete gradients become global ones before each update: the sum over the processes of a
+    /// data-parallel run (`AllReduceGradients`), nothing for one process.
+    public var gradientReducer: GradientReducer
+    /// The processes of a data-parallel run (`SingleProcess` by default). Each takes its slice of every
+    /// batch (`BatchSlice`): `options.batchSize` stays the global batch, so the instances of each update
+    /// are those of one process for any number of processes, and N processes with batch B compute what one
+    /// process with batch B/N and `accumulate` N computes (the same micro-batches, dropout masks and
+    /// weights; the sum is only rounded in another order). Process 0 writes the run directory, the
+    /// others wait at each checkpoint.
+    public let group: ProcessGroup
 
     /// Sets up a run: checks the data against the model, creates or resumes the run directory.
     /// `vocabulary`: the bytes of vocab.txt (copied into checkpoints; its sha256 must match the shards).
-    public init(options: PretrainOptions, config: BertConfig, shards: ShardSet, vocabulary: Data, maskerForDynamic: Masker?) throws {
+    public init(options: PretrainOptions, config: BertConfig, shards: ShardSet, vocabulary: Data, maskerForDynamic: Masker?,
+                processGroup: ProcessGroup = SingleProcess()) throws {
         guard options.batchSize >= 1 else { throw TrainingError.invalidSetting(name: "--batch-size", reason: "must be at least 1") }
+        guard options.batchSize % processGroup.size == 0 else {
+            throw TrainingError.invalidSetting(
+                name: "--batch-size", reason: "the global batch of \(options.batchSize) must be a multiple of the \(processGroup.size) processes")
+        }
+        group = processGroup
+        gradientReducer = processGroup.size > 1 ? AllReduceGradients(group: processGroup) : LocalGradients()
         guard options.accumulate >= 1 else { throw TrainingError.invalidSetting(name: "--accumulate", reason: "must be at least 1") }
         guard options.epochs >= 1 else { throw TrainingError.invalidSetting(name: "--epochs", reason: "must be at least 1") }
         guard options.learningRate > 0 else { throw TrainingError.invalidSetting(name: "--learning-rate", reason: "must be positive") }
@@ -117,15 +131,17 @@ public final class Pretrainer {
         self.options = options
         self.config = config
         self.vocabulary = vocabulary
-        let maxMasked = options.batchSize * max(1, p.dynamicMasking ? (maskerForDynamic?.maxPredictions ?? p.maxPredictionsPerSeq) : p.maxPredictionsPerSeq)
-        model = try BertForPreTraining(config: config, maxBatch: options.batchSize, maxSeqLength: p.maxSeqLength,
+        let localBatch = options.batchSize / processGroup.size  // this process's slice of each batch
+        let maxMasked = localBatch * max(1, p.dynamicMasking ? (maskerForDynamic?.maxPredictions ?? p.maxPredictionsPerSeq) : p.maxPredictionsPerSeq)
+        model = try BertForPreTraining(config: config, maxBatch: localBatch, maxSeqLength: p.maxSeqLength,
                                        maxMaskedPositions: maxMasked, threads: options.threads)
         guard options.groupWindowBatches >= 0 else {
             throw TrainingError.invalidSetting(name: "--group-by-length", reason: "the window must be 0 (off) or positive")
         }
         loader = try ShardLoader(set: shards, options: .init(batchSize: options.batchSize, seed: options.seed,
                                                              padToLongest: options.groupWindowBatches > 0,
-                                                             groupWindowBatches: options.groupWindowBatches),
+                                                             groupWindowBatches: options.groupWindowBatches,
+                                                             slice: processGroup.size > 1 ? BatchSlice(index: processGroup.rank, count: processGroup.size) : nil),
                                  masker: maskerForDynamic)
         guard options.maxSteps.map({ $0 >= 1 }) ?? true else { throw TrainingError.invalidSetting(name: "--max-steps", reason: "must be at least 1") }
         let updatesPerEpoch = (loader.batchesPerEpoch + options.accumulate - 1) / options.accumulate
@@ -133,7 +149,25 @@ public final class Pretrainer {
         schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps ?? max(1, total / 10), totalSteps: total)
         decayRanges = model.layout.entries.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }.sorted { $0.lowerBound < $1.lowerBound }
         optimizer = AdamW(count: model.layout.count, decayRanges: decayRanges, hyper: options.adam, threads: options.threads)
-        try prepareRunDirectory()
+        if group.isRoot { try prepareRunDirectory() }
+        if group.size > 1 { try joinRunDirectory() }
+    }
+
+    /// The other processes of a data-parallel run, once process 0 has prepared the run directory: resume
+    /// from the checkpoint it resumed from, or start from the same seeded initialisation. They never
+    /// write the directory.
+    func joinRunDirectory() throws {
+        let resumed = try group.allReduceSum([group.isRoot && lastCheckpoint != nil ? 1 : 0])[0] > 0
+        guard !group.isRoot else { return }
+        if resumed {
+            guard let latest = Checkpoint.latest(runDirectory: options.runDirectory) else {
+                throw TrainingError.nothingToResume(directory: options.runDirectory)
+            }
+            try restore(from: latest)
+        } else {
+            model.initialize(seed: options.seed)
+            if options.sinusoidalPositions { model.initializePositionsSinusoidally() }
+        }
     }
 
     /// Updates per epoch and in all.
@@ -190,7 +224,7 @@ public final class Pretrainer {
         if let difference = settingsDifference(state) {
             throw TrainingError.badCheckpoint(path: directory, reason: "\(difference); resume with the same settings and --shards")
         }
-        if let core = state.blasCore, core != Parallel.blasCoreName {
+        if let core = state.blasCore, core != Parallel.blasCoreName, group.isRoot {
             FileHandle.standardError.write(Data(("bert pretrain: note: \(directory) was written with OpenBLAS's \(core) kernels and this "
                 + "process uses \(Parallel.blasCoreName) (OPENBLAS_CORETYPE or another CPU); the run continues correctly, but its "
                 + "losses will differ from an uninterrupted run's in the last bits\n").utf8))
@@ -204,6 +238,7 @@ public final class Pretrainer {
         completedEpochs = state.completedEpochs
         position = LoaderPosition(epoch: state.position.epoch, instancesConsumed: state.position.instancesConsumed)
         lastCheckpoint = directory
+        guard group.isRoot else { return }
         try MetricsLog.truncate(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl"), afterStep: step)
     }
 
@@ -216,8 +251,9 @@ public final class Pretrainer {
     /// Trains to the end (or to `stopAfterSteps`); returns the last checkpoint directory.
     @discardableResult
     public func run() throws -> String? {
-        let metrics = try MetricsLog(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl"))
-        let board = try TensorBoardWriter(directory: options.runDirectory)
+        // Process 0 writes the logs; every process computes the rows' sums (they are all-reduced).
+        let metrics = group.isRoot ? try MetricsLog(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl")) : nil
+        let board = group.isRoot ? try TensorBoardWriter(directory: options.runDirectory) : nil
         let started = Date()
         var stepsThisProcess = 0
         if step >= totalSteps { return lastCheckpoint }  // a finished run
@@ -235,15 +271,20 @@ public final class Pretrainer {
                 var micros: [InstanceBatch] = []
                 while micros.count < options.accumulate, let batch = try batches.next() { micros.append(batch) }
                 if micros.isEmpty { break }  // end of the epoch
-                let maskedInUpdate = micros.reduce(0) { $0 + $1.maskedPositions.count }
-                let sequencesInUpdate = micros.reduce(0) { $0 + $1.size }
+                // With several processes each micro-batch is this process's slice, weighted by its share
+                // of the whole update (all processes' slices), and the reducer sums the processes.
+                let maskedInUpdate = micros.reduce(0) { $0 + $1.wholeBatchMaskedPositions }
+                let sequencesInUpdate = micros.reduce(0) { $0 + $1.wholeBatchSize }
+                let whole = micros.count == 1 && group.size == 1
                 model.zeroGradients()
                 var stepLoss = 0.0
-                for (micro, batch) in micros.enumerated() {
-                    let out = try model.forward(PretrainingBatch(batch), dropoutSeed: dropoutSeed(step: step, micro: micro))
+                for (micro, batch) in micros.enumerated() where batch.size > 0 {
+                    // The dropout seed of the micro-batch a single process with accumulation would have here.
+                    let seed = dropoutSeed(step: step, micro: micro * group.size + group.rank)
+                    let out = try model.forward(PretrainingBatch(batch), dropoutSeed: seed)
                     guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: lastCheckpoint) }
-                    let mlmShare = micros.count == 1 ? 1 : Float(out.mlmCount) / Float(maskedInUpdate)
-                    let nspShare = micros.count == 1 ? 1 : Float(out.nspCount) / Float(sequencesInUpdate)
+                    let mlmShare = whole ? 1 : Float(out.mlmCount) / Float(maskedInUpdate)
+                    let nspShare = whole ? 1 : Float(out.nspCount) / Float(sequencesInUpdate)
                     model.backward(mlmScale: mlmShare, nspScale: nspShare)
                     stepLoss += Double(mlmShare) * Double(out.mlmLoss) + Double(nspShare) * Double(out.nspLoss)
                     window.mlmLossSum += Double(out.mlmLoss) * Double(out.mlmCount)
@@ -265,6 +306,7 @@ public final class Pretrainer {
                 window.norm += norm
                 let elapsed = Date().timeIntervalSince(started)
                 if step % options.logEverySteps == 0 || step == totalSteps {
+                    if group.size > 1 { try sumOverProcesses(&window) }
                     let seconds = Date().timeIntervalSince(windowStart)
                     let row = StepMetrics(
                         step: step, epoch: position.epoch, loss: window.loss / Double(window.updates),
@@ -274,11 +316,11 @@ public final class Pretrainer {
                         nspAccuracy: Double(window.nspCorrect) / Double(max(1, window.nspCount)),
                         learningRate: lr, gradientNorm: window.norm / Double(window.updates),
                         tokensPerSecond: Double(window.tokens) / max(1e-9, seconds), seconds: elapsed)
-                    try metrics.append(row)
-                    try board.add(step: step, scalars: row.scalars)
-                    onProgress?(PretrainProgress(step: step, totalSteps: totalSteps, epoch: position.epoch, loss: row.loss,
+                    try metrics?.append(row)
+                    try board?.add(step: step, scalars: row.scalars)
+                    if group.isRoot { onProgress?(PretrainProgress(step: step, totalSteps: totalSteps, epoch: position.epoch, loss: row.loss,
                                                  mlmAccuracy: row.mlmAccuracy ?? 0, tokensPerSecond: row.tokensPerSecond ?? 0,
-                                                 elapsed: elapsed))
+                                                 elapsed: elapsed)) }
                     window = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
                     windowStart = Date()
                 }
@@ -303,17 +345,47 @@ public final class Pretrainer {
     /// Whether the epoch has instances left after the iterator's position.
     func batchesLeft(_ batches: EpochBatches) -> Bool { batches.position.instancesConsumed < loader.instancesPerEpoch }
 
+    /// The window's sums over the processes (the losses are already weighted by global shares; the
+    /// update count and gradient norm are the same everywhere).
+    func sumOverProcesses(_ w: inout (loss: Double, mlmLossSum: Double, nspLossSum: Double, mlmCorrect: Int, mlmCount: Int, nspCorrect: Int,
+                                      nspCount: Int, tokens: Int, updates: Int, norm: Double)) throws {
+        let v = try group.allReduceSum([w.loss, w.mlmLossSum, w.nspLossSum, Double(w.mlmCorrect), Double(w.mlmCount), Double(w.nspCorrect),
+                                        Double(w.nspCount), Double(w.tokens)])
+        (w.loss, w.mlmLossSum, w.nspLossSum) = (v[0], v[1], v[2])
+        (w.mlmCorrect, w.mlmCount, w.nspCorrect, w.nspCount, w.tokens) = (Int(v[3]), Int(v[4]), Int(v[5]), Int(v[6]), Int(v[7]))
+    }
+
+    /// Writes a checkpoint (process 0; the others wait for it). With several processes it first checks
+    /// that all hold the same parameters: they take the same steps, so a difference is a bug or a
+    /// fault, and is an error rather than a checkpoint of one process's weights.
     func checkpoint(name: String) throws {
+        if group.size > 1 {
+            var hasher = SHA256()
+            hasher.update(UnsafeRawBufferPointer(model.parameters))
+            let digest = hasher.finalize()
+            let key = digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let (low, high) = try group.allReduceMinMax([key])
+            guard low == high else {
+                throw TrainingError.processesDiverged(step: step, processes: group.size)
+            }
+        }
+        let directory = (options.runDirectory as NSString).appendingPathComponent(name)
+        guard group.isRoot else {
+            try group.barrier()
+            lastCheckpoint = directory
+            return
+        }
         let state = TrainingState(
             step: step, completedEpochs: completedEpochs,
             position: .init(epoch: position.epoch, instancesConsumed: position.instancesConsumed), schedule: schedule,
             learningRate: schedule.rate(at: max(0, step - 1)), seed: options.seed, batchSize: options.batchSize,
             accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam,
-            blasCore: Parallel.blasCoreName, groupWindowBatches: options.groupWindowBatches)
+            blasCore: Parallel.blasCoreName, groupWindowBatches: options.groupWindowBatches, processes: group.size > 1 ? group.size : nil)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state)
-        lastCheckpoint = (options.runDirectory as NSString).appendingPathComponent(name)
+        lastCheckpoint = directory
         if let keep = options.keepLast { try Checkpoint.pruneStepCheckpoints(runDirectory: options.runDirectory, keeping: keep) }
+        try group.barrier()
     }
 }
 

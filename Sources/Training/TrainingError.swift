@@ -16,6 +16,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case invalidSetting(name: String, reason: String)
     /// A checkpoint without a classifier's label names (config.json's id2label).
     case notAClassifier(directory: String)
+    /// The processes of a data-parallel run no longer hold the same parameters.
+    case processesDiverged(step: Int, processes: Int)
 
     public var description: String {
         switch self {
@@ -31,6 +33,9 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
         case let .invalidSetting(name, reason): return "\(name): \(reason)"
         case let .notAClassifier(directory):
             return "\(directory)/config.json: no id2label; give a directory written by bert finetune (or a transformers classifier)"
+        case let .processesDiverged(step, processes):
+            return "the \(processes) processes hold different parameters after update \(step), so no checkpoint was written; "
+                + "resume from the last checkpoint, and report this with the mpirun command"
         }
     }
 }

@@ -25,11 +25,59 @@ final class ShardLoaderTests: XCTestCase {
     }
 
     static func loader(_ dir: URL, batch: Int, seed: UInt64 = 11, masker: Masker? = nil, padToLongest: Bool = false,
-                       dropLast: Bool = false, group: Int = 0, prefetch: Int = 3) throws -> ShardLoader {
+                       dropLast: Bool = false, group: Int = 0, prefetch: Int = 3, slice: BatchSlice? = nil) throws -> ShardLoader {
         let set = try ShardSet(directory: dir.path, expectedVocabSHA256: ShardTests.vocabSHA)
         return try ShardLoader(set: set, options: .init(batchSize: batch, seed: seed, padToLongest: padToLongest,
-                                                         dropLast: dropLast, groupWindowBatches: group, prefetchBatches: prefetch),
+                                                         dropLast: dropLast, groupWindowBatches: group, prefetchBatches: prefetch,
+                                                         slice: slice),
                                masker: masker)
+    }
+
+    /// Data parallelism: the slices of the processes partition every batch in order (process k's slice is
+    /// the k-th chunk of batchSize/N instances, padded on its own), carry the whole batch's counts, and
+    /// advance the position by the whole batch; without grouping, a slice is exactly the batch a loader of
+    /// batchSize/N hands out at that place (the micro-batch of one process accumulating N).
+    func testSlicesPartitionEveryBatchAndMatchTheSmallerLoadersBatches() throws {
+        let (dir, _) = try Self.makeShards(103, dynamic: true)
+        let masker = Masker(maskId: 4, clsId: 2, sepId: 3, isContinuation: [Bool](repeating: false, count: 50),
+                            maskedLMProb: 0.15, maxPredictions: 3, wholeWord: false)
+        for (group, pad) in [(0, false), (2, true)] {
+            let whole = try Self.all(Self.loader(dir, batch: 8, masker: masker, padToLongest: pad, group: group).batches(epoch: 1))
+            let n = 4
+            var slices: [[InstanceBatch]] = []
+            for k in 0..<n {
+                let batches = try Self.loader(dir, batch: 8, masker: masker, padToLongest: pad, group: group,
+                                              slice: BatchSlice(index: k, count: n)).batches(epoch: 1)
+                slices.append(try Self.all(batches))
+                XCTAssertEqual(batches.position.instancesConsumed, 103, "the position counts whole batches")
+            }
+            XCTAssertEqual(whole.count, 13)
+            for (i, b) in whole.enumerated() {
+                let parts = (0..<n).map { slices[$0][i] }
+                XCTAssertEqual(parts.flatMap(Self.unpack), Self.unpack(b), "batch \(i): the slices are the batch, in order")
+                XCTAssertEqual(parts.map(\.size), b.size == 8 ? [2, 2, 2, 2] : [2, 2, 2, 1], "batch \(i)")
+                for p in parts {
+                    XCTAssertEqual(p.wholeBatchSize, b.size)
+                    XCTAssertEqual(p.wholeBatchMaskedPositions, b.maskedPositions.count)
+                    if pad { XCTAssertEqual(p.seqLength, Self.unpack(p).map(\.tokens.count).max(), "padded to the slice's longest") }
+                }
+            }
+            if group == 0 {
+                let small = try Self.all(Self.loader(dir, batch: 2, masker: masker).batches(epoch: 1))
+                XCTAssertEqual(small, (0..<13).flatMap { i in (0..<n).map { slices[$0][i] }.filter { $0.size > 0 } }.map {
+                    var b = $0
+                    b.wholeBatchSize = b.size
+                    b.wholeBatchMaskedPositions = b.maskedPositions.count
+                    return b
+                })
+            }
+        }
+        // An empty slice: 3 instances in the last batch of 8 split 4 ways leave process 3 nothing.
+        let (small, _) = try Self.makeShards(11)
+        let last = try Self.all(Self.loader(small, batch: 8, slice: BatchSlice(index: 3, count: 4)).batches(epoch: 0))
+        XCTAssertEqual(last.map(\.size), [2, 0])
+        XCTAssertEqual(last.map(\.wholeBatchSize), [8, 3])
+        XCTAssertThrowsError(try Self.loader(small, batch: 6, slice: BatchSlice(index: 0, count: 4)), "6 is not a multiple of 4")
     }
 
     static func all(_ batches: EpochBatches) throws -> [InstanceBatch] {

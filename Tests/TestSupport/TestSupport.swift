@@ -105,8 +105,13 @@ public func startBert(_ args: [String], environment: [String: String] = bertEnvi
 
 /// Runs `bert` with arguments and stdin bytes; collects stdout and stderr.
 public func runBert(_ args: [String], stdin: Data = Data(), environment: [String: String] = bertEnvironment()) throws -> ProcessResult {
+    try runProgram(try bertBinary(), args, stdin: stdin, environment: environment)
+}
+
+/// Runs `executable` with arguments and stdin bytes; collects stdout and stderr.
+public func runProgram(_ executable: String, _ args: [String], stdin: Data = Data(), environment: [String: String]) throws -> ProcessResult {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: try bertBinary())
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
     p.environment = environment
     // Files rather than pipes: no reader threads, no deadlock on large outputs.

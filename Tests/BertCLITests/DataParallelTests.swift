@@ -1,0 +1,222 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `mpirun -np 2 bert pretrain`: data-parallel pre-training on Open MPI, over shared memory and over TCP
+/// (what separate machines use), on one machine. Needs Open MPI's `mpirun` (`make deps` installs
+/// openmpi-bin); its absence is a failure that says so, never a skip.
+final class DataParallelTests: XCTestCase {
+    /// Open MPI's launcher.
+    static func mpirun() throws -> String {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
+        for dir in path {
+            let p = dir + "/mpirun"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        struct NoMPI: Error, CustomStringConvertible {
+            var description: String { "no mpirun on PATH: install Open MPI (make deps installs openmpi-bin and libopenmpi-dev)" }
+        }
+        throw NoMPI()
+    }
+
+    /// The environment of a launch: bert's, plus what Open MPI needs to run as root in a container.
+    static var environment: [String: String] {
+        var env = bertEnvironment()
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        return env
+    }
+
+    /// `mpirun --oversubscribe -np N [--mca btl tcp,self] bert ARGS`.
+    func mpirun(_ n: Int, tcp: Bool = false, _ args: [String]) throws -> ProcessResult {
+        let transport = tcp ? ["--mca", "btl", "tcp,self"] : []
+        return try runProgram(try Self.mpirun(), ["--oversubscribe", "-np", "\(n)"] + transport + [try bertBinary()] + args,
+                              environment: Self.environment)
+    }
+
+    /// A tiny run on the shards of PretrainCommandTests: 16 × 64 tokens, one thread per process, a row
+    /// of metrics every update.
+    func arguments(_ run: String, batch: Int, _ extra: [String] = []) -> [String] {
+        ["pretrain", "--shards", PretrainCommandTests.base + "/shards", "--output", run, "--config", PretrainCommandTests.base + "/tiny.json",
+         "--batch-size", "\(batch)", "--learning-rate", "1e-3", "--threads", "1", "--log-every-steps", "1"] + extra
+    }
+
+    /// Every metrics row of a run, by step.
+    func rows(_ run: String) throws -> [Int: [String: Double]] {
+        var out: [Int: [String: Double]] = [:]
+        for line in try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            out[try XCTUnwrap(o["step"] as? Int)] = o.compactMapValues { $0 as? Double }
+        }
+        return out
+    }
+
+    func state(_ checkpoint: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: checkpoint + "/training_state.json"))) as? [String: Any])
+    }
+
+    func bytes(_ dir: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        for f in ["model.safetensors", "optimizer.safetensors", "training_state.json"] {
+            out[f] = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + f))
+        }
+        return out
+    }
+
+    /// The losses, gradient norms and accuracies of two runs agree to `tolerance` (relative) at every step.
+    func expectSameRows(_ a: String, _ b: String, tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (x, y) = (try rows(a), try rows(b))
+        XCTAssertEqual(Set(x.keys), Set(y.keys), file: file, line: line)
+        var worst = (0.0, "")
+        for (step, row) in x {
+            for key in ["loss", "mlm_loss", "nsp_loss", "gradient_norm"] {
+                let (p, q) = (try XCTUnwrap(row[key]), try XCTUnwrap(y[step]?[key]))
+                let e = abs(p - q) / max(abs(q), 1e-12)
+                if e > worst.0 { worst = (e, "\(key) at step \(step): \(p) against \(q)") }
+            }
+            for key in ["mlm_accuracy", "nsp_accuracy"] {
+                XCTAssertEqual(row[key], y[step]?[key], "\(key) at step \(step)", file: file, line: line)
+            }
+        }
+        XCTAssertLessThanOrEqual(worst.0, tolerance, worst.1, file: file, line: line)
+    }
+
+    /// The contract of --batch-size under MPI: 2 processes with the global batch B compute what one
+    /// process with B/2 and --accumulate 2 computes: the same instances and dropout masks in every
+    /// micro-batch, the same weights; only the gradient sum is rounded in another order. With dropout, 50
+    /// updates: every logged loss and gradient norm within 1e-6 relative, the accuracies equal, the data
+    /// position equal, and the number of processes recorded.
+    func testTwoProcessesEqualOneProcessAccumulatingTwoMicroBatches() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["--max-steps", "50", "--dropout", "0.1", "--no-group-by-length"]
+        let two = try mpirun(2, arguments(dir + "/two", batch: 16, common))
+        XCTAssertEqual(two.status, 0, two.stderr)
+        XCTAssertTrue(two.stderr.contains("2 processes (MPI) × 1 threads"), two.stderr)
+        XCTAssertEqual(two.stdoutText.split(separator: "\n").count, 1, "only rank 0 prints the checkpoint: \(two.stdoutText)")
+        let one = try runBert(arguments(dir + "/one", batch: 8, common + ["--accumulate", "2"]))
+        XCTAssertEqual(one.status, 0, one.stderr)
+        try expectSameRows(dir + "/two", dir + "/one", tolerance: 1e-6)
+        let (s2, s1) = (try state(dir + "/two/latest"), try state(dir + "/one/latest"))
+        XCTAssertEqual(s2["processes"] as? Int, 2)
+        XCTAssertNil(s1["processes"], "one process records nothing new: its bytes are as before")
+        XCTAssertEqual((s2["position"] as? [String: Int]), (s1["position"] as? [String: Int]))
+        XCTAssertEqual((s2["position"] as? [String: Int])?["instances_consumed"], 50 * 16)
+        // Not the same as no accumulation: the comparison can fail.
+        let plain = try runBert(arguments(dir + "/plain", batch: 8, common))
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertNotEqual(try rows(dir + "/plain")[50]?["loss"], try rows(dir + "/one")[50]?["loss"])
+    }
+
+    /// Two runs with the same number of processes give the same bytes, over shared memory and over TCP
+    /// (`--mca btl tcp,self`, the transport between machines); and a run stopped by 2 processes resumes
+    /// with 1 (the position is global) to the end, close to the uninterrupted run (the sum is rounded
+    /// in another order once it has only one process).
+    func testSameBytesOverSharedMemoryAndTCPAndResumeWithAnotherProcessCount() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["--epochs", "1", "--save-every-steps", "10", "--max-steps", "40"]  // length-grouped, no dropout: the defaults
+        let shm = try mpirun(2, arguments(dir + "/shm", batch: 16, common))
+        XCTAssertEqual(shm.status, 0, shm.stderr)
+        let tcp = try mpirun(2, tcp: true, arguments(dir + "/tcp", batch: 16, common))
+        XCTAssertEqual(tcp.status, 0, tcp.stderr)
+        XCTAssertEqual(try bytes(dir + "/shm/step-00000040"), try bytes(dir + "/tcp/step-00000040"))
+        XCTAssertEqual(try rows(dir + "/shm").mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } },
+                       try rows(dir + "/tcp").mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } })
+
+        let stopped = try mpirun(2, arguments(dir + "/moved", batch: 16, common + ["--stop-after-steps", "23"]))
+        XCTAssertEqual(stopped.status, 0, stopped.stderr)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/moved/latest"), "step-00000020")
+        XCTAssertEqual(try bytes(dir + "/moved/step-00000020"), try bytes(dir + "/shm/step-00000020"), "stopped: the same bytes so far")
+        let resumed = try runBert(arguments(dir + "/moved", batch: 16, common + ["--resume"]))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try state(dir + "/moved/latest")["step"] as? Int, 40)
+        XCTAssertNil(try state(dir + "/moved/latest")["processes"])
+        try expectSameRows(dir + "/moved", dir + "/shm", tolerance: 1e-4)
+    }
+
+    /// A rank that cannot read its shards ends the whole job, at once, with exit 2 and a message naming
+    /// the rank and the file; the other rank, already waiting in a collective, does not hang. (MPMD
+    /// launch: rank 1 gets a copy of the shards with a damaged shard file.)
+    func testARankThatCannotReadItsShardsEndsTheJob() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = PretrainCommandTests.base + "/shards"
+        try FileManager.default.copyItem(atPath: good, toPath: dir + "/bad")
+        let shard = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: dir + "/bad").sorted().first { $0.hasPrefix("shard-") })
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: dir + "/bad/" + shard))
+        try handle.seek(toOffset: 64)
+        try handle.write(contentsOf: Data("damage".utf8))
+        try handle.close()
+        let started = Date()
+        func args(_ shards: String) -> [String] {
+            ["pretrain", "--shards", shards, "--output", dir + "/run", "--config", PretrainCommandTests.base + "/tiny.json",
+             "--batch-size", "16", "--max-steps", "20", "--threads", "1"]
+        }
+        let r = try runProgram(try Self.mpirun(), ["--oversubscribe", "-np", "1", try bertBinary()] + args(good)
+                                   + [":", "-np", "1", try bertBinary()] + args(dir + "/bad"), environment: Self.environment)
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("rank 1 of 2: " + dir + "/bad/" + shard), r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60, "ended promptly")
+        XCTAssertNil(try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/run/latest"), "no checkpoint")
+    }
+
+    /// A rank killed with -9 ends the job (mpirun kills the other), nothing half-written is left (the
+    /// newest checkpoint is complete), and --resume with the same number of processes then continues
+    /// exactly: the final checkpoint has the bytes of an uninterrupted run.
+    func testKillNineOfOneRankThenResumeEqualsAnUninterruptedRun() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let common = ["--epochs", "2", "--save-every-steps", "10", "--dropout", "0.1"]
+        let whole = try mpirun(2, arguments(dir + "/whole", batch: 16, common))
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try Self.mpirun())
+        p.arguments = ["--oversubscribe", "-np", "2", try bertBinary()] + arguments(dir + "/killed", batch: 16, common)
+        p.environment = Self.environment
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, (try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/killed/latest")) != "step-00000030" {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        // The ranks are mpirun's children: kill -9 the one with the higher pid (rank order is not pid order,
+        // and either will do).
+        let children = try childProcesses(of: p.processIdentifier)
+        XCTAssertEqual(children.count, 2, "two ranks under mpirun: \(children)")
+        kill(try XCTUnwrap(children.max()), SIGKILL)
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0, "the job ended with an error")
+        let latest = try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/killed/latest")
+        XCTAssertTrue(latest.hasPrefix("step-"), "killed mid-epoch (latest is \(latest))")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/killed/epoch-0002"), "killed before the end")
+        _ = try bytes(dir + "/killed/latest")  // the newest checkpoint is whole
+
+        let resumed = try mpirun(2, arguments(dir + "/killed", batch: 16, common + ["--resume"]))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try bytes(dir + "/killed/epoch-0002"), try bytes(dir + "/whole/epoch-0002"), "the final checkpoint's bytes")
+        let strip: ([Int: [String: Double]]) -> [Int: [String: Double]] = { $0.mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } } }
+        XCTAssertEqual(strip(try rows(dir + "/killed")), strip(try rows(dir + "/whole")), "every logged row")
+    }
+
+    /// A global batch that the processes cannot share evenly is refused before anything runs.
+    func testABatchThatDoesNotDivideIsRefused() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try mpirun(2, arguments(dir + "/odd", batch: 15, ["--max-steps", "2"]))
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("--batch-size: the global batch of 15 must be a multiple of the 2 processes"), r.stderr)
+    }
+
+    /// The pids whose parent is `pid` (from /proc).
+    func childProcesses(of pid: Int32) throws -> [Int32] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { child in
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid
+        }
+    }
+}
