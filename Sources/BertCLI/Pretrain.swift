@@ -41,6 +41,8 @@ struct PretrainCommand: ParsableCommand {
     @Flag(help: "Resume when OUTPUT holds a checkpoint of the same run, else start again (for pipelines).") var resumeIfPossible = false
     @Option(help: "Stop after this many updates in all (the learning rate decays to zero there).") var maxSteps: Int?
     @Option(help: .hidden) var stopAfterSteps: Int?
+    @Option(help: "Under mpirun: MiB per gradient all-reduce bucket, each started as soon as the backward completes it (0: one sum after the backward).")
+    var allreduceBucketMb = 4.0
 
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
@@ -53,6 +55,7 @@ struct PretrainCommand: ParsableCommand {
         if let k = keepLast, k < 1 { throw ValidationError("--keep-last must be at least 1") }
         // 0 would scale every gradient to zero, not turn clipping off.
         if !(maxGradNorm > 0) { throw ValidationError("--max-grad-norm must be positive (a large value effectively turns clipping off)") }
+        if !(allreduceBucketMb >= 0) { throw ValidationError("--allreduce-bucket-mb must be 0 or more") }
     }
 
     func run() throws {
@@ -79,6 +82,7 @@ struct PretrainCommand: ParsableCommand {
         options.resumeIfPossible = resumeIfPossible
         options.stopAfterSteps = stopAfterSteps
         options.maxSteps = maxSteps
+        options.allReduceBucketElements = Int(allreduceBucketMb * 1_048_576 / 4)
         let trainer = try Pretrainer(options: options, config: cfg, shards: inputs.shards, vocabulary: inputs.vocabularyData,
                                      maskerForDynamic: inputs.masker, processGroup: Processes.group)
         let params = trainer.model.layout.count
@@ -97,6 +101,10 @@ struct PretrainCommand: ParsableCommand {
         }
         let last = try trainer.run()
         progress.finish()
+        if let reducer = trainer.gradientReducer as? AllReduceGradients, group.isRoot, reducer.updates > 0 {
+            log(String(format: "bert pretrain: all-reduce: %d buckets, %.1f MB per update, %.1f ms per update waiting after the backward",
+                       reducer.buckets.count, Double(trainer.model.layout.count * 4) / 1e6, 1000 * reducer.secondsWaiting / Double(reducer.updates)))
+        }
         if let last, group.isRoot { print(last) }
     }
 }

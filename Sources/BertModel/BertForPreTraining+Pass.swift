@@ -79,8 +79,10 @@ extension BertForPreTraining {
         encoder.products.linearBackward(dinp: dpooled, dweight: G + w.srW, dbias: G + w.srB, dout: d.dnsp, inp: encoder.acts.pooled, weight: P + w.srW,
                        n: b, inFeatures: h, outFeatures: 2, threads: th)
 
+        shell.onGradientStageReady?(0)  // the head's tensors (all but the tied decoder weight, an embedding)
+
         // Pooler, encoder layers, embeddings
-        encoder.backward(P, G, pass)
+        encoder.backward(P, G, pass, ready: shell.onGradientStageReady)
     }
 
     /// Checks every field of `batch` against the config and the allocation.

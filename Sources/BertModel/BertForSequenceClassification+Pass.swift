@@ -42,7 +42,10 @@ extension BertForSequenceClassification {
     public func backward() {
         guard let last else { preconditionFailure("BertForSequenceClassification.backward() without a successful forward()") }
         let (pass, k, cp) = (last.pass, last.k, last.classifierP)
-        guard k > 0 else { return }
+        guard k > 0 else {  // nothing to add: every gradient stage is already complete
+            for stage in shell.gradientStages.indices { shell.onGradientStageReady?(stage) }
+            return
+        }
         let (b, h, l) = (pass.b, config.hiddenSize, numLabels)
         let P = parameters.baseAddress!, G = gradients.baseAddress!, th = threads
         let a = acts, w = off, d = grads, dpooled = encoder.grads.dpooled
@@ -58,10 +61,11 @@ extension BertForSequenceClassification {
                        n: b, inFeatures: h, outFeatures: l, threads: th)
         zero(dpooled, count: b * h, threads: th)
         dropoutBackward(dinp: dpooled, dout: d.ddropped, mask: a.dropMask ?? encoder.dummyMask, count: b * h, p: cp, threads: th)
+        shell.onGradientStageReady?(0)  // the classifier's tensors
 
         // Pooler, encoder layers, embeddings (the loss reads no other position of the encoder output)
         zero(encoder.grads.dx, count: pass.outputRows * h, threads: th)
-        encoder.backward(P, G, pass)
+        encoder.backward(P, G, pass, ready: shell.onGradientStageReady)
     }
 
     /// Checks every field of `batch` against the config and the allocation.

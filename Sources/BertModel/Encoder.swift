@@ -334,7 +334,9 @@ struct Encoder {
     /// Adds d(loss)/d(encoder parameters) to `G`, given d(loss)/d(output) ((pass.outputRows, H)) in
     /// `grads.dx` and d(loss)/d(pooled) (B,H) in `grads.dpooled`. Forward upside down, one line per
     /// op; `grads.dx` is overwritten.
-    func backward(_ P: UnsafeMutablePointer<Float>, _ G: UnsafeMutablePointer<Float>, _ pass: Pass) {
+    /// `ready(k)` is called as `ModelShell.gradientStages[k]` completes: 1 after the pooler, 2… after
+    /// each layer from the last, and the last stage after the embeddings (0, the head, is the model's).
+    func backward(_ P: UnsafeMutablePointer<Float>, _ G: UnsafeMutablePointer<Float>, _ pass: Pass, ready: ((Int) -> Void)?) {
         let (b, t, hp) = (pass.b, pass.t, pass.hiddenP)
         let (n, h) = (b * t, dims.h)
         let th = threads
@@ -347,10 +349,12 @@ struct Encoder {
         products.linearBackward(dinp: d.dclsIn, dweight: G + w.poolW, dbias: G + w.poolB, dout: d.dpooledPre, inp: a.clsIn, weight: P + w.poolW,
                        n: b, inFeatures: h, outFeatures: h, threads: th)
         scatterAddRows(dinp: d.dx, dout: d.dclsIn, index: pass.kept == nil ? ints.clsIndex : ints.clsRow, m: b, c: h)
+        ready?(1)
 
         // Encoder layers, last first; d.dx holds d(layer output) on entry and d(layer input) on exit.
         for l in stride(from: dims.layers - 1, through: 0, by: -1) {
             layerBackward(P, G, l, pass, kept: l == dims.layers - 1 ? pass.kept : nil)
+            ready?(2 + (dims.layers - 1 - l))
         }
 
         // Embeddings
@@ -360,6 +364,7 @@ struct Encoder {
                           mean: a.embMean, rstd: a.embRstd, n: n, c: h, threads: th)
         embeddingsBackward(dword: G + w.word, dposition: G + w.position, dtokenType: G + w.tokenType, dout: d.dres, ids: ints.ids,
                            typeIds: ints.typeIds, paddingId: dims.paddingId, b: b, t: t, h: h, threads: th)
+        ready?(2 + dims.layers)
     }
 
     /// One encoder layer: x (B·T,H) → out. With `kept` = R, everything after the keys and values runs

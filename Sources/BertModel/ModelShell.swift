@@ -20,6 +20,16 @@ public final class ModelShell {
     /// Worker threads of every kernel (results do not depend on it).
     public let threads: Int
 
+    /// The gradient buffer cut into the ranges `backward` completes one after another: the head (every
+    /// tensor after the pooler), the pooler, the encoder layers from the last to the first, then the
+    /// embeddings (whose word table is also the tied MLM decoder, so it is complete only at the very
+    /// end). Adjacent, in descending order of offset, covering `gradients` exactly once.
+    public let gradientStages: [Range<Int>]
+    /// Called by `backward`, on its thread, with k each time `gradientStages[k]` is complete for this
+    /// backward (k = 0, 1, … in order): where a data-parallel reducer starts sending a bucket while the
+    /// rest of the backward runs. Nil (the default) costs nothing.
+    public var onGradientStageReady: ((Int) -> Void)?
+
     let encoder: Encoder
     let arena: Arena
     /// The encoder pass of the model's last forward; nil before the first one or after a failed one.
@@ -40,6 +50,23 @@ public final class ModelShell {
         layout = encoder.layout
         parameters = UnsafeMutableBufferPointer(start: arena.floats(layout.count), count: layout.count)
         gradients = UnsafeMutableBufferPointer(start: arena.floats(layout.count), count: layout.count)
+        gradientStages = Self.stages(layout, layers: config.numHiddenLayers)
+    }
+
+    /// `gradientStages` from the layout's names.
+    static func stages(_ layout: ParameterLayout, layers: Int) -> [Range<Int>] {
+        func span(_ prefix: String) -> Range<Int> {
+            let e = layout.entries.filter { $0.name.hasPrefix(prefix) }
+            precondition(!e.isEmpty, "no tensors named \(prefix)*")
+            return e.map(\.offset).min()!..<e.map { $0.offset + $0.count }.max()!
+        }
+        let pooler = span("bert.pooler.")
+        var stages = [pooler.upperBound..<layout.count, pooler]
+        for l in stride(from: layers - 1, through: 0, by: -1) { stages.append(span("bert.encoder.layer.\(l).")) }
+        stages.append(span("bert.embeddings."))
+        for k in 1..<stages.count { precondition(stages[k].upperBound == stages[k - 1].lowerBound, "gradient stages must be adjacent") }
+        precondition(stages.last!.lowerBound == 0 && stages.reduce(0) { $0 + $1.count } == layout.count)
+        return stages
     }
 }
 

@@ -66,6 +66,13 @@ int bertkit_mpi_wait(void *request) {
     return rc;
 }
 
+int bertkit_mpi_test(void *request, int *done) {
+    MPI_Request *r = (MPI_Request *)request;
+    int rc = MPI_Test(r, done, MPI_STATUS_IGNORE);
+    if (rc == MPI_SUCCESS && *done) free(r);
+    return rc;
+}
+
 int bertkit_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
 
 void bertkit_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }

@@ -68,6 +68,13 @@ public final class MPIProcessGroup: ProcessGroup {
         try Self.check("MPI_Barrier", bertkit_mpi_barrier())
     }
 
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingCollective {
+        guard size > 1, let base = buffer.baseAddress, buffer.count > 0 else { return CompletedCollective() }
+        var request: UnsafeMutableRawPointer?
+        try Self.check("MPI_Iallreduce", bertkit_mpi_iallreduce_sum_float(base, Int64(buffer.count), &request))
+        return MPIRequest(request!)
+    }
+
     /// Ends the whole job with `code` (every rank exits): what a rank that fails does, so that the
     /// others never wait for it in a collective.
     public func abort(code: Int32) -> Never {
@@ -90,5 +97,26 @@ public final class MPIProcessGroup: ProcessGroup {
     /// A NUL-terminated C string in `buffer` as a String.
     static func text(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// An MPI request under way (from MPI_Iallreduce); freed when it completes.
+final class MPIRequest: PendingCollective {
+    var request: UnsafeMutableRawPointer?
+
+    init(_ request: UnsafeMutableRawPointer) { self.request = request }
+
+    func poll() throws -> Bool {
+        guard let r = request else { return true }
+        var done: Int32 = 0
+        try MPIProcessGroup.check("MPI_Test", bertkit_mpi_test(r, &done))
+        if done != 0 { request = nil }
+        return done != 0
+    }
+
+    func wait() throws {
+        guard let r = request else { return }
+        request = nil
+        try MPIProcessGroup.check("MPI_Wait", bertkit_mpi_wait(r))
     }
 }

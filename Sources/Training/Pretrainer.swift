@@ -43,6 +43,11 @@ public struct PretrainOptions: Sendable {
     public var resumeIfPossible = false
     /// Stop after this many updates in this process (tests use it to simulate a crash).
     public var stopAfterSteps: Int?
+    /// Data parallelism: gradients are summed across the processes in buckets of at least this many
+    /// Floats (whole layers), each started as soon as the backward has completed it; 0 sums all of them
+    /// after the backward (no overlap). 2^20 (4 MiB) by default: small enough that mini's 22 MB make
+    /// several buckets, large enough that each message is cheap to start.
+    public var allReduceBucketElements = 1 << 20
     /// Train for at most this many updates in all (the schedule decays to zero there), then
     /// checkpoint as `step-NNNNNNNN`; nil = whole epochs.
     public var maxSteps: Int?
@@ -115,7 +120,6 @@ public final class Pretrainer {
                 name: "--batch-size", reason: "the global batch of \(options.batchSize) must be a multiple of the \(processGroup.size) processes")
         }
         group = processGroup
-        gradientReducer = processGroup.size > 1 ? AllReduceGradients(group: processGroup) : LocalGradients()
         guard options.accumulate >= 1 else { throw TrainingError.invalidSetting(name: "--accumulate", reason: "must be at least 1") }
         guard options.epochs >= 1 else { throw TrainingError.invalidSetting(name: "--epochs", reason: "must be at least 1") }
         guard options.learningRate > 0 else { throw TrainingError.invalidSetting(name: "--learning-rate", reason: "must be positive") }
@@ -135,6 +139,8 @@ public final class Pretrainer {
         let maxMasked = localBatch * max(1, p.dynamicMasking ? (maskerForDynamic?.maxPredictions ?? p.maxPredictionsPerSeq) : p.maxPredictionsPerSeq)
         model = try BertForPreTraining(config: config, maxBatch: localBatch, maxSeqLength: p.maxSeqLength,
                                        maxMaskedPositions: maxMasked, threads: options.threads)
+        gradientReducer = processGroup.size == 1 ? LocalGradients()
+            : AllReduceGradients(group: processGroup, stages: model.shell.gradientStages, bucketElements: options.allReduceBucketElements)
         guard options.groupWindowBatches >= 0 else {
             throw TrainingError.invalidSetting(name: "--group-by-length", reason: "the window must be 0 (off) or positive")
         }
@@ -276,9 +282,16 @@ public final class Pretrainer {
                 let maskedInUpdate = micros.reduce(0) { $0 + $1.wholeBatchMaskedPositions }
                 let sequencesInUpdate = micros.reduce(0) { $0 + $1.wholeBatchSize }
                 let whole = micros.count == 1 && group.size == 1
+                // The last backward of the update hands the reducer each completed stage (overlap).
+                let lastBackward = micros.lastIndex { $0.size > 0 }
                 model.zeroGradients()
                 var stepLoss = 0.0
                 for (micro, batch) in micros.enumerated() where batch.size > 0 {
+                    if let overlapped = gradientReducer as? AllReduceGradients, micro == lastBackward {
+                        let gradients = model.gradients
+                        model.shell.onGradientStageReady = { k in overlapped.stageReady(k, gradients: gradients) }
+                    }
+                    defer { model.shell.onGradientStageReady = nil }
                     // The dropout seed of the micro-batch a single process with accumulation would have here.
                     let seed = dropoutSeed(step: step, micro: micro * group.size + group.rank)
                     let out = try model.forward(PretrainingBatch(batch), dropoutSeed: seed)

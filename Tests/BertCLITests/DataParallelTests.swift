@@ -109,17 +109,22 @@ final class DataParallelTests: XCTestCase {
     }
 
     /// Two runs with the same number of processes give the same bytes, over shared memory and over TCP
-    /// (`--mca btl tcp,self`, the transport between machines); and a run stopped by 2 processes resumes
+    /// (`--mca btl tcp,self`, the transport between machines), and whether the gradients are summed in
+    /// small buckets overlapped with the backward (about one per layer here) or in one sum after it (a bucket
+    /// started before its layer's gradients were complete would change them); and a run stopped by 2 processes resumes
     /// with 1 (the position is global) to the end, close to the uninterrupted run (the sum is rounded
     /// in another order once it has only one process).
     func testSameBytesOverSharedMemoryAndTCPAndResumeWithAnotherProcessCount() throws {
         let dir = Fixtures.temporaryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let common = ["--epochs", "1", "--save-every-steps", "10", "--max-steps", "40"]  // length-grouped, no dropout: the defaults
-        let shm = try mpirun(2, arguments(dir + "/shm", batch: 16, common))
+        let shm = try mpirun(2, arguments(dir + "/shm", batch: 16, common + ["--allreduce-bucket-mb", "0.01"]))
         XCTAssertEqual(shm.status, 0, shm.stderr)
-        let tcp = try mpirun(2, tcp: true, arguments(dir + "/tcp", batch: 16, common))
+        // 0.01 MiB = 2,621 Floats: the head, the pooler (600) with the last layer, the first layer, the embeddings.
+        XCTAssertTrue(shm.stderr.contains("all-reduce: 4 buckets"), shm.stderr)
+        let tcp = try mpirun(2, tcp: true, arguments(dir + "/tcp", batch: 16, common + ["--allreduce-bucket-mb", "0"]))
         XCTAssertEqual(tcp.status, 0, tcp.stderr)
+        XCTAssertTrue(tcp.stderr.contains("all-reduce: 1 buckets"), tcp.stderr)
         XCTAssertEqual(try bytes(dir + "/shm/step-00000040"), try bytes(dir + "/tcp/step-00000040"))
         XCTAssertEqual(try rows(dir + "/shm").mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } },
                        try rows(dir + "/tcp").mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } })

@@ -156,6 +156,51 @@ final class ModelTests: XCTestCase {
 
     /// Pruning the last layer to the rows the heads read changes no loss, logit or gradient (beyond
     /// Float rounding), dropout included, also when a masked position is a [CLS] row.
+    /// The data-parallel hook: `gradientStages` tile the gradient buffer (head, pooler, layers from the
+    /// last, embeddings), `backward` reports them in that order, and a reported stage is final: its
+    /// gradients at the report equal those after the backward, bit for bit, for both models, with and
+    /// without the pruned last layer. (A stage reported before a later write to it fails this.)
+    func testGradientStagesAreReportedInOrderOnceFinal() throws {
+        let config = tinyConfig(hiddenDropout: 0.1, attentionDropout: 0.1)
+        func check(_ shell: ModelShell, file: StaticString = #filePath, line: UInt = #line, backward: () throws -> Void) rethrows {
+            let stages = shell.gradientStages
+            XCTAssertEqual(stages.count, 2 + config.numHiddenLayers + 1, file: file, line: line)
+            XCTAssertEqual(stages.last?.lowerBound, 0, file: file, line: line)
+            XCTAssertEqual(stages.first?.upperBound, shell.layout.count, file: file, line: line)
+            for k in 1..<stages.count { XCTAssertEqual(stages[k].upperBound, stages[k - 1].lowerBound, file: file, line: line) }
+            var reported: [Int] = []
+            var snapshots: [[Float]] = []
+            let g = shell.gradients
+            shell.onGradientStageReady = { k in
+                reported.append(k)
+                snapshots.append(Array(g[stages[k]]))
+            }
+            defer { shell.onGradientStageReady = nil }
+            try backward()
+            XCTAssertEqual(reported, Array(stages.indices), file: file, line: line)
+            for (k, snapshot) in snapshots.enumerated() {
+                XCTAssertTrue(Numerics.bitIdentical(snapshot, Array(g[stages[k]])), "stage \(k) changed after it was reported", file: file, line: line)
+                XCTAssertTrue(snapshot.contains { $0 != 0 }, "stage \(k) has gradients", file: file, line: line)
+            }
+        }
+        for prune in [false, true] {
+            let model = try makeModel(config)
+            model.prunesLastLayer = prune
+            randomizeParameters(model, seed: 8)
+            model.zeroGradients()
+            _ = try model.forward(tinyBatch(), dropoutSeed: 31)
+            check(model.shell) { model.backward() }
+            let classifier = try BertForSequenceClassification(config: config, numLabels: 3, maxBatch: 4, maxSeqLength: 9, threads: 2)
+            classifier.prunesLastLayer = prune
+            randomizeParameters(classifier.layout, classifier.parameters, seed: 8)
+            classifier.zeroGradients()
+            let p = tinyBatch()
+            _ = try classifier.forward(ClassificationBatch(batchSize: 3, seqLength: 7, inputIds: p.inputIds, tokenTypeIds: p.tokenTypeIds,
+                                                           attentionMask: p.attentionMask, labels: [2, -1, 0]), dropoutSeed: 31)
+            check(classifier.shell) { classifier.backward() }
+        }
+    }
+
     func testPrunedLastLayerMatchesFullComputation() throws {
         let config = tinyConfig(hiddenDropout: 0.1, attentionDropout: 0.1)
         var batch = tinyBatch()

@@ -24,6 +24,9 @@ int bertkit_mpi_allreduce_max_uint64(uint64_t *buffer, int64_t count);
 int bertkit_mpi_iallreduce_sum_float(float *buffer, int64_t count, void **request);
 /// Waits for a request from bertkit_mpi_iallreduce_sum_float and frees it.
 int bertkit_mpi_wait(void *request);
+/// Lets MPI make progress on a request and tells whether it is complete (*done = 1: it is, and has
+/// been freed; do not wait for it again).
+int bertkit_mpi_test(void *request, int *done);
 /// Blocks until every rank has called it.
 int bertkit_mpi_barrier(void);
 /// Ends every rank of the job with `code` (MPI_Abort on the world communicator).
