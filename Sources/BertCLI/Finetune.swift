@@ -54,6 +54,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Share of the train rows held out as the dev set when there is neither an eval file nor a dev split.") var evalFraction = 0.1
     @Option var seed: UInt64 = 42
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
+    @Option(help: "Under mpirun: MiB per gradient all-reduce bucket (0: one sum after the backward).") var allreduceBucketMb = 4.0
     @OptionGroup var file: ClassificationFileOptions
 
     func validate() throws {
@@ -61,6 +62,7 @@ struct FinetuneCommand: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
         if !(0..<1).contains(evalFraction) { throw ValidationError("--eval-fraction must be in [0, 1)") }
+        if !(allreduceBucketMb >= 0) { throw ValidationError("--allreduce-bucket-mb must be 0 or more") }
         if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
         if file.maxSeqLength < 3 { throw ValidationError("--max-seq-length must be at least 3") }
         if fromScratch {
@@ -92,9 +94,16 @@ struct FinetuneCommand: ParsableCommand {
         guard tokenizer.vocabulary.count == source.config.vocabSize else {
             throw UsageError("\(source.vocabularyPath): \(tokenizer.vocabulary.count) tokens, but the config of \(origin) has vocab_size \(source.config.vocabSize)")
         }
-        let dataset = try ClassificationDataset.prepare(
-            data: data, columns: file.columns(), tokenizer: tokenizer, maxLength: file.maxSeqLength, evalFile: eval,
-            evalFraction: evalFraction, seed: seed, cacheDirectory: (output as NSString).appendingPathComponent(".cache"))
+        // Under mpirun, process 0 tokenizes into OUTPUT/.cache first; the others then read the same files.
+        let group = Processes.group
+        func prepare() throws -> ClassificationDataset {
+            try ClassificationDataset.prepare(
+                data: data, columns: file.columns(), tokenizer: tokenizer, maxLength: file.maxSeqLength, evalFile: eval,
+                evalFraction: evalFraction, seed: seed, cacheDirectory: (output as NSString).appendingPathComponent(".cache"))
+        }
+        let first = group.isRoot ? try prepare() : nil
+        try group.barrier()
+        let dataset = try first ?? prepare()
         let (labels, train, evalStore) = (dataset.labels, dataset.train, dataset.eval)
         var options = FineTuneOptions(outputDirectory: output)
         options.epochs = epochs
@@ -106,7 +115,8 @@ struct FinetuneCommand: ParsableCommand {
         options.maxSeqLength = file.maxSeqLength
         options.seed = seed
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-        let tuner = try FineTuner(options: options, source: source, labels: labels, train: train, eval: evalStore)
+        let tuner = try FineTuner(options: options, source: source, labels: labels, train: train, eval: evalStore, processGroup: group,
+                                  allReduceBucketElements: Int(allreduceBucketMb * 1_048_576 / 4))
         let evalSource: String
         switch dataset.evalSource {
         case let .split(name): evalSource = " (split \(name))"
@@ -114,8 +124,11 @@ struct FinetuneCommand: ParsableCommand {
         case let .trainSplitHeldOut(fraction): evalSource = " (\(fraction) of the train split held out as dev; the test split is not used)"
         case let .heldOut(fraction): evalSource = " (held out \(fraction))"
         }
-        log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation" + evalSource
-            + ", labels \(labels.joined(separator: ", ")), \(epochs) epochs, \(options.threads) threads")
+        let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
+        if group.isRoot {
+            log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation" + evalSource
+                + ", labels \(labels.joined(separator: ", ")), \(epochs) epochs, \(processes)\(options.threads) threads")
+        }
         let progress = ProgressReporter(label: "finetune")
         tuner.onProgress = { p in
             progress.update(done: p.step, total: p.totalSteps, detail: String(format: "epoch %d loss %.4f acc %.3f %.0f tok/s",
@@ -127,6 +140,7 @@ struct FinetuneCommand: ParsableCommand {
         }
         let best = try tuner.run()
         progress.finish()
+        guard group.isRoot else { return }
         var summary: [String: Any] = ["output": output, "source": origin, "from_scratch": fromScratch, "best_epoch": best.epoch, "labels": labels, "train_examples": train.count,
                                       "seconds": Date().timeIntervalSince(started)]
         if let m = best.metrics { summary["eval"] = m.jsonObject() }

@@ -39,7 +39,8 @@ extension BertForSequenceClassification {
     /// Adds d(loss)/d(parameters) of the last forward pass to `gradients` (loss = mean cross-entropy
     /// over the labelled rows). Forward upside down, one line per op (the encoder's in
     /// `Encoder.backward`). Requires a successful `forward` first; adds nothing when it had no labelled row.
-    public func backward() {
+    /// `scale` multiplies the loss (a data-parallel process's share of the batch's labelled rows).
+    public func backward(scale lossScale: Float = 1) {
         guard let last else { preconditionFailure("BertForSequenceClassification.backward() without a successful forward()") }
         let (pass, k, cp) = (last.pass, last.k, last.classifierP)
         guard k > 0 else {  // nothing to add: every gradient stage is already complete
@@ -52,6 +53,7 @@ extension BertForSequenceClassification {
 
         // Cross-entropy over the labelled rows
         crossEntropyBackward(dlogits: d.dlabelled, logits: a.labelled, logsumexp: a.lse, targets: ints.targets, n: k, v: l, threads: th)
+        if lossScale != 1 { scale(d.dlabelled, count: k * l, by: lossScale, threads: th) }
         zero(d.dlogits, count: b * l, threads: th)
         scatterAddRows(dinp: d.dlogits, dout: d.dlabelled, index: ints.rows, m: k, c: l)
 

@@ -107,11 +107,23 @@ public final class FineTuner {
     public let vocabulary: Data
     public var onProgress: ((FineTuneProgress) -> Void)?
     public var onEpoch: ((Int, ClassificationMetrics) -> Void)?
-    /// Where complete gradients become global ones before each update (the all-reduce of a data-parallel
-    /// run goes here); one process by default.
-    public var gradientReducer: GradientReducer = LocalGradients()
+    /// Where complete gradients become global ones before each update: the sum over the processes of a
+    /// data-parallel run (`AllReduceGradients`), nothing for one process.
+    public var gradientReducer: GradientReducer
+    /// The processes of a data-parallel run (`SingleProcess` by default). `options.batchSize` is the
+    /// global batch; process k takes the k-th chunk of batchSize/N examples of every batch, weighted by
+    /// its share of the batch's labelled examples, so the update is the one-process update up to the
+    /// order of the sum (with dropout, each process draws its own masks). Process 0 writes OUTPUT and
+    /// evaluates; the others wait for it at the end of each epoch.
+    public let group: ProcessGroup
 
-    public init(options: FineTuneOptions, source: PretrainedSource, labels: [String], train: ExampleStore, eval: ExampleStore?) throws {
+    public init(options: FineTuneOptions, source: PretrainedSource, labels: [String], train: ExampleStore, eval: ExampleStore?,
+                processGroup: ProcessGroup = SingleProcess(), allReduceBucketElements: Int = 1 << 20) throws {
+        guard options.batchSize % processGroup.size == 0 else {
+            throw TrainingError.invalidSetting(
+                name: "--batch-size", reason: "the global batch of \(options.batchSize) must be a multiple of the \(processGroup.size) processes")
+        }
+        group = processGroup
         guard labels.count >= 2 else {
             throw TrainingError.invalidSetting(name: "label", reason: "the training data has \(labels.count) class(es) (\(labels.joined(separator: ", "))); a classifier needs at least 2")
         }
@@ -127,8 +139,10 @@ public final class FineTuner {
         config.id2label = Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0.offset), $0.element) })
         config.label2id = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.element, $0.offset) })
         config.architectures = ["BertForSequenceClassification"]
-        model = try BertForSequenceClassification(config: config, numLabels: labels.count, maxBatch: options.batchSize,
+        model = try BertForSequenceClassification(config: config, numLabels: labels.count, maxBatch: options.batchSize / processGroup.size,
                                                   maxSeqLength: options.maxSeqLength, threads: options.threads)
+        gradientReducer = processGroup.size == 1 ? LocalGradients()
+            : AllReduceGradients(group: processGroup, stages: model.shell.gradientStages, bucketElements: allReduceBucketElements)
         model.initialize(seed: options.seed)
         if let weights = source.weights { try FineTuner.loadEncoder(into: model, from: weights) }
     }
@@ -178,9 +192,11 @@ public final class FineTuner {
     /// Trains; returns (best epoch, its metrics) and leaves the best model in OUTPUT (with epoch-N copies).
     public func run() throws -> (epoch: Int, metrics: ClassificationMetrics?) {
         let fm = FileManager.default
-        try fm.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
-        let metricsLog = try MetricsLog(path: (options.outputDirectory as NSString).appendingPathComponent("metrics.jsonl"))
-        let board = try TensorBoardWriter(directory: options.outputDirectory)
+        let root = group.isRoot
+        if root { try fm.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true) }
+        let metricsLog = root ? try MetricsLog(path: (options.outputDirectory as NSString).appendingPathComponent("metrics.jsonl")) : nil
+        let board = root ? try TensorBoardWriter(directory: options.outputDirectory) : nil
+        let chunk = options.batchSize / group.size  // this process's part of each batch
         let updatesPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
         let total = updatesPerEpoch * options.epochs
         let schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps(total: total),
@@ -201,48 +217,70 @@ public final class FineTuner {
             var windowStart = Date()
             var start = 0
             while start < order.count {
-                let indices = order[start..<min(order.count, start + options.batchSize)]
+                let whole = order[start..<min(order.count, start + options.batchSize)]
                 start += options.batchSize
-                let b = train.batch(indices)
+                let first = min(whole.count, group.rank * chunk)
+                let indices = group.size == 1 ? whole : whole[(whole.startIndex + first)..<(whole.startIndex + min(whole.count, first + chunk))]
                 model.zeroGradients()
-                var seedRNG = SeededGenerator(seed: options.seed, stream: [0x44524F50, UInt64(step)])
-                let out = try model.forward(ClassificationBatch(batchSize: indices.count, seqLength: b.seqLength, inputIds: b.ids,
-                                                                tokenTypeIds: b.types, attentionMask: b.mask, labels: b.labels),
-                                            dropoutSeed: seedRNG.next())
-                guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: nil) }
-                model.backward()
+                var seedRNG = SeededGenerator(seed: options.seed, stream: group.rank == 0 ? [0x44524F50, UInt64(step)]
+                                                                                          : [0x44524F50, UInt64(step), UInt64(group.rank)])
+                if !indices.isEmpty {
+                    let b = train.batch(indices)
+                    let out = try model.forward(ClassificationBatch(batchSize: indices.count, seqLength: b.seqLength, inputIds: b.ids,
+                                                                    tokenTypeIds: b.types, attentionMask: b.mask, labels: b.labels),
+                                                dropoutSeed: seedRNG.next())
+                    guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: nil) }
+                    // This process's share of the batch's labelled examples (the loss is their mean).
+                    let share = group.size == 1 ? 1 : Float(out.count) / Float(max(1, whole.filter { train.example($0).label >= 0 }.count))
+                    if let overlapped = gradientReducer as? AllReduceGradients {
+                        let gradients = model.gradients
+                        model.shell.onGradientStageReady = { k in overlapped.stageReady(k, gradients: gradients) }
+                    }
+                    model.backward(scale: share)
+                    model.shell.onGradientStageReady = nil
+                    window.loss += Double(out.loss) * Double(share)
+                    window.correct += out.correct
+                    window.count += out.count
+                    window.tokens += b.mask.reduce(0) { $0 + Int($1) }
+                }
                 let lr = schedule.rate(at: step)
                 let norm = try applyUpdate(parameters: model.parameters, gradients: model.gradients, reducer: gradientReducer,
                                            optimizer: adam, maxGradNorm: options.maxGradNorm, lr: lr)
                 step += 1
-                window.loss += Double(out.loss)
-                window.correct += out.correct
-                window.count += out.count
-                window.tokens += b.mask.reduce(0) { $0 + Int($1) }
                 window.updates += 1
                 if step % options.logEverySteps == 0 || start >= order.count {
+                    if group.size > 1 {
+                        let v = try group.allReduceSum([window.loss, Double(window.correct), Double(window.count), Double(window.tokens)])
+                        (window.loss, window.correct, window.count, window.tokens) = (v[0], Int(v[1]), Int(v[2]), Int(v[3]))
+                    }
                     let seconds = Date().timeIntervalSince(windowStart)
                     let row = StepMetrics(step: step, epoch: epoch, loss: window.loss / Double(window.updates),
                                           accuracy: Double(window.correct) / Double(max(1, window.count)), learningRate: lr,
                                           gradientNorm: norm, tokensPerSecond: Double(window.tokens) / max(1e-9, seconds),
                                           seconds: Date().timeIntervalSince(started))
-                    try metricsLog.append(row)
-                    try board.add(step: step, scalars: row.scalars)
-                    onProgress?(FineTuneProgress(step: step, totalSteps: total, epoch: epoch, loss: row.loss, accuracy: row.accuracy ?? 0,
-                                                 tokensPerSecond: row.tokensPerSecond ?? 0, elapsed: row.seconds ?? 0))
+                    try metricsLog?.append(row)
+                    try board?.add(step: step, scalars: row.scalars)
+                    if root {
+                        onProgress?(FineTuneProgress(step: step, totalSteps: total, epoch: epoch, loss: row.loss, accuracy: row.accuracy ?? 0,
+                                                     tokensPerSecond: row.tokensPerSecond ?? 0, elapsed: row.seconds ?? 0))
+                    }
                     window = (0, 0, 0, 0, 0)
                     windowStart = Date()
                 }
             }
             let name = String(format: "epoch-%04d", epoch + 1)
+            guard root else {  // process 0 saves and evaluates the model all processes hold
+                try group.barrier()
+                continue
+            }
             try save(to: (options.outputDirectory as NSString).appendingPathComponent(name))
             var metrics: ClassificationMetrics?
             if let eval {
                 let m = try evaluate(eval)
                 metrics = m
                 onEpoch?(epoch + 1, m)
-                try metricsLog.append(EvalRow(step: step, epoch: epoch + 1, evalAccuracy: m.accuracy, evalMacroF1: m.macroF1))
-                try board.add(step: step, scalars: [("eval/accuracy", m.accuracy), ("eval/macro_f1", m.macroF1)])
+                try metricsLog?.append(EvalRow(step: step, epoch: epoch + 1, evalAccuracy: m.accuracy, evalMacroF1: m.macroF1))
+                try board?.add(step: step, scalars: [("eval/accuracy", m.accuracy), ("eval/macro_f1", m.macroF1)])
             }
             // The best epoch by eval accuracy (the first of equals); without eval data, the last epoch.
             let isBetter = metrics.map { $0.accuracy > best.accuracy } ?? true
@@ -251,6 +289,7 @@ public final class FineTuner {
                 best = (epoch + 1, accuracy, metrics)
                 try markBest(name)  // the best model at the top of OUTPUT
             }
+            try group.barrier()
         }
         return (best.epoch, best.metrics)
     }
@@ -265,7 +304,7 @@ public final class FineTuner {
 
     /// Confusion counts of the model on a store (labels must be known ids).
     public func evaluate(_ store: ExampleStore) throws -> ClassificationMetrics {
-        try FineTuner.evaluate(model: model, store: store, labels: labels, batchSize: options.batchSize)
+        try FineTuner.evaluate(model: model, store: store, labels: labels, batchSize: model.maxBatch)
     }
 
     /// Confusion counts of `model` on `store`.

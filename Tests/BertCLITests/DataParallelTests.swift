@@ -41,12 +41,12 @@ final class DataParallelTests: XCTestCase {
          "--batch-size", "\(batch)", "--learning-rate", "1e-3", "--threads", "1", "--log-every-steps", "1"] + extra
     }
 
-    /// Every metrics row of a run, by step.
+    /// Every metrics row of a run, by step (a fine-tuning epoch's eval row merged into its step's row).
     func rows(_ run: String) throws -> [Int: [String: Double]] {
         var out: [Int: [String: Double]] = [:]
         for line in try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
             let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            out[try XCTUnwrap(o["step"] as? Int)] = o.compactMapValues { $0 as? Double }
+            out[try XCTUnwrap(o["step"] as? Int), default: [:]].merge(o.compactMapValues { $0 as? Double }) { $1 }  // train and eval rows
         }
         return out
     }
@@ -204,6 +204,34 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(try bytes(dir + "/killed/epoch-0002"), try bytes(dir + "/whole/epoch-0002"), "the final checkpoint's bytes")
         let strip: ([Int: [String: Double]]) -> [Int: [String: Double]] = { $0.mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } } }
         XCTAssertEqual(strip(try rows(dir + "/killed")), strip(try rows(dir + "/whole")), "every logged row")
+    }
+
+    /// `mpirun -np 2 bert finetune`: the global batch split between the processes, each weighted by its
+    /// share of the batch's labels, gives the one-process run's losses (within 1e-5 relative at every
+    /// logged step, without dropout) and its evaluation; process 0 alone writes OUTPUT, whole.
+    func testFineTuningOnTwoProcessesEqualsOneProcess() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/d.tsv"
+        try Data(FinetuneCommandTests.separable(150, seed: 1).tsv.utf8).write(to: URL(fileURLWithPath: data))
+        let common = ["finetune", "--checkpoint", FinetuneCommandTests.checkpoint, "--data", data, "--epochs", "2", "--batch-size", "8",
+                      "--max-seq-length", "16", "--learning-rate", "1e-3", "--dropout", "0", "--threads", "1"]
+        let two = try mpirun(2, common + ["--output", dir + "/two", "--allreduce-bucket-mb", "0.001"])
+        XCTAssertEqual(two.status, 0, two.stderr)
+        XCTAssertTrue(two.stderr.contains("2 processes (MPI) × 1 threads"), two.stderr)
+        let one = try runBert(common + ["--output", dir + "/one"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let (a, b) = (try rows(dir + "/two"), try rows(dir + "/one"))
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        XCTAssertGreaterThanOrEqual(a.count, 3)
+        for (step, row) in a {
+            let (p, q) = (try XCTUnwrap(row["loss"]), try XCTUnwrap(b[step]?["loss"]))
+            XCTAssertEqual(p, q, accuracy: 1e-5 * abs(q), "loss at step \(step)")
+            if let e = row["eval_accuracy"] { XCTAssertEqual(e, try XCTUnwrap(b[step]?["eval_accuracy"]), accuracy: 0.02, "step \(step)") }
+        }
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/two"))
+        XCTAssertTrue(files.isSuperset(of: ["model.safetensors", "config.json", "vocab.txt", "epoch-0001", "epoch-0002", "finetune_summary.json"]), "\(files)")
+        XCTAssertFalse(files.contains { $0.contains(".tmp-") || $0.contains(".old-") }, "\(files)")
     }
 
     /// A global batch that the processes cannot share evenly is refused before anything runs.
