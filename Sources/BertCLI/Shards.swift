@@ -30,6 +30,9 @@ struct ShardsCommand: ParsableCommand {
     var zstdLevel = 1
     @Option(help: "Tokenized-store cache directory (default: OUTPUT/.tokenized).") var cache: String?
     @Flag(help: "Replace shards already in the output directory.") var overwrite = false
+    @Option(help: ArgumentHelp("Build part K of N of the inputs (K = 1…N), for a corpus prepared on many machines; join the parts with bert merge-shards.",
+                               discussion: "Under mpirun, each rank builds its part into OUTPUT/parts and rank 0 merges them into OUTPUT."))
+    var part: String?
 
     func validate() throws {
         if maxSeqLength < 8 || maxSeqLength > 65535 { throw ValidationError("--max-seq-length must be in 8…65535") }
@@ -40,11 +43,40 @@ struct ShardsCommand: ParsableCommand {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if !(shardSizeMb >= 0.01) { throw ValidationError("--shard-size-mb must be at least 0.01") }
         if !(1...19).contains(zstdLevel) { throw ValidationError("--zstd-level must be in 1…19") }
+        if let part {
+            do { _ = try ShardPart(parsing: part) } catch { throw ValidationError(error.description) }
+        }
     }
 
     func run() throws {
+        let group = Processes.group
+        guard group.size > 1 && part == nil else {
+            _ = try build(part: try part.map { try ShardPart(parsing: $0) }, output: output)
+            return
+        }
+        // Under mpirun: rank r builds part r + 1 of N, then rank 0 merges the parts into OUTPUT.
+        let mine = try ShardPart(index: group.rank + 1, count: group.size)
+        let directory = (output as NSString).appendingPathComponent("parts/part-\(mine.index)-of-\(mine.count)")
+        let built = try build(part: mine, output: directory, printing: false)
+        let anyBuilt = try group.allReduceSum([built ? 1 : 0])[0] > 0
+        try group.barrier()
+        guard group.isRoot else { return }
+        let upToDate = !anyBuilt && FileManager.default.fileExists(atPath: (output as NSString).appendingPathComponent(ShardIndex.fileName))
+        if !upToDate {
+            let parts = (1...group.size).map { (output as NSString).appendingPathComponent("parts/part-\($0)-of-\(group.size)") }
+            let index = try ShardMerger.merge(parts: parts, output: output, overwrite: true)
+            log("bert shards: merged \(group.size) parts: \(index.totalInstances) instances in \(index.shards.count) shards")
+        } else {
+            log("bert shards: \(output) is up to date (\(group.size) parts)")
+        }
+        print(output)
+    }
+
+    /// Builds (one part of) the shards into `output`; true when shards were written, false when they were up to date.
+    func build(part: ShardPart?, output: String, printing: Bool = true) throws -> Bool {
         var request = ShardBuilder.Request(inputs: try expandInputs(input), vocabularyData: try Data(contentsOf: URL(fileURLWithPath: vocab)),
                                            vocabularyPath: vocab, output: output)
+        request.part = part
         request.cacheDirectory = cache
         request.maxSeqLength = maxSeqLength
         request.maskedLMProb = maskedLmProb
@@ -60,30 +92,49 @@ struct ShardsCommand: ParsableCommand {
         request.zstdLevel = zstdLevel
         request.overwrite = overwrite
         request.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let prefix = part.map { "bert shards: part \($0): " } ?? "bert shards: "
         let outcome = try ShardBuilder.build(request) { event in
             switch event {
             case let .tokenized(store, reused, damaged, directory, seconds):
-                if let damaged { log("bert shards: the tokenized store in \(directory) was damaged (\(damaged)); tokenized the inputs again") }
-                log(String(format: "bert shards: %@ %d documents, %d sentences, %d tokens (%.1f MB of text) in %.2fs",
+                if let damaged { log(prefix + "the tokenized store in \(directory) was damaged (\(damaged)); tokenized the inputs again") }
+                log(prefix + String(format: "%@ %d documents, %d sentences, %d tokens (%.1f MB of text) in %.2fs",
                            reused ? "reused tokenized store:" : "tokenized", store.documentCount, store.sentenceCount,
                            store.tokens.count, Double(store.rawBytes) / 1e6, seconds))
             }
         }
         switch outcome {
         case let .upToDate(existing):
-            log("bert shards: \(output) is up to date (\(existing.totalInstances) instances); --overwrite to rebuild")
-            return
+            log(prefix + "\(output) is up to date (\(existing.totalInstances) instances); --overwrite to rebuild")
+            return false
         case let .built(index, summary):
             let totals = summary.counts
             let compressed = index.shards.reduce(0) { $0 + $1.compressedBytes }
-            log(String(format: "bert shards: %d instances (%.1f%% random next, %.1f%% short targets) in %d shards, %.1f MB compressed; pairs %.2fs, shards %.2fs, total %.2fs (%.1f MB/s of text)",
+            log(prefix + String(format: "%d instances (%.1f%% random next, %.1f%% short targets) in %d shards, %.1f MB compressed; pairs %.2fs, shards %.2fs, total %.2fs (%.1f MB/s of text)",
                        index.totalInstances, 100 * Double(totals.randomNext) / Double(max(1, totals.instances)),
                        100 * Double(totals.shortTarget) / Double(max(1, totals.documentPasses)), index.shards.count,
                        Double(compressed) / 1e6, summary.pairSeconds, summary.shardSeconds,
                        summary.totalSeconds, Double(summary.rawBytes) / 1e6 / summary.totalSeconds))
-            print(output)
+            if printing { print(output) }
+            return true
         }
     }
 }
 
 extension SentenceSplit: ExpressibleByArgument {}
+
+/// `bert merge-shards`: the parts built by `bert shards --part K/N` joined into one shard set.
+struct MergeShardsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge-shards",
+        abstract: "Join the part directories of `bert shards --part K/N` (K = 1…N) into one shard set that pretrain reads.")
+
+    @Argument(help: "The N part directories, in any order.") var parts: [String]
+    @Option(help: "Output directory (shard files hard-linked from the parts, or copied across file systems).") var output: String
+    @Flag(help: "Replace a shard set already in the output directory.") var overwrite = false
+
+    func run() throws {
+        let index = try ShardMerger.merge(parts: parts, output: output, overwrite: overwrite)
+        log("bert merge-shards: \(parts.count) parts: \(index.totalInstances) instances in \(index.shards.count) shards")
+        print(output)
+    }
+}

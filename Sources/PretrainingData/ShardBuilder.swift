@@ -36,6 +36,8 @@ public struct ShardBuilder {
         /// Replace shards already in the output directory.
         public var overwrite = false
         public var threads = 1
+        /// Build only this part of the inputs (`ShardPart`), for a corpus prepared on many machines.
+        public var part: ShardPart?
 
         public init(inputs: [String], vocabularyData: Data, vocabularyPath: String, output: String) {
             self.inputs = inputs; self.vocabularyData = vocabularyData; self.vocabularyPath = vocabularyPath; self.output = output
@@ -75,6 +77,12 @@ public struct ShardBuilder {
         if FileManager.default.fileExists(atPath: request.output, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw ShardError.outputNotADirectory(path: request.output)
         }
+        var request = request
+        var seed = request.seed
+        if let part = request.part {
+            request.inputs = try part.inputs(of: request.inputs)
+            seed = part.seed(base: request.seed)
+        }
         let vocabulary = try Vocabulary.parse(request.vocabularyData, source: request.vocabularyPath)
         let vocabSHA = SHA256.hex(SHA256.hash(Array(request.vocabularyData)))
         let tokenizer = BertTokenizer(vocabulary: vocabulary, options: request.normalizer)
@@ -96,9 +104,10 @@ public struct ShardBuilder {
         let keyHash = SHA256.hex(SHA256.hash(Array(try keyEncoder.encode(key))))
         let parameters = ShardGenerationParameters(
             maxSeqLength: request.maxSeqLength, maskedLMProb: request.maskedLMProb, maxPredictionsPerSeq: request.maxPredictions,
-            dupeFactor: request.dupeFactor, shortSeqProb: request.shortSeqProb, seed: request.seed,
+            dupeFactor: request.dupeFactor, shortSeqProb: request.shortSeqProb, seed: seed,
             wholeWordMask: request.wholeWordMask, dynamicMasking: request.dynamicMasking, lowercase: request.normalizer.lowercase,
-            extra: ["inputs_sha256": keyHash, "sentence_split": request.sentenceSplit.rawValue, "nfkc": String(request.normalizer.nfkc)])
+            extra: ["inputs_sha256": keyHash, "sentence_split": request.sentenceSplit.rawValue, "nfkc": String(request.normalizer.nfkc)]
+                .merging(request.part.map { ["part": $0.description, "base_seed": String(request.seed)] } ?? [:]) { $1 })
         let indexPath = (request.output as NSString).appendingPathComponent("index.json")
         if FileManager.default.fileExists(atPath: indexPath), !request.overwrite,
            let existing = try? ShardIndex.load(path: indexPath),

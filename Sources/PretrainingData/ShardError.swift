@@ -42,6 +42,8 @@ public enum ShardError: Error, Equatable, CustomStringConvertible {
     case missingShard(path: String)
     /// A `shard-*.bin.zst` in the directory that `index.json` does not list.
     case unlistedShard(path: String)
+    /// `--part K/N` or a merge of parts that cannot be done as asked.
+    case invalidParts(reason: String)
     /// A shard whose compressed size differs from `index.json`.
     case sizeMismatch(path: String, expected: Int, actual: Int)
     /// A shard whose sha256 differs from `index.json`.
@@ -93,6 +95,7 @@ public enum ShardError: Error, Equatable, CustomStringConvertible {
             return "\(path): built with a vocabulary of \(shardSize) tokens, but \(vocabPath) has \(size); "
                 + "pass the vocab.txt the shards were built with (--vocab)"
         case let .missingShard(path): return "\(path): listed in index.json but missing; \(rerun)"
+        case let .invalidParts(reason): return reason
         case let .unlistedShard(path):
             return "\(path): shard file not listed in index.json (left from another run?); remove it or \(rerun)"
         case let .sizeMismatch(path, expected, actual):

@@ -234,6 +234,86 @@ final class DataParallelTests: XCTestCase {
         XCTAssertFalse(files.contains { $0.contains(".tmp-") || $0.contains(".old-") }, "\(files)")
     }
 
+    /// Shards across machines: `bert shards --part K/N` run as separate commands (as on separate
+    /// machines) and joined by `bert merge-shards` give the same bytes (index and every shard) as
+    /// `mpirun -np 2 bert shards`; the parts' inputs are disjoint and their instances add up; pretrain
+    /// reads the merged set; a second mpirun finds it up to date; parts that disagree, or an incomplete
+    /// set of parts, are refused with exit 2.
+    func testShardPartsMergeToTheSameSetOnOneMachineOrMany() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        let words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "to", "house", "with", "red", "door", "in", "rain",
+                     "she", "said", "that", "he", "would", "come", "back", "later", "for", "tea", "morning", "light", "river", "stone"]
+        var rng = SeededRandom(seed: 7)
+        for f in 0..<5 {
+            var text = ""
+            for _ in 0..<25 {
+                for _ in 0..<6 { text += (0..<9).map { _ in words.randomElement(using: &rng)! }.joined(separator: " ") + ".\n" }
+                text += "\n"
+            }
+            try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/in/file\(f).txt"))
+        }
+        let common = ["shards", "--input", dir + "/in", "--vocab", Fixtures.uncasedVocab, "--dupe-factor", "2", "--max-seq-length", "32",
+                      "--max-predictions", "5", "--threads", "1", "--shard-size-mb", "0.02"]
+        for k in 1...2 {
+            let r = try runBert(common + ["--part", "\(k)/2", "--output", dir + "/p\(k)"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let merged = try runBert(["merge-shards", dir + "/p2", dir + "/p1", "--output", dir + "/merged"])
+        XCTAssertEqual(merged.status, 0, merged.stderr)
+        let launched = try mpirun(2, common + ["--output", dir + "/mpi"])
+        XCTAssertEqual(launched.status, 0, launched.stderr)
+        XCTAssertTrue(launched.stderr.contains("merged 2 parts"), launched.stderr)
+
+        func index(_ d: String) throws -> [String: Any] {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: d + "/index.json"))) as? [String: Any])
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/merged/index.json")),
+                       try Data(contentsOf: URL(fileURLWithPath: dir + "/mpi/index.json")))
+        let shards = try XCTUnwrap(try index(dir + "/merged")["shards"] as? [[String: Any]])
+        XCTAssertGreaterThan(shards.count, 2)
+        for shard in shards {
+            let file = try XCTUnwrap(shard["file"] as? String)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/merged/" + file)),
+                           try Data(contentsOf: URL(fileURLWithPath: dir + "/mpi/" + file)), file)
+        }
+        let (p1, p2, m) = (try index(dir + "/p1"), try index(dir + "/p2"), try index(dir + "/merged"))
+        XCTAssertEqual((m["total_instances"] as? Int), (p1["total_instances"] as? Int).flatMap { a in (p2["total_instances"] as? Int).map { a + $0 } })
+        let (x1, x2, xm) = (try XCTUnwrap((p1["parameters"] as? [String: Any])?["extra"] as? [String: String]),
+                            try XCTUnwrap((p2["parameters"] as? [String: Any])?["extra"] as? [String: String]),
+                            try XCTUnwrap((m["parameters"] as? [String: Any])?["extra"] as? [String: String]))
+        XCTAssertEqual(x1["part"], "1/2")
+        XCTAssertNotEqual(x1["inputs_sha256"], x2["inputs_sha256"], "the parts read different files")
+        XCTAssertEqual(xm["parts"], "2")
+        XCTAssertNil(xm["part"])
+        XCTAssertEqual((m["parameters"] as? [String: Any])?["seed"] as? Int, 12345, "the merged set records the base seed")
+        let seeds = [p1, p2].map { ($0["parameters"] as? [String: Any])?["seed"].map { "\($0)" } }  // 64-bit: compared as text
+        XCTAssertNotNil(seeds[0])
+        XCTAssertNotEqual(seeds[0], seeds[1], "each part draws from its own seed")
+        XCTAssertNotEqual(seeds[0], "12345")
+
+        let pretrain = try runBert(["pretrain", "--shards", dir + "/merged", "--output", dir + "/run", "--config", PretrainCommandTests.base + "/tiny.json",
+                                    "--batch-size", "8", "--max-steps", "2", "--threads", "1"])
+        XCTAssertEqual(pretrain.status, 0, pretrain.stderr)
+        let again = try mpirun(2, common + ["--output", dir + "/mpi"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("up to date"), again.stderr)
+
+        let other = try runBert(common + ["--part", "2/2", "--output", dir + "/other", "--dupe-factor", "3"])
+        XCTAssertEqual(other.status, 0, other.stderr)
+        let refused = try runBert(["merge-shards", dir + "/p1", dir + "/other", "--output", dir + "/bad"])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.stderr.contains(dir + "/other/index.json: part 2/2 was built with other parameters"), refused.stderr)
+        let incomplete = try runBert(["merge-shards", dir + "/p1", "--output", dir + "/bad"])
+        XCTAssertEqual(incomplete.status, 2)
+        XCTAssertTrue(incomplete.stderr.contains("each of 1/2 … 2/2 exactly once"), incomplete.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad/index.json"))
+        let badPart = try runBert(common + ["--part", "3/2", "--output", dir + "/bad"])
+        XCTAssertEqual(badPart.status, 2)
+        XCTAssertTrue(badPart.stderr.contains("K must be in 1…N"), badPart.stderr)
+    }
+
     /// A global batch that the processes cannot share evenly is refused before anything runs.
     func testABatchThatDoesNotDivideIsRefused() throws {
         let dir = Fixtures.temporaryDirectory().path
