@@ -28,7 +28,10 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Peak learning rate. (default: the recipe's)") var learningRate: Double?
     @Option(help: "Warm-up updates (default: 10% of all updates).") var warmupSteps: Int?
     @Option(help: "Weight decay (not on biases and LayerNorm).") var weightDecay = 0.01
-    @Flag(help: "Adam bias correction (google-research/bert has none).") var biasCorrection = false
+    @Flag(inversion: .prefixedNo, help: "Adam bias correction (default: off for adamw as google-research/bert, on for lamb as NVIDIA's BERT).")
+    var biasCorrection: Bool?
+    @Option(help: "adamw (google-research/bert's) or lamb (NVIDIA's BERT: layer-wise trust ratio, for large global batches).")
+    var optimizer = OptimizerKind.adamw
     @Option(help: "Global gradient-norm clipping.") var maxGradNorm = 1.0
     @Option(help: "Dropout on hidden states and attention probabilities (default: the recipe's; google keeps the config's).") var dropout: Double?
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
@@ -71,7 +74,8 @@ struct PretrainCommand: ParsableCommand {
         options.learningRate = learningRate ?? recipe.learningRate
         options.warmupSteps = warmupSteps
         options.maxGradNorm = maxGradNorm
-        options.adam = AdamW.Hyper(weightDecay: weightDecay, biasCorrection: biasCorrection)
+        options.adam = AdamW.Hyper(weightDecay: weightDecay, biasCorrection: biasCorrection ?? (optimizer == .lamb))
+        options.optimizer = optimizer
         options.seed = seed
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         options.saveEverySteps = saveEverySteps
@@ -88,10 +92,10 @@ struct PretrainCommand: ParsableCommand {
         let params = trainer.model.layout.count
         let group = trainer.group
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
-        if group.isRoot { log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: lr %g, dropout %g%@%@, %@%d threads%@",
+        if group.isRoot { log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: %@ lr %g, dropout %g%@%@, %@%d threads%@",
                    config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
                    Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
-                   recipe.rawValue, options.learningRate, cfg.hiddenDropoutProb,
+                   recipe.rawValue, optimizer == .lamb ? "LAMB" : "AdamW", options.learningRate, cfg.hiddenDropoutProb,
                    options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
                    processes, options.threads, trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")) }
         let progress = ProgressReporter(label: "pretrain")
@@ -110,6 +114,7 @@ struct PretrainCommand: ParsableCommand {
 }
 
 extension PretrainRecipe: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
 
 /// A progress bar with rate and ETA on a terminal; plain lines otherwise.
 final class ProgressReporter {

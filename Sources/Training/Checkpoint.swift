@@ -39,6 +39,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// single process writes the same bytes as before data parallelism existed. `batchSize` is the global
     /// batch either way, so a run resumes with any number of processes.
     public var processes: Int? = nil
+    /// The optimizer; absent (nil) for AdamW, so AdamW runs write the same bytes as before LAMB existed.
+    public var optimizer: OptimizerKind? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -51,7 +53,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         case format, step, schedule, seed, epochs, adam, position, accumulate
         case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
         case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
-        case processes
+        case processes, optimizer
     }
 }
 
@@ -116,7 +118,7 @@ public enum Checkpoint {
     /// each file name once written; throwing there stands for a failure at that moment.
     public static func write(runDirectory: String, name: String, config: BertConfig, vocabulary: Data,
                              layout: ParameterLayout, parameters: UnsafeBufferPointer<Float>,
-                             optimizer: AdamW, state: TrainingState, afterFile: ((String) throws -> Void)? = nil) throws {
+                             optimizer: MomentOptimizer, state: TrainingState, afterFile: ((String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
         let final = (runDirectory as NSString).appendingPathComponent(name)
         let temporary = (runDirectory as NSString).appendingPathComponent(".tmp-\(name)-\(getpid())")
@@ -203,8 +205,8 @@ public enum Checkpoint {
         }
     }
 
-    /// Restores AdamW's moments and step count from optimizer.safetensors.
-    public static func loadOptimizer(_ optimizer: AdamW, layout: ParameterLayout, directory: String) throws {
+    /// Restores the optimizer's moments and step count from optimizer.safetensors.
+    public static func loadOptimizer(_ optimizer: MomentOptimizer, layout: ParameterLayout, directory: String) throws {
         let path = (directory as NSString).appendingPathComponent(optimizerFile)
         let file: SafetensorsFile
         do { file = try SafetensorsFile(path: path) } catch {

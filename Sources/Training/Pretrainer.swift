@@ -22,7 +22,10 @@ public struct PretrainOptions: Sendable {
     /// Warm-up updates; nil = 10% of all updates.
     public var warmupSteps: Int?
     public var maxGradNorm = 1.0
+    /// β1, β2, ε, weight decay and bias correction, of AdamW or LAMB.
     public var adam = AdamW.Hyper()
+    /// AdamW (google-research/bert) or LAMB (NVIDIA's BERT, for large batches).
+    public var optimizer = OptimizerKind.adamw
     public var seed: UInt64 = 42
     /// Compute threads: the kernels' workers (each runs its OpenBLAS blocks single-threaded).
     public var threads = 1
@@ -87,7 +90,8 @@ public final class Pretrainer {
     public let config: BertConfig
     public let model: BertForPreTraining
     public let loader: ShardLoader
-    public let optimizer: AdamW
+    /// AdamW or LAMB (`options.optimizer`).
+    public let optimizer: MomentOptimizer
     public let schedule: LinearSchedule
     public let vocabulary: Data
     let indexSHA256: String
@@ -154,7 +158,13 @@ public final class Pretrainer {
         let total = min(updatesPerEpoch * options.epochs, options.maxSteps ?? Int.max)
         schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps ?? max(1, total / 10), totalSteps: total)
         decayRanges = model.layout.entries.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }.sorted { $0.lowerBound < $1.lowerBound }
-        optimizer = AdamW(count: model.layout.count, decayRanges: decayRanges, hyper: options.adam, threads: options.threads)
+        switch options.optimizer {
+        case .adamw:
+            optimizer = AdamW(count: model.layout.count, decayRanges: decayRanges, hyper: options.adam, threads: options.threads)
+        case .lamb:
+            optimizer = LAMB(count: model.layout.count, tensors: model.layout.entries.map { LAMB.Tensor(range: $0.range, decay: $0.decay) },
+                             hyper: options.adam, threads: options.threads)
+        }
         if group.isRoot { try prepareRunDirectory() }
         if group.size > 1 { try joinRunDirectory() }
     }
@@ -216,6 +226,9 @@ public final class Pretrainer {
         guard state.batchSize == options.batchSize, state.accumulate == options.accumulate, state.seed == options.seed,
               state.epochs == options.epochs, state.schedule == schedule else {
             return "the run used batch size \(state.batchSize), accumulate \(state.accumulate), seed \(state.seed), \(state.epochs) epochs; \(state.schedule.totalSteps) updates"
+        }
+        guard (state.optimizer ?? .adamw) == options.optimizer else {
+            return "the run used the \((state.optimizer ?? .adamw).rawValue) optimizer, this one \(options.optimizer.rawValue)"
         }
         guard (state.groupWindowBatches ?? 0) == options.groupWindowBatches else {
             return "the run used a length-grouping window of \(state.groupWindowBatches ?? 0) batches, this one \(options.groupWindowBatches)"
@@ -393,7 +406,8 @@ public final class Pretrainer {
             position: .init(epoch: position.epoch, instancesConsumed: position.instancesConsumed), schedule: schedule,
             learningRate: schedule.rate(at: max(0, step - 1)), seed: options.seed, batchSize: options.batchSize,
             accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam,
-            blasCore: Parallel.blasCoreName, groupWindowBatches: options.groupWindowBatches, processes: group.size > 1 ? group.size : nil)
+            blasCore: Parallel.blasCoreName, groupWindowBatches: options.groupWindowBatches, processes: group.size > 1 ? group.size : nil,
+            optimizer: options.optimizer == .adamw ? nil : options.optimizer)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state)
         lastCheckpoint = directory

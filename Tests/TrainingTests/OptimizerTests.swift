@@ -6,7 +6,7 @@ import XCTest
 
 final class OptimizerTests: XCTestCase {
     /// google-research/bert's AdamWeightDecayOptimizer written out in Double, one parameter at a time.
-    func reference(_ p: inout [Double], _ m: inout [Double], _ v: inout [Double], _ g: [Double], decay: [Bool], lr: Double,
+    static func reference(_ p: inout [Double], _ m: inout [Double], _ v: inout [Double], _ g: [Double], decay: [Bool], lr: Double,
                    t: Int, biasCorrection: Bool) {
         for j in p.indices {
             m[j] = 0.9 * m[j] + 0.1 * g[j]
@@ -37,7 +37,7 @@ final class OptimizerTests: XCTestCase {
                 let gf = g.map { Float($0) }
                 let lr = 1e-3 * Double(t)
                 for j in 0..<n { pull[j] += lr * p[j] }
-                reference(&p, &m, &v, g, decay: decay, lr: lr, t: t, biasCorrection: biasCorrection)
+                Self.reference(&p, &m, &v, g, decay: decay, lr: lr, t: t, biasCorrection: biasCorrection)
                 gf.withUnsafeBufferPointer { gp in
                     pf.withUnsafeMutableBufferPointer { opt.step(parameters: $0.baseAddress!, gradients: gp.baseAddress!, lr: lr) }
                     pn.withUnsafeMutableBufferPointer { plain.step(parameters: $0.baseAddress!, gradients: gp.baseAddress!, lr: lr) }
