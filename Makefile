@@ -24,7 +24,7 @@ ZH_CORPUS := $(if $(wildcard $(SHARED)/corpus_zh.txt.zst),$(SHARED)/corpus_zh.tx
 UNCASED_VOCAB := Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt
 RUN_ENV := env -u OPENBLAS_CORETYPE
 
-.PHONY: setup deps venv build debug test unit parity vocab-quality bench pipeline corpus clean
+.PHONY: setup deps venv build debug test unit parity vocab-quality bench bench-mpi pipeline corpus clean
 
 setup: deps venv
 
@@ -76,6 +76,11 @@ vocab-quality: build venv
 
 bench: build venv
 	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS) $(if $(ONLY),--only $(ONLY))
+
+# Data-parallel scaling on this machine: 1 process against 2 MPI ranks (shared memory and TCP), mini and small.
+bench-mpi: build
+	$(BERT) shards --input $(EN_CORPUS) --vocab $(UNCASED_VOCAB) --output $(OUT)/bench-mpi-shards --dupe-factor 1 --threads $(THREADS) >/dev/null
+	$(RUN_ENV) python3 Tests/Scripts/bench_data_parallel.py --bert $(BERT) --shards $(OUT)/bench-mpi-shards --threads $(THREADS)
 
 # The main job on the embedded default: Pipelines/default.json (corpus from Debian packages, a
 # vocabulary, shards, pre-training, fine-tuning, evaluation; see the file). Stages whose outputs are
