@@ -44,10 +44,11 @@ public final class AdamW {
     public let count: Int
     /// Ranges of the flat buffer that get weight decay.
     public let decayRanges: [Range<Int>]
+    let moments: AdamMoments
     /// First moments. // (count,)
-    public let m: UnsafeMutableBufferPointer<Float>
+    public var m: UnsafeMutableBufferPointer<Float> { moments.m }
     /// Second moments. // (count,)
-    public let v: UnsafeMutableBufferPointer<Float>
+    public var v: UnsafeMutableBufferPointer<Float> { moments.v }
     /// Updates applied so far (t in the bias correction).
     public var steps = 0
     /// Threads for the update loop.
@@ -60,15 +61,7 @@ public final class AdamW {
         self.decayRanges = decayRanges
         self.hyper = hyper
         self.threads = max(1, threads)
-        m = .allocate(capacity: count)
-        m.initialize(repeating: 0)
-        v = .allocate(capacity: count)
-        v.initialize(repeating: 0)
-    }
-
-    deinit {
-        m.deallocate()
-        v.deallocate()
+        moments = AdamMoments(count: count)
     }
 
     /// One update of `parameters` (count,) from `gradients` (count,) with learning rate `lr`.
@@ -111,6 +104,26 @@ public final class AdamW {
                 p[j] -= lrF * update
             }
         }
+    }
+}
+
+/// Adam's two moment buffers, zero at first, owned for the optimizer's lifetime (AdamW's and LAMB's).
+final class AdamMoments {
+    /// First moments. // (count,)
+    let m: UnsafeMutableBufferPointer<Float>
+    /// Second moments. // (count,)
+    let v: UnsafeMutableBufferPointer<Float>
+
+    init(count: Int) {
+        m = .allocate(capacity: count)
+        m.initialize(repeating: 0)
+        v = .allocate(capacity: count)
+        v.initialize(repeating: 0)
+    }
+
+    deinit {
+        m.deallocate()
+        v.deallocate()
     }
 }
 

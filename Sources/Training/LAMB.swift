@@ -53,8 +53,9 @@ public final class LAMB: MomentOptimizer {
     /// The tensors, in buffer order.
     public let tensors: [Tensor]
     public let count: Int
-    public let m: UnsafeMutableBufferPointer<Float>
-    public let v: UnsafeMutableBufferPointer<Float>
+    let moments: AdamMoments
+    public var m: UnsafeMutableBufferPointer<Float> { moments.m }
+    public var v: UnsafeMutableBufferPointer<Float> { moments.v }
     public var steps = 0
     /// Threads for the update loops.
     public let threads: Int
@@ -67,15 +68,7 @@ public final class LAMB: MomentOptimizer {
         self.tensors = tensors
         self.hyper = hyper
         self.threads = max(1, threads)
-        m = .allocate(capacity: count)
-        m.initialize(repeating: 0)
-        v = .allocate(capacity: count)
-        v.initialize(repeating: 0)
-    }
-
-    deinit {
-        m.deallocate()
-        v.deallocate()
+        moments = AdamMoments(count: count)
     }
 
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, lr: Double) {
