@@ -37,6 +37,13 @@ public struct Masker: Sendable {
         min(maxPredictions, max(1, Int((Double(length) * maskedLMProb).rounded(.toNearestOrEven))))
     }
 
+    /// The number of positions `mask` masks without whole words, for a sequence of `length` tokens of
+    /// which `specialTokens` are `[CLS]`/`[SEP]`: the target, or every candidate when there are fewer.
+    /// (With whole words the count also depends on the draw.)
+    public func pieceMaskCount(length: Int, specialTokens: Int) -> Int {
+        min(predictionCount(length: length), max(0, length - specialTokens))
+    }
+
     /// Masks `tokens` in place; returns the masked positions (ascending) and their original ids.
     public func mask(_ tokens: inout [UInt32], rng: inout SeededGenerator) -> (positions: [Int], labels: [UInt32]) {
         var positions: [Int] = [], labels: [UInt32] = []

@@ -183,6 +183,26 @@ public struct ShardLayout: Equatable, Sendable {
         idWidth == 2 ? UInt32(p.loadLE(UInt16.self, at: 2 * i)) : p.loadLE(UInt32.self, at: 4 * i)
     }
 
+    /// The token count a record stores, unchecked (`decode` checks it).
+    func storedLength(_ record: UnsafeRawBufferPointer) -> Int {
+        record.count >= Self.recordPrefixSize ? Int(record.baseAddress!.loadLE(UInt16.self, at: 0)) : 0
+    }
+
+    /// The masked-position count a record stores, unchecked.
+    func storedMaskedCount(_ record: UnsafeRawBufferPointer) -> Int {
+        record.count >= Self.recordPrefixSize ? min(maxPredictions, Int(record.baseAddress!.loadLE(UInt16.self, at: 6))) : 0
+    }
+
+    /// How many of a record's tokens (its stored length, at most max_seq_length) are one of `ids`,
+    /// unchecked.
+    func count(of ids: [UInt32], in record: UnsafeRawBufferPointer) -> Int {
+        guard record.count == recordSize, let r = record.baseAddress else { return 0 }
+        let n = min(storedLength(record), maxSeqLength)
+        var c = 0
+        for i in 0..<n where ids.contains(loadID(r + Self.recordPrefixSize, i)) { c += 1 }
+        return c
+    }
+
     /// Decodes and validates one record: (recordSize,) bytes at decompressed byte `offset` of the
     /// shard at `path` (both for error messages).
     public func decode(_ record: UnsafeRawBufferPointer, path: String, offset: Int) throws(ShardError) -> TrainingInstance {

@@ -109,7 +109,9 @@ public final class ShardLoader: @unchecked Sendable {
         public var verifyChecksums = true
         /// Hand out only this process's slice of each batch (nil: whole batches). Batches are formed
         /// (grouped, shuffled) from the whole batch size as without it, so the instances of each batch are
-        /// the same for any number of processes; only the slice is padded into a batch.
+        /// the same for any number of processes; only the slice is decoded, checked, masked and padded
+        /// into a batch (of the other records only the length and masked count are read). Every process
+        /// still reads and decompresses each shard: a shard is one zstd frame.
         public var slice: BatchSlice?
 
         /// Options.
@@ -241,12 +243,12 @@ struct DecodedShard: @unchecked Sendable {
     let layout: ShardLayout
     let count: Int
 
-    /// Decodes (and validates) record `r`.
-    func instance(_ r: Int) throws(ShardError) -> TrainingInstance {
+    /// Record `r`, copied out and not yet decoded.
+    func pending(_ r: Int) -> PendingRecord {
         let offset = ShardLayout.headerSize + r * layout.recordSize
-        return try raw.withShardBytes { (b) throws(ShardError) in
-            try layout.decode(UnsafeRawBufferPointer(rebasing: b[offset..<(offset + layout.recordSize)]), path: path, offset: offset)
-        }
+        let bytes = Array(raw[offset..<(offset + layout.recordSize)])
+        return PendingRecord(shard: index, record: r, offset: offset, bytes: bytes,
+                             length: bytes.withUnsafeBytes { layout.storedLength($0) })
     }
 }
 
@@ -360,7 +362,7 @@ struct BatchProducer {
         }
         let remainingInstances = loader.instancesPerEpoch - readFrom
         let unit = window > 0 ? window : batchSize
-        var pending: [TrainingInstance] = []
+        var pending: [PendingRecord] = []
         pending.reserveCapacity(unit)
         var prefetch: ShardPrefetch? = start < order.count ? ShardPrefetch(loader: loader, shard: order[start]) : nil
         var read = 0
@@ -370,9 +372,9 @@ struct BatchProducer {
             defer { pending.removeAll(keepingCapacity: true) }
             guard window > 0 else {
                 if last && loader.options.dropLast && pending.count < batchSize { return true }
-                return queue.push(makeBatch(pending))
+                return queue.push(try makeBatch(pending, epoch: epoch))
             }
-            let sorted = pending.indices.sorted { (pending[$0].tokens.count, $0) < (pending[$1].tokens.count, $1) }
+            let sorted = pending.indices.sorted { (pending[$0].length, $0) < (pending[$1].length, $1) }
             // Full batches in a seeded order; a smaller one (the epoch's last window only) stays last,
             // so `dropLast` still drops the epoch's final batch and positions stay batch boundaries.
             var groups = stride(from: 0, to: sorted.count - sorted.count % batchSize, by: batchSize).map { Array(sorted[$0..<($0 + batchSize)]) }
@@ -389,7 +391,7 @@ struct BatchProducer {
                     dropInWindow -= g.count
                     continue
                 }
-                guard queue.push(makeBatch(g.map { pending[$0] })) else { return false }
+                guard queue.push(try makeBatch(g.map { pending[$0] }, epoch: epoch)) else { return false }
             }
             if dropInWindow > 0 { throw .invalidLayout(reason: "position \(skipping) is not at a batch boundary of the length-grouped order") }
             return true
@@ -401,15 +403,7 @@ struct BatchProducer {
             prefetch = k + 1 < order.count ? ShardPrefetch(loader: loader, shard: order[k + 1]) : nil
             let records = loader.recordOrder(epoch: epoch, shard: shard.index, count: shard.count)
             for j in (k == start ? skip : 0)..<records.count {
-                var inst = try shard.instance(records[j])
-                if let masker = loader.masker {
-                    var rng = SeededGenerator(seed: loader.options.seed,
-                                              stream: [0x4D41_534B, UInt64(epoch), UInt64(shard.index), UInt64(records[j])])  // "MASK"
-                    let (positions, labels) = masker.mask(&inst.tokens, rng: &rng)
-                    inst.maskedPositions = positions
-                    inst.maskedLabels = labels
-                }
-                pending.append(inst)
+                pending.append(shard.pending(records[j]))
                 read += 1
                 if pending.count == unit {
                     guard try flush(last: read == remainingInstances) else { return }
@@ -424,14 +418,21 @@ struct BatchProducer {
         }
     }
 
-    /// Pads instances into a batch (only this process's slice of them, with a slice).
-    func makeBatch(_ whole: [TrainingInstance]) -> InstanceBatch {
-        let wholeMasked = whole.reduce(0) { $0 + $1.maskedPositions.count }
-        var instances = whole[...]
+    /// Decodes, masks and pads the records of one batch into an `InstanceBatch`. With a slice, only
+    /// this process's slice of them is decoded and masked; of the others only the masked-position
+    /// count is read (the denominator of the MLM loss), so each record is decoded (and checked) by
+    /// exactly one process.
+    func makeBatch(_ whole: [PendingRecord], epoch: Int) throws(ShardError) -> InstanceBatch {
+        var mine = whole.indices
         if let slice = loader.options.slice {
             let c = loader.options.batchSize / slice.count
-            instances = whole[min(whole.count, slice.index * c)..<min(whole.count, (slice.index + 1) * c)]
+            mine = min(whole.count, slice.index * c)..<min(whole.count, (slice.index + 1) * c)
         }
+        var instances: [TrainingInstance] = []
+        instances.reserveCapacity(mine.count)
+        for i in mine { instances.append(try decode(whole[i], epoch: epoch)) }
+        var wholeMasked = instances.reduce(0) { $0 + $1.maskedPositions.count }
+        for i in whole.indices where !mine.contains(i) { wholeMasked += try maskedCount(whole[i], epoch: epoch) }
         let b = instances.count
         let t = b == 0 ? 0 : loader.options.padToLongest ? instances.map(\.tokens.count).max()! : loader.shardSet.layout.maxSeqLength
         var batch = InstanceBatch(
@@ -455,6 +456,50 @@ struct BatchProducer {
         }
         return batch
     }
+}
+
+extension BatchProducer {
+    /// The masked instance of a record: decoded and checked, then (dynamic masking) masked with the
+    /// generator of (seed, epoch, shard, record), whichever process or thread does it.
+    func decode(_ p: PendingRecord, epoch: Int) throws(ShardError) -> TrainingInstance {
+        let set = loader.shardSet
+        var inst = try p.bytes.withShardBytes { (b) throws(ShardError) in
+            try set.layout.decode(b, path: set.path(of: set.index.shards[p.shard]), offset: p.offset)
+        }
+        if let masker = loader.masker {
+            var rng = SeededGenerator(seed: loader.options.seed, stream: [0x4D41_534B, UInt64(epoch), UInt64(p.shard), UInt64(p.record)])  // "MASK"
+            let (positions, labels) = masker.mask(&inst.tokens, rng: &rng)
+            inst.maskedPositions = positions
+            inst.maskedLabels = labels
+        }
+        return inst
+    }
+
+    /// The number of masked positions `decode` would give a record, read without decoding it where
+    /// the count does not depend on the random draw: the stored count (static masking), or
+    /// min(target, non-special positions) (dynamic, piece masking). Whole-word masking can fall short
+    /// of its target, so there the record is decoded and masked. Unchecked: the process whose slice
+    /// holds the record checks it.
+    func maskedCount(_ p: PendingRecord, epoch: Int) throws(ShardError) -> Int {
+        let layout = loader.shardSet.layout
+        guard let masker = loader.masker else { return p.bytes.withUnsafeBytes { layout.storedMaskedCount($0) } }
+        if masker.wholeWord { return try decode(p, epoch: epoch).maskedPositions.count }
+        let special = p.bytes.withUnsafeBytes { layout.count(of: [masker.clsId, masker.sepId], in: $0) }
+        return masker.pieceMaskCount(length: p.length, specialTokens: special)
+    }
+}
+
+/// A record read from a shard and not yet decoded. Its bytes are copied out of the shard, so a
+/// length-grouping window never keeps whole shards alive.
+struct PendingRecord {
+    /// Index of the shard in index.json, and of the record in the shard.
+    let shard: Int, record: Int
+    /// Byte offset of the record in the decompressed shard (for error messages).
+    let offset: Int
+    /// (recordSize,) the record.
+    let bytes: [UInt8]
+    /// The stored token count (checked when decoded).
+    let length: Int
 }
 
 /// A shard being loaded on its own thread.

@@ -38,9 +38,19 @@ final class ShardLoaderTests: XCTestCase {
     /// advance the position by the whole batch; without grouping, a slice is exactly the batch a loader of
     /// batchSize/N hands out at that place (the micro-batch of one process accumulating N).
     func testSlicesPartitionEveryBatchAndMatchTheSmallerLoadersBatches() throws {
-        let (dir, _) = try Self.makeShards(103, dynamic: true)
-        let masker = Masker(maskId: 4, clsId: 2, sepId: 3, isContinuation: [Bool](repeating: false, count: 50),
-                            maskedLMProb: 0.15, maxPredictions: 3, wholeWord: false)
+        let (dynamicDir, _) = try Self.makeShards(103, dynamic: true)
+        let (staticDir, _) = try Self.makeShards(103)
+        // Ids 10…29 are "##" pieces, so whole words span several positions and can overshoot the target.
+        let continuation = (0..<50).map { (10..<30).contains($0) }
+        // Each process reads only the masked counts of the others' records: static counts, the piece
+        // masking count, and a whole-word draw must all give the whole batch's count.
+        let cases: [(URL, Masker?)] = [
+            (dynamicDir, Masker(maskId: 4, clsId: 2, sepId: 3, isContinuation: [Bool](repeating: false, count: 50),
+                                maskedLMProb: 0.15, maxPredictions: 3, wholeWord: false)),
+            (dynamicDir, Masker(maskId: 4, clsId: 2, sepId: 3, isContinuation: continuation,
+                                maskedLMProb: 0.3, maxPredictions: 3, wholeWord: true)),
+            (staticDir, nil)]
+        for (dir, masker) in cases {
         for (group, pad) in [(0, false), (2, true)] {
             let whole = try Self.all(Self.loader(dir, batch: 8, masker: masker, padToLongest: pad, group: group).batches(epoch: 1))
             let n = 4
@@ -72,12 +82,45 @@ final class ShardLoaderTests: XCTestCase {
                 })
             }
         }
+        }
         // An empty slice: 3 instances in the last batch of 8 split 4 ways leave process 3 nothing.
         let (small, _) = try Self.makeShards(11)
         let last = try Self.all(Self.loader(small, batch: 8, slice: BatchSlice(index: 3, count: 4)).batches(epoch: 0))
         XCTAssertEqual(last.map(\.size), [2, 0])
         XCTAssertEqual(last.map(\.wholeBatchSize), [8, 3])
         XCTAssertThrowsError(try Self.loader(small, batch: 6, slice: BatchSlice(index: 0, count: 4)), "6 is not a multiple of 4")
+    }
+
+    /// Each record is decoded and checked by the one process whose slice holds it: a damaged record in
+    /// process 1's half of a batch stops process 1, naming the file and offset, while process 0 makes its
+    /// slice (with the whole batch's masked count) without touching it.
+    func testEachRecordIsDecodedOnlyByTheProcessWhoseSliceHoldsIt() throws {
+        let (dir, _) = try Self.makeShards(40)
+        func batch(_ k: Int, damaging record: Int?) throws -> InstanceBatch {
+            let loader = try Self.loader(dir, batch: 4, slice: BatchSlice(index: k, count: 2))
+            let shard = try loader.loadShard(0)
+            XCTAssertGreaterThanOrEqual(shard.count, 4)
+            var records = (0..<4).map(shard.pending)
+            if let r = record {
+                var bytes = records[r].bytes
+                bytes[5] = 1  // the reserved byte
+                records[r] = PendingRecord(shard: 0, record: r, offset: records[r].offset, bytes: bytes, length: records[r].length)
+            }
+            return try BatchProducer(loader: loader, queue: BatchQueue(capacity: 1)).makeBatch(records, epoch: 0)
+        }
+        let intact = try batch(0, damaging: nil)
+        let beside = try batch(0, damaging: 3)  // record 3 is in process 1's half (2..<4)
+        XCTAssertEqual(beside, intact, "process 0 never decodes process 1's records")
+        XCTAssertEqual(intact.size, 2)
+        XCTAssertEqual(intact.wholeBatchMaskedPositions, try batch(1, damaging: nil).wholeBatchMaskedPositions)
+        let file = try ShardSet(directory: dir.path).index.shards[0].file
+        XCTAssertThrowsError(try batch(1, damaging: 3)) { e in
+            guard case let .corruptRecord(path, offset, reason) = e as? ShardError else { return XCTFail("\(e)") }
+            XCTAssertTrue(path.hasSuffix(file), path)
+            XCTAssertTrue(reason.contains("reserved"), reason)
+            XCTAssertEqual(offset, ShardLayout.headerSize + 3 * (try! ShardSet(directory: dir.path)).layout.recordSize + 5)
+        }
+        XCTAssertThrowsError(try batch(0, damaging: 1), "the damage in process 0's own half stops it")
     }
 
     static func all(_ batches: EpochBatches) throws -> [InstanceBatch] {
