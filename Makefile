@@ -28,10 +28,11 @@ RUN_ENV := env -u OPENBLAS_CORETYPE
 
 setup: deps venv
 
-# System libraries: ICU, zstd, OpenBLAS (and zstd's CLI for the corpora), Open MPI (library and mpirun).
+# System libraries: ICU, zstd, OpenBLAS (and zstd's CLI for the corpora), Open MPI (library and mpirun),
+# oneDNN (bf16 matrix products).
 deps:
 	@missing=""; \
-	for p in libicu-dev libzstd-dev libopenblas-dev zstd pkg-config python3-venv libopenmpi-dev openmpi-bin; do \
+	for p in libicu-dev libzstd-dev libopenblas-dev zstd pkg-config python3-venv libopenmpi-dev openmpi-bin libdnnl-dev; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -38,6 +38,9 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         // The C face of MPI that Swift calls: MPI's handles are macros over Open MPI's globals.
         .target(name: "CMPIShim", dependencies: ["CMPI"]),
+        // The only code that includes oneDNN (Debian libdnnl-dev): bf16 matrix products on the CPU's bf16
+        // units, a cached matmul per shape, single-threaded per call.
+        .target(name: "CDNNLShim", linkerSettings: [.linkedLibrary("dnnl")]),
         // The foundation under every Swift module: byte sources and sinks (files, stdin, streaming zstd),
         // atomic files, SHA-256, the seeded generators, the one unchecked-Sendable wrapper.
         .target(name: "Support", dependencies: ["CZstd", "CSHA256"], swiftSettings: optimized),
@@ -46,7 +49,7 @@ let package = Package(
         .target(name: "PretrainingData", dependencies: ["Support", "TextNormalization", "WordPiece", "CZstd"], swiftSettings: optimized),
         // Optimised in debug builds too: the SIMD kernels are ~20x slower unoptimised, which would make
         // the model's numerical tests slow.
-        .target(name: "Kernels", dependencies: ["Support", "CBLAS"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "Kernels", dependencies: ["Support", "CBLAS", "CDNNLShim"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "BertModel", dependencies: ["Support", "Kernels"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "WordPiece"], swiftSettings: optimized),
         // Data-parallel training across processes: the MPI ProcessGroup (used only under mpirun).

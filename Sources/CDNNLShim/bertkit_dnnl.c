@@ -1,0 +1,159 @@
+#include "bertkit_dnnl.h"
+#include <oneapi/dnnl/dnnl.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static dnnl_engine_t engine;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static dnnl_status_t init_status = dnnl_runtime_error;
+
+static void init(void) {
+    init_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
+}
+
+// A stream per calling thread (a stream is not for concurrent use).
+static dnnl_stream_t thread_stream(void) {
+    static __thread dnnl_stream_t stream = NULL;
+    if (!stream && dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) stream = NULL;
+    return stream;
+}
+
+// Debian's oneDNN runs on OpenMP: each calling thread asks for one OpenMP thread (the ICV is per
+// thread), found at run time since libgomp comes in with libdnnl.
+static void single_thread(void) {
+    static __thread int done = 0;
+    if (done) return;
+    void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    if (set) set(1);
+    done = 1;
+}
+
+// A primitive per shape, made once: oneDNN's primitive descriptors cost tens of microseconds.
+typedef struct {
+    int trans_a, trans_b;
+    int64_t m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    dnnl_primitive_t primitive;
+    dnnl_memory_desc_t a_md, b_md, c_md;
+} entry_t;
+
+#define CACHE_SIZE 512
+static entry_t cache[CACHE_SIZE];
+static int cache_used = 0;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void matrix_desc(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t ld, int trans, dnnl_data_type_t type) {
+    // op(X) is (rows, cols); stored row-major (rows, cols) with stride ld, or (cols, rows) when trans.
+    dnnl_dims_t dims = {rows, cols};
+    dnnl_dims_t strides;
+    if (trans) { strides[0] = 1; strides[1] = ld; } else { strides[0] = ld; strides[1] = 1; }
+    dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
+}
+
+static dnnl_status_t make(entry_t *e) {
+    matrix_desc(&e->a_md, e->m, e->k, e->lda, e->trans_a, dnnl_bf16);
+    matrix_desc(&e->b_md, e->k, e->n, e->ldb, e->trans_b, dnnl_bf16);
+    matrix_desc(&e->c_md, e->m, e->n, e->ldc, 0, dnnl_f32);
+    dnnl_matmul_desc_t desc;
+    dnnl_status_t s = dnnl_matmul_desc_init(&desc, &e->a_md, &e->b_md, NULL, &e->c_md);
+    if (s != dnnl_success) return s;
+    dnnl_primitive_attr_t attr;
+    s = dnnl_primitive_attr_create(&attr);
+    if (s != dnnl_success) return s;
+    if (e->alpha != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha);
+    if (e->beta != 0.0f) {
+        dnnl_post_ops_t ops;
+        dnnl_post_ops_create(&ops);
+        dnnl_post_ops_append_sum(ops, e->beta);
+        dnnl_primitive_attr_set_post_ops(attr, ops);
+        dnnl_post_ops_destroy(ops);
+    }
+    dnnl_primitive_desc_t pd;
+    s = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) return s;
+    s = dnnl_primitive_create(&e->primitive, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+// The cached primitive for key's shape, made on first use. Entries are never removed, so a pointer
+// stays valid; when the cache is full, *found is key itself with a primitive the caller destroys.
+static dnnl_status_t lookup(entry_t *key, entry_t **found, int *owned) {
+    *owned = 0;
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < cache_used; i++) {
+        entry_t *e = &cache[i];
+        if (e->trans_a == key->trans_a && e->trans_b == key->trans_b && e->m == key->m && e->n == key->n &&
+            e->k == key->k && e->lda == key->lda && e->ldb == key->ldb && e->ldc == key->ldc &&
+            e->alpha == key->alpha && e->beta == key->beta) {
+            *found = e;
+            pthread_mutex_unlock(&cache_lock);
+            return dnnl_success;
+        }
+    }
+    dnnl_status_t s = make(key);
+    if (s == dnnl_success) {
+        if (cache_used < CACHE_SIZE) {
+            cache[cache_used] = *key;
+            *found = &cache[cache_used++];
+        } else {
+            *found = key;
+            *owned = 1;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return s;
+}
+
+int bertkit_dnnl_bf16_matmul_available(void) {
+    pthread_once(&once, init);
+    if (init_status != dnnl_success) return 0;
+    entry_t key = {0, 1, 32, 32, 32, 32, 32, 32, 1.0f, 0.0f, NULL};
+    entry_t *e = NULL;
+    int owned = 0;
+    dnnl_status_t s = lookup(&key, &e, &owned);
+    if (s == dnnl_success && owned) dnnl_primitive_destroy(e->primitive);
+    return s == dnnl_success;
+}
+
+int bertkit_dnnl_gemm_bf16(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb, float beta,
+                           float *c, int64_t ldc) {
+    pthread_once(&once, init);
+    if (init_status != dnnl_success) return init_status;
+    single_thread();
+    entry_t key = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha, beta, NULL};
+    entry_t *e = NULL;
+    int owned = 0;
+    dnnl_stream_t stream = thread_stream();
+    if (!stream) return dnnl_out_of_memory;
+    dnnl_status_t s = lookup(&key, &e, &owned);
+    if (s != dnnl_success) return s;
+    dnnl_memory_t am, bm, cm;
+    if ((s = dnnl_memory_create(&am, &e->a_md, engine, (void *)a)) != dnnl_success) {
+        if (owned) dnnl_primitive_destroy(e->primitive);
+        return s;
+    }
+    if ((s = dnnl_memory_create(&bm, &e->b_md, engine, (void *)b)) != dnnl_success) { dnnl_memory_destroy(am); return s; }
+    if ((s = dnnl_memory_create(&cm, &e->c_md, engine, c)) != dnnl_success) {
+        dnnl_memory_destroy(am); dnnl_memory_destroy(bm); return s;
+    }
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+    s = dnnl_primitive_execute(e->primitive, stream, 3, args);
+    if (s == dnnl_success) s = dnnl_stream_wait(stream);
+    dnnl_memory_destroy(am);
+    dnnl_memory_destroy(bm);
+    dnnl_memory_destroy(cm);
+    if (owned) dnnl_primitive_destroy(e->primitive);
+    return s;
+}
+
+const char *bertkit_dnnl_version(void) {
+    static char text[32];
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(text, sizeof text, "%d.%d.%d", v->major, v->minor, v->patch);
+    return text;
+}

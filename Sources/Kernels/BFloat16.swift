@@ -1,0 +1,112 @@
+import CBLAS
+import CDNNLShim
+
+/// bfloat16 numbers, stored as `UInt16`: the upper half of an IEEE-754 binary32 (sign, 8-bit exponent,
+/// 7 stored mantissa bits, 8 significant). fp32's range at 2⁻⁸ relative precision: products of two
+/// bf16 numbers are exact in fp32, which is what the CPU's bf16 dot products (AVX-512 BF16, AMX)
+/// accumulate into.
+public enum BFloat16 {
+    /// `x` rounded to the nearest bf16, ties to even (as PyTorch and oneDNN convert); NaN stays a
+    /// (quiet) NaN, ±∞ stays, and finite values beyond bf16's largest round to ±∞.
+    @inlinable
+    public static func round(_ x: Float) -> UInt16 {
+        let bits = x.bitPattern
+        if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x0040 }
+        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+    }
+
+    /// The fp32 value of a bf16 number (exact).
+    @inlinable
+    public static func float(_ b: UInt16) -> Float { Float(bitPattern: UInt32(b) << 16) }
+
+    /// dst[i] = round(src[i]) for i in 0..<count, 16 at a time. // src (count,), dst (count,)
+    public static func round(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<UInt16>, count: Int) {
+        var i = 0
+        let one = SIMD16<UInt32>(repeating: 1), bias = SIMD16<UInt32>(repeating: 0x7FFF)
+        while i + 16 <= count {
+            let raw = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<UInt32>.self)
+            let rounded = (raw &+ bias &+ ((raw &>> 16) & one)) &>> 16
+            // NaN: exponent all ones and a nonzero mantissa; keep it a quiet NaN.
+            let nan = (raw & 0x7FFF_FFFF) .> 0x7F80_0000
+            let quiet = (raw &>> 16) | 0x0040
+            let out = SIMD16<UInt16>(truncatingIfNeeded: rounded.replacing(with: quiet, where: nan))
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: out, as: SIMD16<UInt16>.self)
+            i += 16
+        }
+        while i < count { dst[i] = round(src[i]); i += 1 }
+    }
+
+    /// dst[i] = float(src[i]) for i in 0..<count. // src (count,), dst (count,)
+    public static func widen(_ src: UnsafePointer<UInt16>, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { dst[i] = Float(bitPattern: UInt32(src[i]) << 16) }
+    }
+}
+
+/// Where bf16 matrix products run.
+public enum BF16Backend: String, Sendable {
+    /// oneDNN's bf16 matmul on the CPU's bf16 units (AVX-512 BF16 or AMX). Only where
+    /// `BF16Support.isNative`: oneDNN does not emulate bf16, nor does BertKit.
+    case oneDNN
+    /// The same arithmetic on any CPU, for checking: the bf16 inputs widened to fp32 (exactly) and
+    /// multiplied by `gemm` (fp32 products and sums). Products of bf16 numbers are exact in fp32, so it
+    /// differs from the native path only in the order of the fp32 sums. Never a fallback for users.
+    case reference
+}
+
+/// Whether this CPU multiplies bf16 natively, decided once per process.
+public enum BF16Support {
+    /// The CPU flags that mean native bf16 dot products.
+    public static let nativeFlags = ["avx512_bf16", "amx_bf16"]
+
+    /// The flags of `nativeFlags` this CPU has.
+    public static let cpuFlags: [String] = { let f = Kernels.cpuFlags(); return nativeFlags.filter(f.contains) }()
+
+    /// True when the CPU has bf16 dot products and oneDNN makes a bf16 matmul on them.
+    public static let isNative: Bool = !cpuFlags.isEmpty && bertkit_dnnl_bf16_matmul_available() != 0
+
+    /// Why bf16 is not available here (nil when it is), for messages.
+    public static var unavailableReason: String? {
+        if isNative { return nil }
+        if cpuFlags.isEmpty {
+            return "this CPU has no native bf16 dot products (none of the CPU flags \(nativeFlags.joined(separator: ", ")))"
+        }
+        return "oneDNN \(oneDNNVersion) cannot make a bf16 matmul on this CPU (flags: \(cpuFlags.joined(separator: ", ")))"
+    }
+
+    /// oneDNN's version.
+    public static var oneDNNVersion: String { String(cString: bertkit_dnnl_version()) }
+}
+
+/// C(M,N) = alpha·op(A)·op(B) + beta·C with A and B in bf16 and C in fp32 (products and sums in fp32);
+/// the layout is `gemm`'s: row-major, A stored (M,K) or (K,M) when `transA`, B stored (K,N) or (N,K)
+/// when `transB`. The output is cut into the same shape-fixed `GemmGrid` as `gemm`, each block one
+/// single-threaded product, so the result does not depend on `threads`.
+///
+/// With `.oneDNN` the caller must have checked `BF16Support.isNative`; a oneDNN failure after that is
+/// a broken installation and stops the process with oneDNN's status.
+public func gemmBF16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<UInt16>, lda: Int,
+                     b: UnsafePointer<UInt16>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int,
+                     backend: BF16Backend) {
+    guard m > 0, n > 0 else { return }
+    switch backend {
+    case .reference:
+        let (ar, br) = (transA ? k : m, transB ? n : k)
+        let wa = UnsafeMutablePointer<Float>.allocate(capacity: ar * lda)  // (rows of A, lda)
+        let wb = UnsafeMutablePointer<Float>.allocate(capacity: br * ldb)  // (rows of B, ldb)
+        defer { wa.deallocate(); wb.deallocate() }
+        BFloat16.widen(a, into: wa, count: ar * lda)
+        BFloat16.widen(b, into: wb, count: br * ldb)
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: wa, lda: lda, b: wb, ldb: ldb, beta: beta,
+             c: c, ldc: ldc, threads: threads)
+    case .oneDNN:
+        let grid = GemmGrid(m: m, n: n, k: k)
+        Parallel.forEach(grid.count, threads: min(threads, grid.count)) { blk in
+            let (rows, columns) = grid.block(blk)
+            let ap = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
+            let bp = transB ? b + columns.lowerBound * ldb : b + columns.lowerBound
+            let status = bertkit_dnnl_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, Int64(rows.count), Int64(columns.count), Int64(k), alpha,
+                                                ap, Int64(lda), bp, Int64(ldb), beta, c + rows.lowerBound * ldc + columns.lowerBound, Int64(ldc))
+            if status != 0 { fatalError("oneDNN \(BF16Support.oneDNNVersion) bf16 matmul failed with status \(status)") }
+        }
+    }
+}
