@@ -305,6 +305,7 @@ struct Encoder {
     /// 0 embeddings; layer l: 1 + 3l attention probabilities, 2 + 3l attention output, 3 + 3l
     /// feed-forward output (`siteCount` sites in all).
     func forward(_ P: UnsafeMutablePointer<Float>, _ pass: Pass) {
+        products.prepare(threads: threads)
         let (b, t, hp, seed) = (pass.b, pass.t, pass.hiddenP, pass.seed)
         let (n, h) = (b * t, dims.h)
         let th = threads

@@ -51,6 +51,7 @@ public final class ModelShell {
         parameters = UnsafeMutableBufferPointer(start: arena.floats(layout.count), count: layout.count)
         gradients = UnsafeMutableBufferPointer(start: arena.floats(layout.count), count: layout.count)
         gradientStages = Self.stages(layout, layers: config.numHiddenLayers)
+        encoder.products.parameters = parameters
     }
 
     /// `gradientStages` from the layout's names.
@@ -94,6 +95,18 @@ extension BertShellModel {
 
     var encoder: Encoder { shell.encoder }
     var arena: Arena { shell.arena }
+
+    /// The arithmetic of the matrix products (fp32 unless set). Choose `.bf16(.oneDNN)` only where
+    /// `BF16Support.isNative`.
+    public var precision: ModelPrecision {
+        get { shell.encoder.products.precision }
+        set { shell.encoder.products.precision = newValue }
+    }
+
+    /// Says that `parameters` changed (an optimizer step, a load) after the model's first pass, so that
+    /// in bf16 the weights are rounded again before the next product (once per update, not per product).
+    /// In fp32 it costs nothing. A bf16 pass after an unannounced change stops the process.
+    public func parametersDidChange() { shell.encoder.products.parametersDidChange() }
 
     /// Sets every gradient to zero.
     public func zeroGradients() {

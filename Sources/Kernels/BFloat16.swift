@@ -110,3 +110,59 @@ public func gemmBF16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: 
         }
     }
 }
+
+extension BFloat16 {
+    /// `round(_:into:count:)` split over `threads` workers in fixed chunks (elementwise, so the result
+    /// never depends on the split).
+    public static func round(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<UInt16>, count: Int, threads: Int) {
+        let chunk = 1 << 16
+        let chunks = (count + chunk - 1) / chunk
+        Parallel.forEach(chunks, threads: min(threads, chunks)) { c in
+            let lo = c * chunk
+            round(src + lo, into: dst + lo, count: min(chunk, count - lo))
+        }
+    }
+}
+
+/// `linearForward` with bf16 inputs and fp32 accumulation: out(N,Out) = bf16(inp)·weight16ᵀ + bias.
+/// `weight16` is the weight already rounded to bf16, (Out,In); `scratch` (N·In,) receives the rounded
+/// input. The bias is added in fp32.
+public func linearForwardBF16(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight16: UnsafePointer<UInt16>,
+                              bias: UnsafePointer<Float>?, n: Int, inFeatures: Int, outFeatures: Int,
+                              scratch: UnsafeMutablePointer<UInt16>, threads: Int, backend: BF16Backend) {
+    guard n > 0, outFeatures > 0 else { return }
+    var beta: Float = 0
+    if let bias {
+        for i in 0..<n { (out + i * outFeatures).update(from: bias, count: outFeatures) }
+        beta = 1
+    }
+    guard inFeatures > 0 else {
+        if bias == nil { out.update(repeating: 0, count: n * outFeatures) }
+        return
+    }
+    BFloat16.round(inp, into: scratch, count: n * inFeatures, threads: threads)
+    gemmBF16(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures, alpha: 1, a: scratch, lda: inFeatures,
+             b: weight16, ldb: inFeatures, beta: beta, c: out, ldc: outFeatures, threads: threads, backend: backend)
+}
+
+/// The backward of `linearForwardBF16`, accumulating as `linearBackward` does, with both products on
+/// bf16 inputs: dinp(N,In) += bf16(dout)·weight16; dweight(Out,In) += bf16(dout)ᵀ·bf16(inp); dbias (fp32)
+/// += Σ_rows dout. `scratchOut` (N·Out,) and `scratchIn` (N·In,) receive the rounded dout and inp.
+public func linearBackwardBF16(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                               dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                               weight16: UnsafePointer<UInt16>, n: Int, inFeatures: Int, outFeatures: Int,
+                               scratchOut: UnsafeMutablePointer<UInt16>, scratchIn: UnsafeMutablePointer<UInt16>,
+                               threads: Int, backend: BF16Backend) {
+    guard n > 0, outFeatures > 0 else { return }
+    if inFeatures > 0 {
+        BFloat16.round(dout, into: scratchOut, count: n * outFeatures, threads: threads)
+        BFloat16.round(inp, into: scratchIn, count: n * inFeatures, threads: threads)
+        if let dinp {
+            gemmBF16(transA: false, transB: false, m: n, n: inFeatures, k: outFeatures, alpha: 1, a: scratchOut, lda: outFeatures,
+                     b: weight16, ldb: inFeatures, beta: 1, c: dinp, ldc: inFeatures, threads: threads, backend: backend)
+        }
+        gemmBF16(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n, alpha: 1, a: scratchOut, lda: outFeatures,
+                 b: scratchIn, ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures, threads: threads, backend: backend)
+    }
+    if let dbias { sumRows(into: dbias, dout, rows: n, columns: outFeatures, threads: threads) }
+}

@@ -161,6 +161,7 @@ public final class FineTuner {
                 try weights.copyFloats(name, into: UnsafeMutableBufferPointer(rebasing: model.parameters[e.range]))
             }
         }
+        model.parametersDidChange()
     }
 
     /// `order` with each run of 50 × `batchSize` examples sorted by length, longest first (a stable
@@ -246,6 +247,7 @@ public final class FineTuner {
                 let lr = schedule.rate(at: step)
                 let norm = try applyUpdate(parameters: model.parameters, gradients: model.gradients, reducer: gradientReducer,
                                            optimizer: adam, maxGradNorm: options.maxGradNorm, lr: lr)
+                model.parametersDidChange()
                 step += 1
                 window.updates += 1
                 if step % options.logEverySteps == 0 || start >= order.count {

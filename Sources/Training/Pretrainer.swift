@@ -252,6 +252,7 @@ public final class Pretrainer {
         let file: SafetensorsFile
         do { file = try SafetensorsFile(path: modelPath) } catch { throw TrainingError.badCheckpoint(path: modelPath, reason: "\(error)") }
         try Checkpoint.loadParameters(from: file, layout: model.layout, into: model.parameters)
+        model.parametersDidChange()
         try Checkpoint.loadOptimizer(optimizer, layout: model.layout, directory: directory)
         step = state.step
         completedEpochs = state.completedEpochs
@@ -324,6 +325,7 @@ public final class Pretrainer {
                 let lr = schedule.rate(at: step)
                 let norm = try applyUpdate(parameters: model.parameters, gradients: model.gradients, reducer: gradientReducer,
                                            optimizer: optimizer, maxGradNorm: options.maxGradNorm, lr: lr)
+                model.parametersDidChange()
                 step += 1
                 stepsThisProcess += 1
                 position = batches.position

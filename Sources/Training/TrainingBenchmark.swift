@@ -38,6 +38,7 @@ public enum TrainingBenchmark {
             m.backward()
             _ = try applyUpdate(parameters: m.parameters, gradients: m.gradients, reducer: LocalGradients(), optimizer: adam,
                                 maxGradNorm: 1, lr: 1e-4)
+            m.parametersDidChange()
             let t = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if i >= warmup { times.append(t) }
         }
