@@ -19,6 +19,8 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Also write the result to this file (JSON).") var output: String?
     @Option var batchSize = 32
     @Option var threads: Int?
+    @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
+    var precision: PrecisionChoice = .auto
     @OptionGroup var file: ClassificationFileOptions
 
     func validate() throws {
@@ -27,8 +29,11 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let precision = try self.precision.resolve()
+        if precision != .fp32 || self.precision == .bf16 { log("bert evaluate: precision \(self.precision.summary(precision))") }
         if let shards {
-            let r = try PretrainingEvaluation.run(checkpoint: checkpoint, shards: shards, batchSize: batchSize, limit: limit, threads: threads)
+            let r = try PretrainingEvaluation.run(checkpoint: checkpoint, shards: shards, batchSize: batchSize, limit: limit, threads: threads,
+                                                  precision: precision)
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys]
             let text = String(decoding: try e.encode(r), as: UTF8.self)
@@ -36,7 +41,8 @@ struct EvaluateCommand: ParsableCommand {
             if let output { try writeFileAtomically(Data((text + "\n").utf8), to: output) }
             return
         }
-        let classifier = try LoadedClassifier(directory: checkpoint, maxBatch: batchSize, maxSeqLength: file.maxSeqLength, threads: threads)
+        let classifier = try LoadedClassifier(directory: checkpoint, maxBatch: batchSize, maxSeqLength: file.maxSeqLength, threads: threads,
+                                              precision: precision)
         let (model, labels) = (classifier.model, classifier.labels)
         let tokenizer = try file.tokenizer(file.vocab ?? (checkpoint as NSString).appendingPathComponent("vocab.txt"))
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("bert-evaluate-\(getpid()).examples").path

@@ -53,6 +53,8 @@ struct FinetuneCommand: ParsableCommand {
     var dropout: Double?
     @Option(help: "Share of the train rows held out as the dev set when there is neither an eval file nor a dev split.") var evalFraction = 0.1
     @Option var seed: UInt64 = 42
+    @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
+    var precision: PrecisionChoice = .auto
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
     @Option(help: "Under mpirun: MiB per gradient all-reduce bucket (0: one sum after the backward).") var allreduceBucketMb = 4.0
     @OptionGroup var file: ClassificationFileOptions
@@ -84,6 +86,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
+        let modelPrecision = try precision.resolve()  // before any reading: a refused precision costs nothing
         var source = try source()
         if let d = dropout { source.config.hiddenDropoutProb = d; source.config.attentionProbsDropoutProb = d }
         let origin = source.directory
@@ -115,6 +118,7 @@ struct FinetuneCommand: ParsableCommand {
         options.maxSeqLength = file.maxSeqLength
         options.seed = seed
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        options.precision = modelPrecision
         let tuner = try FineTuner(options: options, source: source, labels: labels, train: train, eval: evalStore, processGroup: group,
                                   allReduceBucketElements: Int(allreduceBucketMb * 1_048_576 / 4))
         let evalSource: String
@@ -127,7 +131,8 @@ struct FinetuneCommand: ParsableCommand {
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
         if group.isRoot {
             log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation" + evalSource
-                + ", labels \(labels.joined(separator: ", ")), \(epochs) epochs, \(processes)\(options.threads) threads")
+                + ", labels \(labels.joined(separator: ", ")), \(epochs) epochs, \(processes)\(options.threads) threads, "
+                + precision.summary(options.precision))
         }
         let progress = ProgressReporter(label: "finetune")
         tuner.onProgress = { p in

@@ -14,11 +14,16 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "tsv or jsonl (default: from --output's extension, else tsv).") var format: String?
     @Option var batchSize = 32
     @Option var threads: Int?
+    @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
+    var precision: PrecisionChoice = .auto
     @OptionGroup var file: ClassificationFileOptions
 
     func run() throws {
         let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        let classifier = try LoadedClassifier(directory: checkpoint, maxBatch: batchSize, maxSeqLength: file.maxSeqLength, threads: threads)
+        let precision = try self.precision.resolve()
+        if precision != .fp32 || self.precision == .bf16 { log("bert predict: precision \(self.precision.summary(precision))") }
+        let classifier = try LoadedClassifier(directory: checkpoint, maxBatch: batchSize, maxSeqLength: file.maxSeqLength, threads: threads,
+                                              precision: precision)
         let (model, labels) = (classifier.model, classifier.labels)
         let tokenizer = try file.tokenizer(file.vocab ?? (checkpoint as NSString).appendingPathComponent("vocab.txt"))
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("bert-predict-\(getpid()).examples").path

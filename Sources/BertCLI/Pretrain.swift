@@ -34,6 +34,8 @@ struct PretrainCommand: ParsableCommand {
     var optimizer = OptimizerKind.adamw
     @Option(help: "Global gradient-norm clipping.") var maxGradNorm = 1.0
     @Option(help: "Dropout on hidden states and attention probabilities (default: the recipe's; google keeps the config's).") var dropout: Double?
+    @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
+    var precision: PrecisionChoice = .auto
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
     @Option(help: "Random seed (initialisation, data order, dropout).") var seed: UInt64 = 42
     @Option(help: "Also checkpoint every N updates.") var saveEverySteps: Int?
@@ -62,6 +64,7 @@ struct PretrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        let precision = try self.precision.resolve()
         let inputs = try PretrainingInputs(shardDirectory: shards)
         let cfg = try inputs.modelConfig(configFile: config, preset: model, dropout: dropout ?? recipe.dropout)
 
@@ -77,6 +80,7 @@ struct PretrainCommand: ParsableCommand {
         options.adam = AdamW.Hyper(weightDecay: weightDecay, biasCorrection: biasCorrection ?? (optimizer == .lamb))
         options.optimizer = optimizer
         options.seed = seed
+        options.precision = precision
         options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         options.saveEverySteps = saveEverySteps
         options.keepLast = keepLast
@@ -92,12 +96,12 @@ struct PretrainCommand: ParsableCommand {
         let params = trainer.model.layout.count
         let group = trainer.group
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
-        if group.isRoot { log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: %@ lr %g, dropout %g%@%@, %@%d threads%@",
+        if group.isRoot { log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: %@ lr %g, dropout %g%@%@, %@%d threads, %@%@",
                    config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
                    Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
                    recipe.rawValue, optimizer == .lamb ? "LAMB" : "AdamW", options.learningRate, cfg.hiddenDropoutProb,
                    options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
-                   processes, options.threads, trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")) }
+                   processes, options.threads, self.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")) }
         let progress = ProgressReporter(label: "pretrain")
         trainer.onProgress = { p in
             progress.update(done: p.step, total: p.totalSteps, detail: String(
@@ -114,6 +118,7 @@ struct PretrainCommand: ParsableCommand {
 }
 
 extension PretrainRecipe: ExpressibleByArgument {}
+extension PrecisionChoice: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 
 /// A progress bar with rate and ETA on a terminal; plain lines otherwise.

@@ -41,6 +41,9 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var processes: Int? = nil
     /// The optimizer; absent (nil) for AdamW, so AdamW runs write the same bytes as before LAMB existed.
     public var optimizer: OptimizerKind? = nil
+    /// The precision of the matrix products ("bf16"); absent (nil) for fp32, so fp32 runs write the same
+    /// bytes as before mixed precision existed. A run may resume in another precision (it is said).
+    public var precision: String? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -53,7 +56,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         case format, step, schedule, seed, epochs, adam, position, accumulate
         case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
         case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
-        case processes, optimizer
+        case processes, optimizer, precision
     }
 }
 

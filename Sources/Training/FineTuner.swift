@@ -8,6 +8,8 @@ import WordPiece
 /// Settings of a fine-tuning run (Hugging Face Trainer / run_classifier.py defaults).
 public struct FineTuneOptions: Sendable {
     public var outputDirectory: String
+    /// The arithmetic of the matrix products; fp32 master weights, gradients and moments either way.
+    public var precision: ModelPrecision = .fp32
     public var epochs = 3
     public var batchSize = 32
     public var learningRate = 5e-5
@@ -141,6 +143,7 @@ public final class FineTuner {
         config.architectures = ["BertForSequenceClassification"]
         model = try BertForSequenceClassification(config: config, numLabels: labels.count, maxBatch: options.batchSize / processGroup.size,
                                                   maxSeqLength: options.maxSeqLength, threads: options.threads)
+        model.precision = options.precision
         gradientReducer = processGroup.size == 1 ? LocalGradients()
             : AllReduceGradients(group: processGroup, stages: model.shell.gradientStages, bucketElements: allReduceBucketElements)
         model.initialize(seed: options.seed)

@@ -26,6 +26,8 @@ public struct PretrainOptions: Sendable {
     public var adam = AdamW.Hyper()
     /// AdamW (google-research/bert) or LAMB (NVIDIA's BERT, for large batches).
     public var optimizer = OptimizerKind.adamw
+    /// The arithmetic of the matrix products; fp32 master weights, gradients and moments either way.
+    public var precision: ModelPrecision = .fp32
     public var seed: UInt64 = 42
     /// Compute threads: the kernels' workers (each runs its OpenBLAS blocks single-threaded).
     public var threads = 1
@@ -143,6 +145,7 @@ public final class Pretrainer {
         let maxMasked = localBatch * max(1, p.dynamicMasking ? (maskerForDynamic?.maxPredictions ?? p.maxPredictionsPerSeq) : p.maxPredictionsPerSeq)
         model = try BertForPreTraining(config: config, maxBatch: localBatch, maxSeqLength: p.maxSeqLength,
                                        maxMaskedPositions: maxMasked, threads: options.threads)
+        model.precision = options.precision
         gradientReducer = processGroup.size == 1 ? LocalGradients()
             : AllReduceGradients(group: processGroup, stages: model.shell.gradientStages, bucketElements: options.allReduceBucketElements)
         guard options.groupWindowBatches >= 0 else {
@@ -247,6 +250,10 @@ public final class Pretrainer {
             FileHandle.standardError.write(Data(("bert pretrain: note: \(directory) was written with OpenBLAS's \(core) kernels and this "
                 + "process uses \(Parallel.blasCoreName) (OPENBLAS_CORETYPE or another CPU); the run continues correctly, but its "
                 + "losses will differ from an uninterrupted run's in the last bits\n").utf8))
+        }
+        if state.precision != options.precision.stateName, group.isRoot {
+            FileHandle.standardError.write(Data(("bert pretrain: note: \(directory) was trained in \(state.precision ?? "fp32") and continues in "
+                + "\(options.precision.stateName ?? "fp32") (the weights and moments are fp32 either way)\n").utf8))
         }
         let modelPath = (directory as NSString).appendingPathComponent(Checkpoint.modelFile)
         let file: SafetensorsFile
@@ -409,7 +416,7 @@ public final class Pretrainer {
             learningRate: schedule.rate(at: max(0, step - 1)), seed: options.seed, batchSize: options.batchSize,
             accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam,
             blasCore: Parallel.blasCoreName, groupWindowBatches: options.groupWindowBatches, processes: group.size > 1 ? group.size : nil,
-            optimizer: options.optimizer == .adamw ? nil : options.optimizer)
+            optimizer: options.optimizer == .adamw ? nil : options.optimizer, precision: options.precision.stateName)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state)
         lastCheckpoint = directory
