@@ -22,11 +22,13 @@ struct BenchmarkTrainCommand: ParsableCommand {
     @Option var warmup = 2
     @Option var steps = 10
     @Option var threads: Int?
+    @Option(help: "fp32, bf16 (exit 2 without bf16 units) or auto.") var precision: PrecisionChoice = .fp32
 
     func run() throws {
         let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
         let out = try TrainingBenchmark.run(model: model, batchSize: batchSize, seqLength: seqLength, masked: masked,
-                                            vocabSize: vocabSize, warmup: warmup, steps: steps, threads: threads)
+                                            vocabSize: vocabSize, warmup: warmup, steps: steps, threads: threads,
+                                            precision: try precision.resolve())
         print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
     }
 }

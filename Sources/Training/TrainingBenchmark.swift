@@ -10,12 +10,13 @@ import Support
 public enum TrainingBenchmark {
     /// Runs the benchmark and returns its JSON object (sorted keys when serialised by the caller).
     public static func run(model: String, batchSize: Int, seqLength: Int, masked: Int, vocabSize: Int, warmup: Int, steps: Int,
-                           threads: Int) throws -> [String: Any] {
+                           threads: Int, precision: ModelPrecision = .fp32) throws -> [String: Any] {
         var config = try BertConfig.preset(model, vocabSize: vocabSize)
         config.maxPositionEmbeddings = max(512, seqLength)
         let m = try BertForPreTraining(config: config, maxBatch: batchSize, maxSeqLength: seqLength,
                                        maxMaskedPositions: batchSize * masked, threads: threads)
         m.initialize(seed: 1)
+        m.precision = precision
         var rng = SeededGenerator(seed: 7)
         let n = batchSize * seqLength
         var positions: [Int32] = []
@@ -63,7 +64,7 @@ public enum TrainingBenchmark {
             "parameters": m.layout.count, "seconds_per_step": median, "tokens_per_second": Double(n) / median,
             "useful_gflops": flops / median / 1e9, "sgemm_peak_gflops": peak, "fraction_of_peak": flops / median / 1e9 / peak,
             "executed_gflops": executed / median / 1e9, "executed_fraction_of_peak": executed / median / 1e9 / peak,
-            "all_seconds": times,
+            "all_seconds": times, "precision": precision.stateName ?? "fp32",
         ]
     }
 }

@@ -28,6 +28,8 @@ Rows:
      the same process;
      beside PyTorch transformers (bench_torch_pretrain.py: stock BertForPreTraining and a tuned variant
      with MLM logits only at masked positions) when --torch-python (or $TORCH_PYTHON) has torch.
+     Then each preset again with `--precision bf16` (ratio to our fp32, share of the bf16 peak); on a CPU
+     without bf16 units bert refuses it (exit 2) and the row says so.
   5. Bounded memory: peak RSS (GNU `/usr/bin/time -f %M`; without it os.wait4's ru_maxrss, an upper
      bound that includes this Python process's RSS at spawn) and throughput of
      `BIN tokenize --vocab V --ids` fed a --long-line-bytes stream (default 1 GiB) of "word " with NO
@@ -579,6 +581,30 @@ class Bench:
                            f"{100 * r['executed_fraction_of_peak']:.0f}%"
                            + (f"; PyTorch {torch.get('version')}" if tuned else "; PyTorch not measured (--torch-python)"),
                            ours_data=r, peer_data={"tuned": tuned, "stock": stock} if tuned else None)
+            self.bf16_row(preset, n, r)
+
+    def bf16_row(self, preset: str, n: int, fp32: dict) -> None:
+        """The same step with --precision bf16, as a ratio to fp32 and a share of the bf16 peak (twice
+        fp32's on CPUs with bf16 units); where the CPU has none, bert refuses (exit 2) and the row says why."""
+        name = f"Pre-training step, {preset}, bf16 mixed precision, {n} threads"
+        log(name)
+        cmd = self.bert + ["benchmark-train", "--model", preset, "--threads", str(n), "--precision", "bf16",
+                           "--steps", "3" if self.quick else "8"]
+        env = child_env()
+        env.pop("BERTKIT_BF16_REFERENCE", None)
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if p.returncode == 2:
+            reason = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "refused"
+            self.table.add(name, "not measured", None, None, f"bert refuses bf16 here (exit 2): {reason}")
+            return
+        if p.returncode != 0:
+            raise RuntimeError(f"bert benchmark-train --precision bf16 failed ({p.returncode}): {p.stderr[-500:]}")
+        r = json.loads(p.stdout)
+        peak = 2 * r["sgemm_peak_gflops"]
+        self.table.add(name, f"{r['tokens_per_second']:.0f} tok/s ({r['seconds_per_step'] * 1000:.0f} ms/step)", None,
+                       f"{r['tokens_per_second'] / fp32['tokens_per_second']:.2f}× our fp32",
+                       f"useful {r['useful_gflops']:.0f} GFLOP/s = {100 * r['useful_gflops'] / peak:.0f}% of the bf16 peak "
+                       f"(taken as 2 × the fp32 sgemm peak, {peak:.0f} GFLOP/s)", ours_data=r)
 
     # -- all ----------------------------------------------------------------------------------------
     def section(self, name: str, fn, group: str) -> None:
