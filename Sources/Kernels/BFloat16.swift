@@ -130,16 +130,7 @@ extension BFloat16 {
 public func linearForwardBF16(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight16: UnsafePointer<UInt16>,
                               bias: UnsafePointer<Float>?, n: Int, inFeatures: Int, outFeatures: Int,
                               scratch: UnsafeMutablePointer<UInt16>, threads: Int, backend: BF16Backend) {
-    guard n > 0, outFeatures > 0 else { return }
-    var beta: Float = 0
-    if let bias {
-        for i in 0..<n { (out + i * outFeatures).update(from: bias, count: outFeatures) }
-        beta = 1
-    }
-    guard inFeatures > 0 else {
-        if bias == nil { out.update(repeating: 0, count: n * outFeatures) }
-        return
-    }
+    guard let beta = startLinearOutput(out, bias: bias, n: n, inFeatures: inFeatures, outFeatures: outFeatures) else { return }
     BFloat16.round(inp, into: scratch, count: n * inFeatures, threads: threads)
     gemmBF16(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures, alpha: 1, a: scratch, lda: inFeatures,
              b: weight16, ldb: inFeatures, beta: beta, c: out, ldc: outFeatures, threads: threads, backend: backend)

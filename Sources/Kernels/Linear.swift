@@ -3,19 +3,28 @@
 /// One `gemm` (results independent of `threads`).
 public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                           bias: UnsafePointer<Float>?, n: Int, inFeatures: Int, outFeatures: Int, threads: Int) {
-    guard n > 0, outFeatures > 0 else { return }
+    guard let beta = startLinearOutput(out, bias: bias, n: n, inFeatures: inFeatures, outFeatures: outFeatures) else { return }
+    gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures, alpha: 1, a: inp, lda: inFeatures,
+         b: weight, ldb: inFeatures, beta: beta, c: out, ldc: outFeatures, threads: threads)
+}
+
+/// The part of a linear layer's forward before its product: out (N,Out) starts as the bias in every
+/// row (the product then adds with beta 1), or is left for the product to write (beta 0). Returns the
+/// beta, or nil when there is no product to run (empty shapes; out is then the bias, or zero).
+@inline(__always)
+func startLinearOutput(_ out: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, n: Int, inFeatures: Int,
+                       outFeatures: Int) -> Float? {
+    guard n > 0, outFeatures > 0 else { return nil }
     var beta: Float = 0
     if let bias {
-        // out (N,Out) starts as the bias in every row, then sgemm adds x·Wᵀ (beta 1).
         for i in 0..<n { (out + i * outFeatures).update(from: bias, count: outFeatures) }
         beta = 1
     }
     guard inFeatures > 0 else {
         if bias == nil { out.update(repeating: 0, count: n * outFeatures) }
-        return
+        return nil
     }
-    gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures, alpha: 1, a: inp, lda: inFeatures,
-         b: weight, ldb: inFeatures, beta: beta, c: out, ldc: outFeatures, threads: threads)
+    return beta
 }
 
 /// Backward of `linearForward`. All three ACCUMULATE (+=):
