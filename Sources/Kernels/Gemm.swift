@@ -37,7 +37,7 @@ public struct GemmGrid: Equatable, Sendable {
     /// The most blocks a product is cut into.
     public static let maximumBlocks = 64
     /// The least work a block is left with by a cut after the first (2·m·n·k of the block).
-    public static let minimumBlockFLOPs = 16_000_000.0
+    public static let minimumBlockFLOPs = 64_000_000.0
 
     /// The grid for an (M,N,K) product.
     public init(m: Int, n: Int, k: Int) {
