@@ -205,4 +205,30 @@ final class RunCommandTests: XCTestCase {
         try expect(#"{"output": "o", "stages": [{"name": "x", "command": "vocab", "args": {"input": ["a"], "output": "b", "sise": 5}}]}"#, "sise")
         try expect(#"{"output": "o", "stagez": []}"#, "unknown key \"stagez\"")
     }
+
+    /// Every pipeline shipped in Pipelines/ parses, and each of its bert stages' arguments is accepted
+    /// by its command: a dry run of a copy whose output is a temporary folder (nothing runs).
+    func testShippedPipelinesParseAndEveryStageWouldRun() throws {
+        let folder = Fixtures.root.appendingPathComponent("Pipelines").path
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }.sorted()
+        XCTAssertTrue(names.contains("default.json") && names.contains("full.json"), "\(names)")
+        for name in names {
+            let dir = Fixtures.temporaryDirectory().path
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + name))
+            guard var object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let stages = object["stages"] as? [[String: Any]] else { return XCTFail("\(name): not a pipeline object") }
+            object["output"] = dir + "/out"
+            try FileManager.default.createDirectory(atPath: dir + "/Pipelines", withIntermediateDirectories: true)
+            try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: dir + "/Pipelines/" + name))
+            let r = try runBert(["run", dir + "/Pipelines/" + name, "--dry-run"])
+            XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+            let said = r.stdoutText + r.stderr
+            for stage in stages {
+                let stageName = stage["name"] as? String ?? "?"
+                XCTAssertTrue(said.contains("\(stageName): would run"), "\(name): stage \(stageName) not listed: \(said)")
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out/report.txt"), "\(name): a dry run wrote a report")
+        }
+    }
 }
