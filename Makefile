@@ -3,7 +3,7 @@
 #   make pipeline   install what is needed, build, and run the main job on the embedded corpus
 #   make test       install what is needed, build, and run every test (unit, CLI, tokenizer parity)
 #   make bench      benchmark table (tokenizer vs Hugging Face tokenizers, vocabulary training, shards,
-#                   training); ONLY=shards,training runs just those row groups
+#                   training, bert predict); ONLY=training,predict runs just those row groups
 #   make parity     tokenizer parity with Hugging Face over whole corpora (mismatches must be 0)
 #
 # Timed targets unset OPENBLAS_CORETYPE: a forced older core type halves OpenBLAS's speed here.
@@ -75,6 +75,8 @@ parity: build venv corpus
 vocab-quality: build venv
 	$(RUN_ENV) $(VPY) Tests/Scripts/vocab_compare.py --bert $(BERT) --input $(EN_CORPUS) --size 30000
 
+# The training and predict rows add PyTorch peers when TORCH_PYTHON names a Python with torch and
+# transformers. Optional, not in deps: `apt-get install libtcmalloc-minimal4` lets them preload tcmalloc.
 bench: build venv
 	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS) $(if $(ONLY),--only $(ONLY))
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """`make bench`: one markdown table, every row measured in this run, with a ratio against a peer
-(Hugging Face `tokenizers`) where there is one. The same rows go to --json-out (default out/bench.json).
+where there is one (Hugging Face `tokenizers`; PyTorch transformers for the training and predict rows,
+best-effort, when --torch-python / $TORCH_PYTHON names a Python with torch and transformers). The same
+rows go to --json-out (default out/bench.json).
 
 Rows:
   1. Tokenizer, 1 thread: `BIN tokenize --vocab V --ids --threads 1 < corpus.txt > /dev/null`, best of 3
@@ -21,22 +23,53 @@ Rows:
      output (and tokenized cache) per run, best of 5: MB/s of raw text to finished shards, peak RSS;
      then the same on 4 copies of the corpus concatenated (peak RSS must stay flat). No peer: the
      reference (google-research/bert's create_pretraining_data.py) needs TensorFlow.
-  7. Training: `BIN benchmark-train --model P --threads N` for tiny, mini, small (batch 32, seq 128, 20
-     masked positions per sequence, vocabulary 30522): tokens/s of whole steps (forward, backward,
-     clipping, AdamW), useful GFLOP/s (standard BERT with MLM at the masked positions) and executed
-     GFLOP/s (minus the pruned rows of the last layer), each as a share of the sgemm peak measured in
-     the same process;
-     beside PyTorch transformers (bench_torch_pretrain.py: stock BertForPreTraining and a tuned variant
-     with MLM logits only at masked positions) when --torch-python (or $TORCH_PYTHON) has torch.
-     Then each preset again with `--precision bf16` (ratio to our fp32, share of the bf16 peak); on a CPU
-     without bf16 units bert refuses it (exit 2) and the row says so.
+  7. Training (group `training`): `BIN benchmark-train --model P --threads N` for tiny, mini, small
+     (--presets; batch 32, seq 128, 20 masked positions per sequence, vocabulary 30522): tokens/s of
+     whole steps (forward, backward, clipping, AdamW), useful GFLOP/s (standard BERT with MLM at the
+     masked positions) and executed GFLOP/s (minus the pruned rows of the last layer), each as a share
+     of the sgemm peak measured in the same process; beside PyTorch transformers (bench_torch_pretrain.py:
+     stock BertForPreTraining and a tuned variant with MLM logits only at masked positions) when
+     --torch-python (or $TORCH_PYTHON) has torch. Then each preset again with `--precision bf16`: ratio
+     to PyTorch's tuned step under torch.autocast("cpu", bfloat16) with fp32 weights and AdamW
+     (bench_torch_pretrain.py's bf16 variant), to our fp32, and share of the bf16 peak; on a CPU without
+     bf16 units bert refuses it (exit 2): the row reads "not measured" with bert's reason and still
+     gives PyTorch's bf16 tokens/s. Where torch has no oneDNN bf16 kernels (its bf16 step is then
+     several times slower than its fp32) the bf16 variant runs 1 warm-up and 3 timed steps (2 with
+     --quick).
+  8. Predict (group `predict`): `BIN predict --checkpoint C --input FILE --threads N --precision P
+     --batch-size 32 --max-seq-length 128` for each preset, fp32 and bf16 (bf16 refused with exit 2
+     on a CPU without bf16 units: "not measured", PyTorch's figure still given). C is a randomly
+     initialised classifier of the preset's shape made in the run by `bert finetune --from-scratch
+     --config P --vocab V --epochs 1` on a 16-row TSV (14 train, 2 dev; no pre-training checkpoint
+     needed; the weights do not change the speed). FILE: the corpus's first --predict-rows non-empty
+     lines (default 2048, 512 with --quick) as JSONL {"text": line}. sentences/s = (rows − rows/4) /
+     (wall(rows) − wall(rows/4)), each wall the best of 3 runs (2 with --quick): process start-up and
+     checkpoint load cancel out; the row also gives rows / wall(rows) with start-up included and the
+     start-up estimate. Peer (bench_torch_predict.py): transformers' BertForSequenceClassification and
+     BertTokenizerFast loaded from C (HF format), torch.inference_mode(), same rows, batch 32, max length
+     128, padding to each batch's longest (as bert predict), tokenization timed, model load not, best
+     of 3 in-process passes (1 with --quick); bf16 = the forward under torch.autocast("cpu", bfloat16),
+     on the first rows/8 rows where torch has no bf16 kernels. Its probabilities are compared with ours
+     (labels agreeing, max |Δp|) as a check that both did the same work.
+
+     The PyTorch peers run with LD_PRELOAD set by torch_peer_env.py: tcmalloc
+     (/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4, optional package libtcmalloc-minimal4) when
+     present, and, only when /proc/cpuinfo lists avx512f, libfakeintel.so (built into .build/bench/ from
+     ../shared/bench/fakeintel.c, else Tests/Scripts/fakeintel.c), which puts MKL on its AVX-512 path on
+     non-Intel CPUs. A probe run of torch with MKL_VERBOSE/ONEDNN_VERBOSE gives the capability line
+     every PyTorch row's notes carry (and printed under the table): the preloads found mapped in
+     /proc/self/maps, what is not preloaded and why, ATen's CPU capability, MKL's dispatched code path,
+     oneDNN's ISA and whether torch uses oneDNN's bf16 kernels. Each PyTorch row also gives its CPU/wall.
   5. Bounded memory: peak RSS (GNU `/usr/bin/time -f %M`; without it os.wait4's ru_maxrss, an upper
      bound that includes this Python process's RSS at spawn) and throughput of
      `BIN tokenize --vocab V --ids` fed a --long-line-bytes stream (default 1 GiB) of "word " with NO
      newline from a writer thread, stdout to /dev/null; and the peak RSS of the same command on the
      corpus, to show memory does not grow with the input.
 
---quick: the first 2 MB of the corpus (cut at a line end), a 64 MiB long line, one run of each.
+--quick: the first 2 MB of the corpus (cut at a line end), a 64 MiB long line, one run of each (two
+for the predict walls), fewer training steps and predict rows.
+--only GROUP[,GROUP]: tokenize, vocab, memory, shards, training, predict. --presets tiny[,mini,small]:
+the presets of the training and predict rows.
 The load average (/proc/loadavg) is read at the start and the end and printed under the table: this
 machine may be shared, and CPU seconds / wall seconds shows whether threads really ran in parallel.
 Progress and errors go to stderr; exit status 1 when a measurement failed (its row says FAILED),
@@ -46,7 +79,8 @@ Usage (from the repository root; `make bench` runs it with OPENBLAS_CORETYPE uns
 
     .venv/bin/python Tests/Scripts/bench.py --bert .build/release/bert \\
         --vocab Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt \\
-        --input ../shared/data/corpus_en.txt.zst --threads 2 [--quick] [--long-line-bytes N]
+        --input ../shared/data/corpus_en.txt.zst --threads 2 [--quick] [--long-line-bytes N] \\
+        [--only training,predict] [--presets tiny] [--predict-rows N] [--torch-python /path/to/python]
 """
 
 from __future__ import annotations
@@ -66,6 +100,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import torch_peer_env  # noqa: E402
 from corpus_io import read_bytes, split_lines  # noqa: E402
 from vocab_compare import bert_command  # noqa: E402
 
@@ -74,6 +109,11 @@ import tokenizers  # noqa: E402
 QUICK_CORPUS_BYTES = 2_000_000
 QUICK_LONG_LINE_BYTES = 64 << 20
 MAX_RATIO = 1.02
+REPO = HERE.parent.parent
+PRESETS = ("tiny", "mini", "small")
+GROUPS = ("tokenize", "vocab", "memory", "shards", "training", "predict")
+PREDICT_ROWS, QUICK_PREDICT_ROWS = 2048, 512  # the small input of the difference is a quarter of these
+PREDICT_BATCH, PREDICT_MAX_LENGTH = 32, 128
 
 
 class BenchError(Exception):
@@ -276,6 +316,17 @@ class Bench:
         self.tok1: dict | None = None
         self.tokn: dict | None = None
         self.quality_ok = True
+        self.presets = args.presets
+        self._peer_env: torch_peer_env.PeerEnv | None = None
+        self.torch_versions: dict = {}
+
+    def peer_env(self) -> torch_peer_env.PeerEnv:
+        """The PyTorch peers' environment (preloads) and the probe of torch in it, made once per run."""
+        if self._peer_env is None:
+            log("PyTorch peers: preloads and a probe of torch's MKL/oneDNN")
+            self._peer_env = torch_peer_env.prepare(self.args.torch_python, child_env(), REPO)
+            log(f"PyTorch peers: {self._peer_env.summary()}")
+        return self._peer_env
 
     # -- input ---------------------------------------------------------------------------------------
     def prepare_corpus(self) -> None:
@@ -538,21 +589,38 @@ class Bench:
                        ours_data={"seconds": m.wall, "bytes": big_bytes, "maxrss_mib": m.maxrss_mib, "instances": m.instances})
 
     # -- row 7: training ------------------------------------------------------------------------------
+    def torch_json(self, script: str, args: list[str], what: str, env_extra: dict | None = None) -> dict:
+        """Run a PyTorch peer script with the peers' environment; its stdout is one JSON document."""
+        pe = self.peer_env()
+        cmd = [self.args.torch_python, str(HERE / script)] + args
+        proc = subprocess.run(cmd, env={**pe.env, **(env_extra or {})}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=3600)
+        if proc.returncode != 0:
+            raise BenchError(f"{what}: exit status {proc.returncode}: {proc.stderr.decode(errors='replace')[-1500:]}")
+        r = json.loads(proc.stdout.decode())  # one (indented) JSON document
+        self.torch_versions = {"torch": r.get("torch"), "transformers": r.get("transformers")}
+        return r
+
+    def torch_bf16_kernels(self) -> bool | None:
+        return self.peer_env().probe.get("mkldnn_bf16") if self.args.torch_python else None
+
     def torch_rows(self) -> dict:
-        """PyTorch transformers on the same shapes, when --torch-python names a Python with torch."""
+        """PyTorch transformers on the same shapes (stock, tuned, bf16 autocast), when --torch-python
+        names a Python with torch; {"error": why} when it could not be measured."""
         if not self.args.torch_python:
             return {}
-        cmd = [self.args.torch_python, str(HERE / "bench_torch_pretrain.py"), "--threads", str(self.args.threads)]
+        args = ["--threads", str(self.args.threads), "--presets", ",".join(self.presets),
+                "--variants", "stock,tuned,bf16"]
         if self.quick:
-            cmd += ["--steps", "3"]
+            args += ["--steps", "3"]
+        if self.torch_bf16_kernels() is False:  # torch's own bf16 code: several times slower than its fp32
+            args += ["--bf16-warmup", "1", "--bf16-steps", "2" if self.quick else "3"]
+        log("PyTorch pre-training peer (bench_torch_pretrain.py)")
         try:
-            proc = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=3600)
-            if proc.returncode != 0:
-                raise BenchError(f"exit status {proc.returncode}: {proc.stderr.decode(errors='replace')[-1500:]}")
-            r = json.loads(proc.stdout.decode())  # one (indented) JSON document
-        except Exception as e:  # noqa: BLE001
+            r = self.torch_json("bench_torch_pretrain.py", args, "bench_torch_pretrain.py")
+        except Exception as e:  # noqa: BLE001 -- best effort: our rows go on without the peer
             log(f"PyTorch rows unavailable: {e}")
-            return {}
+            return {"error": str(e).strip().splitlines()[-1][:200] if str(e).strip() else repr(e)}
         out = {}
         for row in r.get("rows", []):
             out[(row["preset"], row["variant"])] = row
@@ -560,10 +628,16 @@ class Bench:
         out["version"] = r.get("torch") or r.get("torch_version") or (r.get("versions") or {}).get("torch")
         return out
 
+    def torch_missing(self, result: dict, what: str) -> str:
+        """Why a PyTorch figure is absent, for the notes."""
+        if not self.args.torch_python:
+            return f"PyTorch {what} not measured (--torch-python / $TORCH_PYTHON not set)"
+        return f"PyTorch {what} not measured: {result.get('error', 'no row')}"
+
     def training_rows(self) -> None:
         n = self.args.threads
         torch = self.torch_rows()
-        for preset in ("tiny", "mini", "small"):
+        for preset in self.presets:
             name = f"Pre-training step, {preset}, batch 32 × seq 128, 20 masked/seq, {n} threads"
             log(name)
             cmd = self.bert + ["benchmark-train", "--model", preset, "--threads", str(n),
@@ -579,15 +653,30 @@ class Bench:
                            f"({r['sgemm_peak_gflops']:.0f} GFLOP/s, 1024³, same process); executed (last layer "
                            f"pruned to the rows the heads read) {r['executed_gflops']:.0f} GFLOP/s = "
                            f"{100 * r['executed_fraction_of_peak']:.0f}%"
-                           + (f"; PyTorch {torch.get('version')}" if tuned else "; PyTorch not measured (--torch-python)"),
+                           + (f"; PyTorch {torch.get('version')}, median of {tuned['timed_steps']} steps, CPU/wall "
+                              f"{tuned['cpu_per_wall']:.2f} tuned; {self.peer_env().summary()}"
+                              if tuned else "; " + self.torch_missing(torch, "training")),
                            ours_data=r, peer_data={"tuned": tuned, "stock": stock} if tuned else None)
-            self.bf16_row(preset, n, r)
+            self.bf16_row(preset, n, r, torch)
 
-    def bf16_row(self, preset: str, n: int, fp32: dict) -> None:
-        """The same step with --precision bf16, as a ratio to fp32 and a share of the bf16 peak (twice
-        fp32's on CPUs with bf16 units); where the CPU has none, bert refuses (exit 2) and the row says why."""
+    def bf16_row(self, preset: str, n: int, fp32: dict, torch: dict) -> None:
+        """The same step with --precision bf16: ratio to PyTorch's tuned step under bf16 autocast (fp32
+        weights and AdamW), to our fp32, and share of the bf16 peak (twice fp32's on CPUs with bf16
+        units); where the CPU has none, bert refuses (exit 2), the row says why and still gives
+        PyTorch's bf16 figure."""
         name = f"Pre-training step, {preset}, bf16 mixed precision, {n} threads"
         log(name)
+        peer = torch.get((preset, "bf16"))
+        tuned = torch.get((preset, "tuned"))
+        if peer:
+            peer_cell = f"{peer['tokens_per_s']:.0f} tok/s bf16 autocast ({peer['seconds_per_step'] * 1000:.0f} ms/step)"
+            peer_notes = (f"PyTorch: the tuned step under torch.autocast(\"cpu\", bfloat16), fp32 weights and AdamW, "
+                          f"median of {peer['timed_steps']} steps after {peer['warmup_steps']}, CPU/wall "
+                          f"{peer['cpu_per_wall']:.2f}"
+                          + (f", {peer['tokens_per_s'] / tuned['tokens_per_s']:.2f}× its fp32 tuned step" if tuned else "")
+                          + f"; {self.peer_env().summary()}")
+        else:
+            peer_cell, peer_notes = None, self.torch_missing(torch, "bf16")
         cmd = self.bert + ["benchmark-train", "--model", preset, "--threads", str(n), "--precision", "bf16",
                            "--steps", "3" if self.quick else "8"]
         env = child_env()
@@ -595,16 +684,188 @@ class Bench:
         p = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if p.returncode == 2:
             reason = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "refused"
-            self.table.add(name, "not measured", None, None, f"bert refuses bf16 here (exit 2): {reason}")
+            self.table.add(name, "not measured", peer_cell, None, f"bert refuses bf16 here (exit 2): {reason}; {peer_notes}",
+                           peer_data=peer)
             return
         if p.returncode != 0:
             raise RuntimeError(f"bert benchmark-train --precision bf16 failed ({p.returncode}): {p.stderr[-500:]}")
         r = json.loads(p.stdout)
         peak = 2 * r["sgemm_peak_gflops"]
-        self.table.add(name, f"{r['tokens_per_second']:.0f} tok/s ({r['seconds_per_step'] * 1000:.0f} ms/step)", None,
-                       f"{r['tokens_per_second'] / fp32['tokens_per_second']:.2f}× our fp32",
-                       f"useful {r['useful_gflops']:.0f} GFLOP/s = {100 * r['useful_gflops'] / peak:.0f}% of the bf16 peak "
-                       f"(taken as 2 × the fp32 sgemm peak, {peak:.0f} GFLOP/s)", ours_data=r)
+        vs_fp32 = f"{r['tokens_per_second'] / fp32['tokens_per_second']:.2f}× our fp32"
+        ratio = f"{r['tokens_per_second'] / peer['tokens_per_s']:.2f}× PyTorch bf16 autocast" if peer else vs_fp32
+        self.table.add(name, f"{r['tokens_per_second']:.0f} tok/s ({r['seconds_per_step'] * 1000:.0f} ms/step)", peer_cell,
+                       ratio,
+                       (f"{vs_fp32}; " if peer else "")
+                       + f"useful {r['useful_gflops']:.0f} GFLOP/s = {100 * r['useful_gflops'] / peak:.0f}% of the bf16 peak "
+                       f"(taken as 2 × the fp32 sgemm peak, {peak:.0f} GFLOP/s); {peer_notes}", ours_data=r, peer_data=peer)
+
+    # -- row 8: bert predict ---------------------------------------------------------------------------
+    def make_classifier(self, preset: str, data: Path) -> Path:
+        """A randomly initialised sequence classifier of the preset's shape: `bert finetune --from-scratch
+        --config PRESET --vocab V` for 1 epoch on a 16-row file (no pre-training checkpoint needed);
+        its weights are near their initialisation, which does not change the speed."""
+        out = self.work / "predict" / f"classifier-{preset}"
+        cmd = self.bert + ["finetune", "--from-scratch", "--config", preset, "--vocab", self.vocab, "--data", str(data),
+                           "--output", str(out), "--epochs", "1", "--threads", str(self.args.threads),
+                           "--precision", "fp32", "--seed", "42"]
+        check(run_measured(cmd), f"bert finetune --from-scratch --config {preset}")
+        for f in ("config.json", "model.safetensors", "vocab.txt"):
+            if not (out / f).exists():
+                raise BenchError(f"bert finetune wrote no {out / f}")
+        return out
+
+    def predict_inputs(self) -> tuple[Path, Path, Path, list[str]]:
+        """The corpus's first non-empty lines as `bert predict` input (JSONL, {"text": line}): the big
+        file and its first quarter; and a 16-row labelled file for make_classifier."""
+        d = self.work / "predict"
+        d.mkdir(parents=True, exist_ok=True)
+        want = self.args.predict_rows or (QUICK_PREDICT_ROWS if self.quick else PREDICT_ROWS)
+        texts = []
+        for raw in split_lines(self.corpus.read_bytes()):
+            line = raw.decode("utf-8", errors="replace").strip()
+            if line:
+                texts.append(line)
+                if len(texts) == want:
+                    break
+        if len(texts) < 8:
+            raise BenchError(f"{self.corpus}: only {len(texts)} non-empty lines for the predict rows")
+        big, small = d / "rows.jsonl", d / "rows-quarter.jsonl"
+        for path, rows in ((big, texts), (small, texts[:len(texts) // 4])):
+            path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in rows), encoding="utf-8")
+        train = d / "train.tsv"
+        train.write_text("split\tlabel\ttext\n" + "".join(
+            f"{'dev' if i >= 14 else 'train'}\t{'ab'[i % 2]}\t{t.replace(chr(9), ' ')}\n" for i, t in enumerate(texts[:16])),
+            encoding="utf-8")
+        return big, small, train, texts
+
+    def predict_cmd(self, checkpoint: Path, inp: Path, precision: str) -> list[str]:
+        return self.bert + ["predict", "--checkpoint", str(checkpoint), "--input", str(inp),
+                            "--threads", str(self.args.threads), "--precision", precision,
+                            "--batch-size", str(PREDICT_BATCH), "--max-seq-length", str(PREDICT_MAX_LENGTH)]
+
+    def torch_predict(self, checkpoints: dict, big: Path, rows: int) -> dict:
+        """bench_torch_predict.py over the same file and checkpoints; {(preset, precision): row}, or
+        {"error": why}."""
+        if not self.args.torch_python:
+            return {}
+        probs = self.work / "predict" / "torch-probs"
+        args = ["--input", str(big), "--threads", str(self.args.threads), "--batch-size", str(PREDICT_BATCH),
+                "--max-length", str(PREDICT_MAX_LENGTH), "--precisions", "fp32,bf16",
+                "--repeats", str(self.reps(3)), "--probs-dir", str(probs)]
+        for preset, path in checkpoints.items():
+            args += ["--checkpoint", f"{preset}={path}"]
+        if self.torch_bf16_kernels() is False:  # torch's own bf16 code: several times slower
+            args += ["--bf16-rows", str(max(PREDICT_BATCH, rows // 8))]
+        log("PyTorch predict peer (bench_torch_predict.py)")
+        try:
+            r = self.torch_json("bench_torch_predict.py", args, "bench_torch_predict.py",
+                                {"RAYON_NUM_THREADS": str(self.args.threads), "TOKENIZERS_PARALLELISM": "true"})
+        except Exception as e:  # noqa: BLE001 -- best effort
+            log(f"PyTorch predict rows unavailable: {e}")
+            return {"error": str(e).strip().splitlines()[-1][:200] if str(e).strip() else repr(e)}
+        out = {}
+        for row in r["rows"]:
+            prec = "fp32" if row["precision"] == "fp32" else "bf16"
+            row["probs_file"] = str(probs / f"{row['preset']}-{prec}.tsv")
+            out[(row["preset"], prec)] = row
+        return out
+
+    @staticmethod
+    def compare_probs(ours: Path, theirs: Path) -> str:
+        """Agreement of two `bert predict` TSVs over their common first rows."""
+        a = ours.read_text().splitlines()[1:]
+        b = theirs.read_text().splitlines()[1:]
+        k = min(len(a), len(b))
+        diff, same = 0.0, 0
+        for x, y in zip(a[:k], b[:k]):
+            xs, ys = x.split("\t"), y.split("\t")
+            same += xs[0] == ys[0]
+            diff = max(diff, max(abs(float(u) - float(v)) for u, v in zip(xs[1:], ys[1:])))
+        return f"vs ours: labels agree on {same}/{k} rows, max |Δp| {diff:.1e}"
+
+    def predict_rows(self) -> None:
+        n = self.args.threads
+        big, small, train, texts = self.predict_inputs()
+        rows, rows_small = len(texts), len(texts) // 4
+        hf = tokenizers.BertWordPieceTokenizer(self.vocab, lowercase=True)
+        hf.enable_truncation(PREDICT_MAX_LENGTH)
+        lengths = [len(e.ids) for e in hf.encode_batch(texts)]
+        padded = sum(max(lengths[i:i + PREDICT_BATCH]) * len(lengths[i:i + PREDICT_BATCH])
+                     for i in range(0, rows, PREDICT_BATCH))
+        shape = (f"the first {rows} non-empty lines of {Path(self.args.input).name} as JSONL, {sum(lengths) / rows:.1f} "
+                 f"tokens per row ([CLS]/[SEP] included; {padded / rows:.1f} with padding to each batch's longest)")
+        checkpoints = {}
+        for preset in self.presets:
+            log(f"predict: a random {preset} classifier (bert finetune --from-scratch)")
+            checkpoints[preset] = self.make_classifier(preset, train)
+        torch = self.torch_predict(checkpoints, big, rows)
+        for preset in self.presets:
+            for precision in ("fp32", "bf16"):
+                name = (f"Predict (bert predict), {preset}, {precision}, batch {PREDICT_BATCH}, "
+                        f"max length {PREDICT_MAX_LENGTH}, {n} threads")
+                try:
+                    self.predict_row(name, preset, precision, checkpoints[preset], big, small, rows, rows_small,
+                                     shape, torch)
+                except Exception as e:  # noqa: BLE001 -- one row fails, the others go on
+                    self.table.fail(name, e)
+
+    def predict_row(self, name: str, preset: str, precision: str, checkpoint: Path, big: Path, small: Path,
+                    rows: int, rows_small: int, shape: str, torch: dict) -> None:
+        log(name)
+        peer = torch.get((preset, precision))
+        peer_fp32 = torch.get((preset, "fp32"))
+        out = self.work / "predict" / f"ours-{preset}-{precision}.tsv"
+        with open(out, "wb") as fout:  # the first run: row count, agreement, page cache
+            first = run_measured(self.predict_cmd(checkpoint, big, precision), stdout=fout)
+        peer_cell, peer_notes = None, self.torch_missing(torch, f"{precision} predict")
+        if peer:
+            kind = "bf16 autocast" if precision == "bf16" else "fp32"
+            peer_cell = f"{peer['sentences_per_s']:.1f} sentences/s {kind}"
+            peer_notes = (f"PyTorch: transformers BertForSequenceClassification and {peer['tokenizer']} "
+                          f"(fast: {peer['tokenizer_is_fast']}) loaded from the same directory (load "
+                          f"{peer['load_seconds']:.1f} s, not timed), {peer['attn_implementation']} attention, "
+                          f"torch.inference_mode()"
+                          + (", torch.autocast(\"cpu\", bfloat16), fp32 weights" if precision == "bf16" else "")
+                          + f", tokenization timed; {peer['rows']} rows, best of {len(peer['all_seconds'])} "
+                          f"in-process passes after a 2-batch warm-up (start-up excluded by construction), CPU/wall "
+                          f"{peer['cpu_per_wall']:.2f}")
+            if precision == "bf16" and peer_fp32:
+                peer_notes += f", {peer['sentences_per_s'] / peer_fp32['sentences_per_s']:.2f}× its fp32"
+            peer_notes += f"; {self.peer_env().summary()}"
+        if first.rc == 2 and precision == "bf16":
+            reason = first.stderr.strip().splitlines()[-1] if first.stderr.strip() else "refused"
+            self.table.add(name, "not measured", peer_cell, None,
+                           f"bert refuses bf16 here (exit 2): {reason}; {peer_notes}", peer_data=peer)
+            return
+        check(first, f"bert predict --precision {precision} ({preset})")
+        got = out.read_bytes().count(b"\n") - 1
+        if got != rows:
+            raise BenchError(f"bert predict printed {got} rows for {rows} input rows")
+        once = lambda inp, what: check(run_measured(self.predict_cmd(checkpoint, inp, precision)), what)  # noqa: E731
+        reps = max(2, self.reps(3))  # a difference of two walls: one run each is too noisy even for --quick
+        b, b_runs = best_of(reps, lambda: once(big, f"bert predict ({rows} rows)"))
+        s, s_runs = best_of(reps, lambda: once(small, f"bert predict ({rows_small} rows)"))
+        if b.wall <= s.wall:
+            raise BenchError(f"bert predict: {rows} rows took {b.wall:.3f} s, not more than {rows_small} rows "
+                             f"({s.wall:.3f} s): the machine is too noisy for the difference")
+        rate = (rows - rows_small) / (b.wall - s.wall)
+        startup = s.wall - rows_small / rate
+        ratio = None
+        if peer:
+            ratio = f"{rate / peer['sentences_per_s']:.2f}× PyTorch {'bf16 autocast' if precision == 'bf16' else 'fp32'}"
+            peer_notes += "; " + self.compare_probs(out, Path(peer["probs_file"]))
+        self.table.add(name, f"{rate:.1f} sentences/s", peer_cell, ratio,
+                       f"bert predict --precision {precision} on {shape}; sentences/s = ({rows} − {rows_small}) rows / "
+                       f"(wall({rows}) − wall({rows_small})), best of {len(b_runs)} each, so process start-up and "
+                       f"checkpoint load (≈{startup:.2f} s) cancel out; {rows} / wall({rows}) with start-up "
+                       f"= {rows / b.wall:.1f}/s; CPU/wall {b.cpu / b.wall:.2f}; peak RSS {b.maxrss_mib:.0f} MiB; "
+                       f"randomly initialised classifier (bert finetune --from-scratch, 1 epoch on 14 rows); "
+                       f"{peer_notes}",
+                       ours_data={"sentences_per_s": rate, "rows": rows, "rows_small": rows_small,
+                                  "seconds": b.wall, "seconds_small": s.wall, "startup_seconds": startup,
+                                  "all_seconds": [m.wall for m in b_runs], "all_seconds_small": [m.wall for m in s_runs],
+                                  "cpu_seconds": b.cpu, "maxrss_mib": b.maxrss_mib},
+                       peer_data=peer)
 
     # -- all ----------------------------------------------------------------------------------------
     def section(self, name: str, fn, group: str) -> None:
@@ -643,6 +904,7 @@ class Bench:
         self.section("Bounded memory", self.memory_rows, "memory")
         self.section("Shards", self.shards_rows, "shards")
         self.section("Training", self.training_rows, "training")
+        self.section("Predict", self.predict_rows, "predict")
 
 
 def bert_version(cmd: list[str]) -> str:
@@ -663,14 +925,26 @@ def main() -> int:
     ap.add_argument("--long-line-bytes", type=int, default=None,
                     help=f"size of the no-newline stream (default 1 GiB, {QUICK_LONG_LINE_BYTES >> 20} MiB with --quick)")
     ap.add_argument("--quick", action="store_true", help="first 2 MB of the corpus, 64 MiB long line, single runs")
-    ap.add_argument("--only", type=lambda v: set(v.split(",")), default=None,
-                    help="comma-separated row groups to run: tokenize, vocab, memory, shards, training (default: all)")
+    ap.add_argument("--only", type=lambda v: {g for g in v.split(",") if g}, default=None,
+                    help=f"comma-separated row groups to run: {', '.join(GROUPS)} (default: all)")
+    ap.add_argument("--presets", type=lambda v: [p for p in v.split(",") if p], default=list(PRESETS),
+                    help=f"model presets of the training and predict rows (default: {','.join(PRESETS)})")
+    ap.add_argument("--predict-rows", type=int, default=None,
+                    help=f"corpus lines for the predict rows (default {PREDICT_ROWS}, {QUICK_PREDICT_ROWS} with --quick)")
     ap.add_argument("--json-out", type=Path, default=Path("out/bench.json"))
     ap.add_argument("--keep", type=Path, default=None, help="keep the temporary files in DIR")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the vocabulary quality target is missed")
     ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON"),
-                    help="a Python with torch and transformers for the PyTorch training rows (default $TORCH_PYTHON)")
+                    help="a Python with torch and transformers for the PyTorch training and predict rows "
+                         "(default $TORCH_PYTHON)")
     args = ap.parse_args()
+    if args.only is not None and (not args.only or args.only - set(GROUPS)):
+        ap.error(f"--only: unknown row group(s) {', '.join(sorted(args.only - set(GROUPS))) or '(none given)'} "
+                 f"(have {', '.join(GROUPS)})")
+    if not args.presets or set(args.presets) - set(PRESETS):
+        ap.error(f"--presets: choose from {', '.join(PRESETS)}")
+    if args.predict_rows is not None and args.predict_rows < 8:
+        ap.error("--predict-rows must be >= 8")
     if args.long_line_bytes is None:
         args.long_line_bytes = QUICK_LONG_LINE_BYTES if args.quick else 1 << 30
     if args.long_line_bytes <= 0:
@@ -701,8 +975,12 @@ def main() -> int:
     load_end = loadavg()
 
     peer = f"HF tokenizers {tokenizers.__version__}"
+    if bench.torch_versions.get("torch"):
+        peer += f"; PyTorch {bench.torch_versions['torch']}, transformers {bench.torch_versions.get('transformers')}"
     print(bench.table.markdown(peer))
     print()
+    if bench._peer_env is not None:
+        print(f"PyTorch peers: {bench._peer_env.summary()}. ")
     print(f"Load average (1/5/15 min, runnable/total, last pid): start {load_start}; end {load_end}; "
           f"{os.cpu_count()} cores. ")
     print(f"Mode: {'--quick' if args.quick else 'full'}; bert: {bert_version(bench.bert)}; "
@@ -713,7 +991,12 @@ def main() -> int:
            "vocab": args.vocab, "input": args.input, "threads": args.threads, "size": args.size,
            "long_line_bytes": args.long_line_bytes, "peer": peer, "python": platform.python_version(),
            "cpu_count": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": load_end,
-           "started_unix": started, "failed": bench.table.failed, "rows": bench.table.rows}
+           "started_unix": started, "failed": bench.table.failed, "presets": args.presets,
+           "torch_python": args.torch_python, "torch_versions": bench.torch_versions,
+           "torch_peer": None if bench._peer_env is None else {
+               "ld_preload": bench._peer_env.env.get("LD_PRELOAD"), "preloads": bench._peer_env.preloads,
+               "notes": bench._peer_env.notes, "probe": bench._peer_env.probe, "summary": bench._peer_env.summary()},
+           "rows": bench.table.rows}
     try:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")

@@ -6,7 +6,7 @@ sequence at random ids, random NSP labels), times one full step
 
     forward + backward + torch.optim.AdamW.step() + zero_grad()
 
-of transformers' BertForPreTraining in train mode (dropout 0.1, attention dropout 0.1), two ways:
+of transformers' BertForPreTraining in train mode (dropout 0.1, attention dropout 0.1), three ways:
 
   stock  model(input_ids, token_type_ids, attention_mask, labels, next_sentence_label): the MLM head
          (transform + tied decoder over the 30522-word vocabulary) runs at all 32 x 128 positions and
@@ -15,8 +15,15 @@ of transformers' BertForPreTraining in train mode (dropout 0.1, attention dropou
          gathered first (640 rows instead of 4096) and only they go through model.cls.predictions;
          NSP through model.cls.seq_relationship on the pooled output; loss = MLM CE + NSP CE. The same
          parameters and loss as stock (checked in eval mode before timing: |loss difference| printed).
+  bf16   the tuned step with its forward and loss under torch.autocast("cpu", dtype=torch.bfloat16):
+         weights, gradients and AdamW stay fp32, autocast casts the inputs of matrix products to bf16
+         (they go to oneDNN's bf16 kernels where torch finds bf16 units: torch_config.mkldnn_bf16;
+         elsewhere to its own slower bf16 code) and keeps softmax, LayerNorm and the losses in fp32.
+         Its eval-mode loss at initialisation is compared with tuned's (bf16 rounding only).
 
-tokens/s = 32 * 128 / (median seconds per step over --steps steps, after --warmup untimed steps);
+tokens/s = 32 * 128 / (median seconds per step over --steps steps, after --warmup untimed steps; the bf16
+variant's counts can be set apart with --bf16-steps / --bf16-warmup, as bench.py does where torch has no
+bf16 kernels and that step is several times slower);
 tokens_per_s_best uses the fastest timed step instead (on a shared machine, the least disturbed one).
 torch.set_num_threads(--threads). Also the float32 sgemm rate of torch with the same threads:
 GFLOP/s = 2 * 1024^3 / median seconds of a 1024 x 1024 x 1024 torch.matmul.
@@ -27,10 +34,15 @@ threads, loadavg before/after), sgemm, torch / transformers versions,
 a summary of torch.__config__.show() (BLAS, oneDNN, OpenMP, CPU capability), the CPU model and
 /proc/loadavg at the start and the end: other processes on a shared machine slow every number here.
 
+bench.py runs it with LD_PRELOAD set to tcmalloc (and, on CPUs with AVX-512, a libfakeintel.so that
+puts MKL on its AVX-512 path on non-Intel CPUs); see torch_peer_env.py. The JSON's "env" records the
+LD_PRELOAD it ran with.
+
 Usage (from the repository root):
 
     env -u OPENBLAS_CORETYPE nice -n 10 /work/venv-torch/bin/python Tests/Scripts/bench_torch_pretrain.py \\
-        [--threads 2] [--presets tiny,mini,small] [--variants stock,tuned] [--warmup 2] [--steps 5]
+        [--threads 2] [--presets tiny,mini,small] [--variants stock,tuned,bf16] [--warmup 2] [--steps 5]
+        [--bf16-warmup N] [--bf16-steps N]
 """
 
 from __future__ import annotations
@@ -81,6 +93,10 @@ def config_summary() -> dict:
         m = re.search(pat, show)
         out[key] = m.group(1).strip() if m else None
     out["mkldnn_enabled"] = torch.backends.mkldnn.is_available()
+    try:  # whether torch sends bf16 matrix products to oneDNN's bf16 kernels on this CPU
+        out["mkldnn_bf16"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 -- a private op; absent in some builds
+        out["mkldnn_bf16"] = None
     return out
 
 
@@ -143,7 +159,14 @@ def tuned_loss(model: BertForPreTraining, batch) -> torch.Tensor:
         F.cross_entropy(nsp_logits, batch["next_sentence_label"])
 
 
-LOSSES = {"stock": stock_loss, "tuned": tuned_loss}
+def bf16_loss(model: BertForPreTraining, batch) -> torch.Tensor:
+    """tuned_loss under CPU autocast to bf16 (fp32 weights; the backward runs outside, as autocast advises)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return tuned_loss(model, batch)
+
+
+LOSSES = {"stock": stock_loss, "tuned": tuned_loss, "bf16": bf16_loss}
+PRECISION = {"stock": "fp32", "tuned": "fp32", "bf16": "bf16 autocast (fp32 weights and AdamW)"}
 
 
 def make_model(preset: str) -> BertForPreTraining:
@@ -172,9 +195,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--presets", default="tiny,mini,small")
-    ap.add_argument("--variants", default="stock,tuned")
+    ap.add_argument("--variants", default="stock,tuned,bf16")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per row (default %(default)s)")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per row; the median is reported (default %(default)s)")
+    ap.add_argument("--bf16-warmup", type=int, default=None, help="untimed steps of the bf16 variant (default: --warmup)")
+    ap.add_argument("--bf16-steps", type=int, default=None,
+                    help="timed steps of the bf16 variant (default: --steps; fewer where torch has no bf16 kernels)")
     ap.add_argument("--sgemm-repeats", type=int, default=20)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -191,7 +217,7 @@ def main() -> int:
         "torch": torch.__version__, "transformers": transformers.__version__, "python": sys.version.split()[0],
         "threads": args.threads, "torch_num_threads": torch.get_num_threads(),
         "torch_config": config_summary(), "cpu": cpu_model(), "nproc": os.cpu_count(),
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "LD_PRELOAD")},
         "batch": BATCH, "seq_len": SEQ, "masked_per_seq": MASKED, "vocab": VOCAB,
         "warmup_steps": args.warmup, "timed_steps": args.steps,
         "optimizer": "torch.optim.AdamW(lr=1e-4, weight_decay=0.01), all parameters",
@@ -216,9 +242,13 @@ def main() -> int:
             model = make_model(preset).train()
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
             fn = LOSSES[variant]
+            warmup, steps = args.warmup, args.steps
+            if variant == "bf16":
+                warmup = args.warmup if args.bf16_warmup is None else args.bf16_warmup
+                steps = args.steps if args.bf16_steps is None else args.bf16_steps
             la0 = loadavg()
             times, cpu, losses = [], [], []
-            for step in range(args.warmup + args.steps):
+            for step in range(warmup + steps):
                 c = time.process_time()
                 t = time.perf_counter()
                 loss = fn(model, batch)
@@ -228,25 +258,27 @@ def main() -> int:
                 dt = time.perf_counter() - t
                 dc = time.process_time() - c
                 losses.append(loss.item())
-                if step >= args.warmup:
+                if step >= warmup:
                     times.append(dt)
                     cpu.append(dc)
                 log(f"{preset} {variant} step {step}: {dt:.3f} s, loss {losses[-1]:.4f}")
             med = statistics.median(times)
             row = {
-                "preset": preset, "variant": variant, "params": n_params,
+                "preset": preset, "variant": variant, "precision": PRECISION[variant], "params": n_params,
                 "attn_implementation": model.config._attn_implementation,
                 "tokens_per_s": BATCH * SEQ / med, "seconds_per_step": med, "step_seconds": times,
                 # the fastest timed step: the least disturbed by other processes on a shared machine
                 "tokens_per_s_best": BATCH * SEQ / min(times), "seconds_per_step_best": min(times),
                 # process CPU seconds / wall seconds over the timed steps: ~threads when the cores were ours
                 "cpu_per_wall": sum(cpu) / sum(times),
-                "threads": args.threads, "torch": torch.__version__,
+                "threads": args.threads, "torch": torch.__version__, "warmup_steps": warmup, "timed_steps": steps,
                 "first_loss": losses[0], "eval_loss_at_init": check[variant],
                 "loadavg_before": la0, "loadavg_after": loadavg(),
             }
             if "stock" in check and "tuned" in check:
                 row["eval_loss_abs_diff_stock_vs_tuned"] = abs(check["stock"] - check["tuned"])
+            if "bf16" in check and "tuned" in check:
+                row["eval_loss_abs_diff_bf16_vs_tuned"] = abs(check["bf16"] - check["tuned"])
             result["rows"].append(row)
             log(f"{preset} {variant}: {row['tokens_per_s']:.0f} tokens/s ({med:.3f} s/step)")
             del model, opt
