@@ -62,13 +62,17 @@ static dnnl_status_t make(entry_t *e) {
     dnnl_primitive_attr_t attr;
     s = dnnl_primitive_attr_create(&attr);
     if (s != dnnl_success) return s;
-    if (e->alpha != 1.0f) dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha);
+    if (e->alpha != 1.0f && (s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha)) != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return s;
+    }
     if (e->beta != 0.0f) {
         dnnl_post_ops_t ops;
-        dnnl_post_ops_create(&ops);
-        dnnl_post_ops_append_sum(ops, e->beta);
-        dnnl_primitive_attr_set_post_ops(attr, ops);
+        if ((s = dnnl_post_ops_create(&ops)) != dnnl_success) { dnnl_primitive_attr_destroy(attr); return s; }
+        s = dnnl_post_ops_append_sum(ops, e->beta);
+        if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, ops);
         dnnl_post_ops_destroy(ops);
+        if (s != dnnl_success) { dnnl_primitive_attr_destroy(attr); return s; }
     }
     dnnl_primitive_desc_t pd;
     s = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
@@ -132,21 +136,18 @@ int bertkit_dnnl_gemm_bf16(int trans_a, int trans_b, int64_t m, int64_t n, int64
     if (!stream) return dnnl_out_of_memory;
     dnnl_status_t s = lookup(&key, &e, &owned);
     if (s != dnnl_success) return s;
-    dnnl_memory_t am, bm, cm;
-    if ((s = dnnl_memory_create(&am, &e->a_md, engine, (void *)a)) != dnnl_success) {
-        if (owned) dnnl_primitive_destroy(e->primitive);
-        return s;
-    }
-    if ((s = dnnl_memory_create(&bm, &e->b_md, engine, (void *)b)) != dnnl_success) { dnnl_memory_destroy(am); return s; }
-    if ((s = dnnl_memory_create(&cm, &e->c_md, engine, c)) != dnnl_success) {
-        dnnl_memory_destroy(am); dnnl_memory_destroy(bm); return s;
-    }
+    // Every path releases what it made, and an uncached primitive (a full cache) too.
+    dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
+    if ((s = dnnl_memory_create(&am, &e->a_md, engine, (void *)a)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_create(&bm, &e->b_md, engine, (void *)b)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_create(&cm, &e->c_md, engine, c)) != dnnl_success) goto done;
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
     s = dnnl_primitive_execute(e->primitive, stream, 3, args);
     if (s == dnnl_success) s = dnnl_stream_wait(stream);
-    dnnl_memory_destroy(am);
-    dnnl_memory_destroy(bm);
-    dnnl_memory_destroy(cm);
+done:
+    if (am) dnnl_memory_destroy(am);
+    if (bm) dnnl_memory_destroy(bm);
+    if (cm) dnnl_memory_destroy(cm);
     if (owned) dnnl_primitive_destroy(e->primitive);
     return s;
 }
