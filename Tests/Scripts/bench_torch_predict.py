@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -53,23 +52,11 @@ import torch
 import transformers
 from transformers import BertForSequenceClassification, BertTokenizerFast
 
+from bench_torch_pretrain import cpu_model, loadavg  # the same machine facts in both peers
+
 
 def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def torch_config() -> dict:
