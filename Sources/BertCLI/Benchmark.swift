@@ -25,7 +25,7 @@ struct BenchmarkTrainCommand: ParsableCommand {
     @Option(help: "fp32, bf16 (exit 2 without bf16 units) or auto.") var precision: PrecisionChoice = .fp32
 
     func run() throws {
-        let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let threads = self.threads ?? availableCores()
         let out = try TrainingBenchmark.run(model: model, batchSize: batchSize, seqLength: seqLength, masked: masked,
                                             vocabSize: vocabSize, warmup: warmup, steps: steps, threads: threads,
                                             precision: try precision.resolve())

@@ -28,7 +28,7 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let threads = self.threads ?? availableCores()
         let precision = try self.precision.resolve()
         if precision != .fp32 || self.precision == .bf16 { log("bert evaluate: precision \(self.precision.summary(precision))") }
         if let shards {

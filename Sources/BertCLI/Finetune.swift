@@ -55,7 +55,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option var seed: UInt64 = 42
     @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
     var precision: PrecisionChoice = .auto
-    @Option(help: "Compute threads (default: all cores).") var threads: Int?
+    @Option(help: "Compute threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
     @Option(help: "Under mpirun: MiB per gradient all-reduce bucket (0: one sum after the backward).") var allreduceBucketMb = 4.0
     @OptionGroup var file: ClassificationFileOptions
 
@@ -117,7 +117,7 @@ struct FinetuneCommand: ParsableCommand {
         options.adam.weightDecay = weightDecay
         options.maxSeqLength = file.maxSeqLength
         options.seed = seed
-        options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        options.threads = threads ?? availableCores()
         options.precision = modelPrecision
         let tuner = try FineTuner(options: options, source: source, labels: labels, train: train, eval: evalStore, processGroup: group,
                                   allReduceBucketElements: Int(allreduceBucketMb * 1_048_576 / 4))

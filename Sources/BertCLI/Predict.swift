@@ -19,7 +19,7 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var file: ClassificationFileOptions
 
     func run() throws {
-        let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let threads = self.threads ?? availableCores()
         let precision = try self.precision.resolve()
         if precision != .fp32 || self.precision == .bf16 { log("bert predict: precision \(self.precision.summary(precision))") }
         let classifier = try LoadedClassifier(directory: checkpoint, maxBatch: batchSize, maxSeqLength: file.maxSeqLength, threads: threads,

@@ -36,7 +36,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Dropout on hidden states and attention probabilities (default: the recipe's; google keeps the config's).") var dropout: Double?
     @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
     var precision: PrecisionChoice = .auto
-    @Option(help: "Compute threads (default: all cores).") var threads: Int?
+    @Option(help: "Compute threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
     @Option(help: "Random seed (initialisation, data order, dropout).") var seed: UInt64 = 42
     @Option(help: "Also checkpoint every N updates.") var saveEverySteps: Int?
     @Option(help: "Keep only the newest N step checkpoints (epoch checkpoints and latest are always kept).") var keepLast: Int?
@@ -81,7 +81,7 @@ struct PretrainCommand: ParsableCommand {
         options.optimizer = optimizer
         options.seed = seed
         options.precision = precision
-        options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        options.threads = threads ?? availableCores()
         options.saveEverySteps = saveEverySteps
         options.keepLast = keepLast
         options.logEverySteps = logEverySteps

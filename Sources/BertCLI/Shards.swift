@@ -21,7 +21,7 @@ struct ShardsCommand: ParsableCommand {
     @Flag(help: "Mask all pieces of a word together.") var wholeWordMask = false
     @Flag(help: "Store unmasked instances; mask at load time from (seed, epoch, instance).") var dynamicMasking = false
     @Option(help: "Random seed.") var seed: UInt64 = 12345
-    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Worker threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
     @OptionGroup var casing: CasingOptions
     @Option(help: "How text files give sentences: 'lines' (one per line) or 'icu' (free text). JSONL is always icu.")
     var sentenceSplit: SentenceSplit = .lines
@@ -91,7 +91,7 @@ struct ShardsCommand: ParsableCommand {
         request.targetShardBytes = Int(shardSizeMb * 1048576)
         request.zstdLevel = zstdLevel
         request.overwrite = overwrite
-        request.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        request.threads = threads ?? availableCores()
         let prefix = part.map { "bert shards: part \($0): " } ?? "bert shards: "
         let outcome = try ShardBuilder.build(request) { event in
             switch event {

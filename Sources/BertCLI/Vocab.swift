@@ -17,7 +17,7 @@ struct VocabCommand: ParsableCommand {
     @OptionGroup var casing: CasingOptions
     @Option(help: "Do not merge pairs seen fewer times than this.") var minFrequency: Int = 2
     @Option(help: "Keep at most this many distinct characters (the most frequent).") var limitAlphabet: Int = 1000
-    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Worker threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
 
     func validate() throws {
         if size < Vocabulary.specialTokens.count + 1 { throw ValidationError("--size must be more than \(Vocabulary.specialTokens.count)") }
@@ -31,7 +31,7 @@ struct VocabCommand: ParsableCommand {
         let start = Date()
         let basic = BasicTokenizer(normalizer: BertNormalizer(options: casing.normalizerOptions))
         let (counter, bytes, invalid) = try countWords(paths: paths, basic: basic,
-                                                        threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+                                                        threads: threads ?? availableCores())
         if counter.distinct == 0 {
             throw UsageError("\(paths.joined(separator: " ")): no words found; give text files with content")
         }
