@@ -130,14 +130,38 @@ public struct PipelineEngine {
                       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
                 return (object[gain.metric] as? NSNumber)?.doubleValue
             }
-            if let a = value(gain.pretrained), let b = value(gain.baseline) {
-                text += String(format: "  %@: pre-trained %.4f, from scratch %.4f, gain %+.1f points\n", gain.name, a, b, 100 * (a - b))
-            } else {
-                text += "  \(gain.name): missing \(gain.metric) in \(gain.pretrained) or \(gain.baseline)\n"
+            let a = gain.pretrained.map(value), b = gain.baseline.map(value)
+            guard a.allSatisfy({ $0 != nil }), b.allSatisfy({ $0 != nil }) else {
+                let missing = zip(gain.pretrained + gain.baseline, a + b).filter { $0.1 == nil }.map(\.0)
+                text += "  \(gain.name): missing \(gain.metric) in \(missing.joined(separator: ", "))\n"
+                continue
             }
+            text += Self.gainLine(name: gain.name, pretrained: a.map { $0! }, baseline: b.map { $0! })
         }
         try writeFileAtomically(Data(text.utf8), to: out + "/report.txt")
         return text
+    }
+}
+
+extension PipelineEngine {
+    /// One line of the report's gains: the metric from the pre-trained encoder and from the baseline
+    /// (means when there is one value per fine-tuning seed), the gain in points and, for paired
+    /// seeds, the standard error of the mean paired difference and each seed's gain.
+    static func gainLine(name: String, pretrained a: [Double], baseline b: [Double]) -> String {
+        let meanA = a.reduce(0, +) / Double(a.count), meanB = b.reduce(0, +) / Double(b.count)
+        if a.count == 1 && b.count == 1 {
+            return String(format: "  %@: pre-trained %.4f, from scratch %.4f, gain %+.1f points\n", name, meanA, meanB, 100 * (meanA - meanB))
+        }
+        var line = String(format: "  %@: pre-trained %.4f, from scratch %.4f (means of %d and %d fine-tunings), gain %+.1f points",
+                          name, meanA, meanB, a.count, b.count, 100 * (meanA - meanB))
+        if a.count == b.count {
+            let d = zip(a, b).map { 100 * ($0 - $1) }
+            let mean = d.reduce(0, +) / Double(d.count)
+            let variance = d.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(d.count - 1)
+            line += String(format: " ± %.1f (standard error over %d paired seeds: %@)", (variance / Double(d.count)).squareRoot(), d.count,
+                           d.map { String(format: "%+.1f", $0) }.joined(separator: ", "))
+        }
+        return line + "\n"
     }
 }
 

@@ -6,12 +6,15 @@ public struct PipelineFile {
     public var name: String
     public var output: String
     public var stages: [PipelineStage]
-    /// Comparisons for the report: a metric of two evaluation JSON files, from the pre-trained encoder
-    /// and from the random-init baseline, and the difference in points.
+    /// Comparisons for the report: a metric of evaluation JSON files from the pre-trained encoder and
+    /// from the random-init baseline, and the difference in points.
     public var gains: [Gain] = []
 
+    /// One comparison. `pretrained` and `baseline` each hold one evaluation file, or one per
+    /// fine-tuning seed: the report then gives the means, the gain of the means and, when both lists
+    /// pair up (the same seeds, in the same order), the standard error of the paired differences.
     public struct Gain {
-        public var name: String, metric: String, pretrained: String, baseline: String
+        public var name: String, metric: String, pretrained: [String], baseline: [String]
     }
 
     static let keys: Set<String> = ["name", "output", "stages", "description", "gains"]
@@ -97,11 +100,18 @@ public struct PipelineFile {
                 let e = v.replacingOccurrences(of: "${out}", with: output).replacingOccurrences(of: "${root}", with: root)
                 return e.hasPrefix("/") ? e : (root as NSString).appendingPathComponent(e)
             }
-            guard let g = g as? [String: Any], let gainName = g["name"] as? String, let metric = g["metric"] as? String,
-                  let pretrained = g["pretrained"] as? String, let baseline = g["baseline"] as? String, g.count == 4 else {
-                throw PipelineError.invalid("\(path): gains[\(i)] must be an object with the strings name, metric, pretrained and baseline (evaluation JSON files)")
+            /// A string, or a non-empty list of strings (one evaluation file per fine-tuning seed).
+            func files(_ v: Any?) -> [String]? {
+                if let one = v as? String { return [one] }
+                guard let many = v as? [Any], !many.isEmpty else { return nil }
+                let strings = many.compactMap { $0 as? String }
+                return strings.count == many.count ? strings : nil
             }
-            gains.append(Gain(name: gainName, metric: metric, pretrained: expand(pretrained), baseline: expand(baseline)))
+            guard let g = g as? [String: Any], let gainName = g["name"] as? String, let metric = g["metric"] as? String,
+                  let pretrained = files(g["pretrained"]), let baseline = files(g["baseline"]), g.count == 4 else {
+                throw PipelineError.invalid("\(path): gains[\(i)] must be an object with the strings name and metric, and pretrained and baseline: each an evaluation JSON file or a list of them (one per fine-tuning seed)")
+            }
+            gains.append(Gain(name: gainName, metric: metric, pretrained: pretrained.map(expand), baseline: baseline.map(expand)))
         }
         if object["gains"] != nil && !(object["gains"] is [Any]) { throw PipelineError.invalid("\(path): \"gains\" must be a list") }
         return PipelineFile(name: name, output: output, stages: stages, gains: gains)

@@ -46,10 +46,14 @@ final class RunCommandTests: XCTestCase {
           {"name": "a", "run": ["/bin/sh", "-c", "echo '{\\"accuracy\\": 0.6125, \\"macro_f1\\": 0.4}' > \(dir)/out/a.json"],
            "outputs": ["${out}/a.json"]},
           {"name": "a-rather-long-stage-name", "run": ["/bin/sh", "-c", "echo '{\\"accuracy\\": 0.5, \\"macro_f1\\": 0.45}' > \(dir)/out/b.json"],
-           "outputs": ["${out}/b.json"]}
+           "outputs": ["${out}/b.json"]},
+          {"name": "seeds", "run": ["/bin/sh", "-c", "echo '{\\"accuracy\\": 0.75}' > \(dir)/out/c.json && echo '{\\"accuracy\\": 0.5}' > \(dir)/out/d.json"],
+           "outputs": ["${out}/c.json", "${out}/d.json"]}
         ], "gains": [
           {"name": "accuracy here", "metric": "accuracy", "pretrained": "${out}/a.json", "baseline": "${out}/b.json"},
-          {"name": "macro-F1 here", "metric": "macro_f1", "pretrained": "${out}/a.json", "baseline": "${out}/b.json"}
+          {"name": "macro-F1 here", "metric": "macro_f1", "pretrained": "${out}/a.json", "baseline": "${out}/b.json"},
+          {"name": "over seeds", "metric": "accuracy", "pretrained": ["${out}/c.json", "${out}/d.json"], "baseline": ["${out}/d.json", "${out}/d.json"]},
+          {"name": "unpaired", "metric": "accuracy", "pretrained": ["${out}/c.json", "${out}/d.json"], "baseline": ["${out}/d.json"]}
         ]}
         """
         try Data(file.utf8).write(to: URL(fileURLWithPath: dir + "/p.json"))
@@ -59,6 +63,15 @@ final class RunCommandTests: XCTestCase {
                       || r.stdoutText.contains("accuracy here: pre-trained 0.6125, from scratch 0.5000, gain +11.3 points"), r.stdoutText)
         XCTAssertTrue(r.stdoutText.contains("macro-F1 here: pre-trained 0.4000, from scratch 0.4500, gain -5.0 points"), r.stdoutText)
         XCTAssertTrue(r.stdoutText.contains("  a-rather-long-stage-name  ran"), "a long stage name stays apart from its status: \(r.stdoutText)")
+        // One file per fine-tuning seed: means, the gain of the means, and for paired seeds the
+        // standard error of the mean paired difference (differences +25 and 0: mean 12.5, s.e. 12.5).
+        XCTAssertTrue(r.stdoutText.contains("over seeds: pre-trained 0.6250, from scratch 0.5000 (means of 2 and 2 fine-tunings), gain +12.5 points ± 12.5 (standard error over 2 paired seeds: +25.0, +0.0)"), r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("unpaired: pre-trained 0.6250, from scratch 0.5000 (means of 2 and 1 fine-tunings), gain +12.5 points\n"), r.stdoutText)
+        let notFiles = file.replacingOccurrences(of: #""baseline": ["${out}/d.json"]"#, with: #""baseline": ["${out}/d.json", 3]"#)
+        try Data(notFiles.utf8).write(to: URL(fileURLWithPath: dir + "/notfiles.json"))
+        let refusedList = try runBert(["run", dir + "/notfiles.json"])
+        XCTAssertEqual(refusedList.status, 2, refusedList.stderr)
+        XCTAssertTrue(refusedList.stderr.contains("gains[3]"), refusedList.stderr)
         let bad = file.replacingOccurrences(of: #""metric": "macro_f1", "#, with: "")
         try Data(bad.utf8).write(to: URL(fileURLWithPath: dir + "/bad.json"))
         let refused = try runBert(["run", dir + "/bad.json"])
