@@ -164,4 +164,3 @@ extension PipelineEngine {
         return line + "\n"
     }
 }
-
