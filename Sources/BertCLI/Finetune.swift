@@ -131,7 +131,7 @@ struct FinetuneCommand: ParsableCommand {
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
         if group.isRoot {
             log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation" + evalSource
-                + ", labels \(labels.joined(separator: ", ")), \(epochs) epochs, \(processes)\(options.threads) threads, "
+                + ", labels \(labels.joined(separator: ", ")), \(epochs) epoch\(epochs == 1 ? "" : "s"), \(processes)\(options.threads) thread\(options.threads == 1 ? "" : "s"), "
                 + precision.summary(options.precision))
         }
         let progress = ProgressReporter(label: "finetune")

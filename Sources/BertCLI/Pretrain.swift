@@ -96,12 +96,12 @@ struct PretrainCommand: ParsableCommand {
         let params = trainer.model.layout.count
         let group = trainer.group
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
-        if group.isRoot { log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: %@ lr %g, dropout %g%@%@, %@%d threads, %@%@",
+        if group.isRoot { log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: %@ lr %g, dropout %g%@%@, %@%d thread%@, %@%@",
                    config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
                    Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
                    recipe.rawValue, optimizer == .lamb ? "LAMB" : "AdamW", options.learningRate, cfg.hiddenDropoutProb,
                    options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
-                   processes, options.threads, self.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")) }
+                   processes, options.threads, options.threads == 1 ? "" : "s", self.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")) }
         let progress = ProgressReporter(label: "pretrain")
         trainer.onProgress = { p in
             progress.update(done: p.step, total: p.totalSteps, detail: String(

@@ -92,7 +92,7 @@ final class DataParallelTests: XCTestCase {
         let common = ["--max-steps", "50", "--dropout", "0.1", "--no-group-by-length"]
         let two = try mpirun(2, arguments(dir + "/two", batch: 16, common))
         XCTAssertEqual(two.status, 0, two.stderr)
-        XCTAssertTrue(two.stderr.contains("2 processes (MPI) × 1 threads"), two.stderr)
+        XCTAssertTrue(two.stderr.contains("2 processes (MPI) × 1 thread,"), two.stderr)
         XCTAssertEqual(two.stdoutText.split(separator: "\n").count, 1, "only rank 0 prints the checkpoint: \(two.stdoutText)")
         let one = try runBert(arguments(dir + "/one", batch: 8, common + ["--accumulate", "2"]))
         XCTAssertEqual(one.status, 0, one.stderr)
@@ -218,7 +218,7 @@ final class DataParallelTests: XCTestCase {
                       "--max-seq-length", "16", "--learning-rate", "1e-3", "--dropout", "0", "--threads", "1"]
         let two = try mpirun(2, common + ["--output", dir + "/two", "--allreduce-bucket-mb", "0.001"])
         XCTAssertEqual(two.status, 0, two.stderr)
-        XCTAssertTrue(two.stderr.contains("2 processes (MPI) × 1 threads"), two.stderr)
+        XCTAssertTrue(two.stderr.contains("2 processes (MPI) × 1 thread,"), two.stderr)
         let one = try runBert(common + ["--output", dir + "/one"])
         XCTAssertEqual(one.status, 0, one.stderr)
         let (a, b) = (try rows(dir + "/two"), try rows(dir + "/one"))

@@ -49,12 +49,29 @@ public enum Fixtures {
 
     struct FixtureMissing: Error, CustomStringConvertible { var description: String }
 
-    /// A fresh temporary directory.
+    /// A fresh temporary directory, inside this test process's own folder, which is removed when the
+    /// process exits (`BERTKIT_KEEP_TEST_FILES=1` keeps it, for a post-mortem).
     public static func temporaryDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bertkit-test-\(UUID().uuidString)")
+        let url = testRoot.appendingPathComponent("t-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+}
+
+/// The folder that holds every temporary directory of this test process.
+private let testRoot: URL = makeTestRoot()
+
+private func makeTestRoot() -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("bertkit-tests-\(getpid())-\(UUID().uuidString.prefix(8))")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    if ProcessInfo.processInfo.environment["BERTKIT_KEEP_TEST_FILES"].map({ $0.isEmpty || $0 == "0" }) ?? true {
+        atexit { removeTestRoot() }
+    }
+    return url
+}
+
+private func removeTestRoot() {
+    try? FileManager.default.removeItem(at: testRoot)
 }
 
 /// SplitMix64 (Support's, the package's one definition): a small seeded generator for reproducible tests.
