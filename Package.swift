@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "TextNormalizationTests", dependencies: ["TextNormalization", "TestSupport"]),
         .testTarget(name: "WordPieceTests", dependencies: ["WordPiece", "TestSupport"]),
         .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "Support", "CZstd", "TestSupport"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "CBLAS", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "CBLAS", "CDNNLShim", "TestSupport"]),
         .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport", "ModelTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport", "ModelTestSupport"]),
         .testTarget(name: "BertCLITests", dependencies: ["TestSupport", "Kernels"]),

@@ -4,8 +4,8 @@ import Kernels
 public enum ModelPrecision: Equatable, Sendable, CustomStringConvertible {
     /// fp32 inputs, fp32 accumulation (OpenBLAS sgemm).
     case fp32
-    /// Mixed precision: the linear layers' products (the tied MLM decoder included) take bf16 inputs
-    /// and accumulate and write fp32; weights are rounded to bf16 once after each change (see
+    /// Mixed precision: every matrix product (the linear layers, the tied MLM decoder, and attention's
+    /// Q·Kᵀ and P·V with their backward products) takes bf16 inputs and accumulates and writes fp32; weights are rounded to bf16 once after each change (see
     /// `BertShellModel.parametersDidChange`). Master weights, gradients, LayerNorm, softmax, GELU,
     /// dropout, the losses and every reduction stay fp32. `backend` says where the products run:
     /// `.oneDNN` on the CPU's bf16 units, `.reference` (the same arithmetic widened to fp32) for checks.
@@ -23,9 +23,8 @@ public enum ModelPrecision: Equatable, Sendable, CustomStringConvertible {
 /// The one seam through which every matrix product of the models passes: the linear layers (encoder,
 /// pooler and heads, the tied MLM decoder included) and attention's two batched products. fp32 runs
 /// every product through `Kernels` (OpenBLAS sgemm on shape-fixed blocks); bf16 runs the linear layers
-/// through `gemmBF16` on a bf16 copy of the weights. Attention's two batched products stay fp32 in both
-/// (at sequence length 128 they are 3–8% of the FLOPs). The layers keep fp32 activations, LayerNorm,
-/// softmax and losses.
+/// through `gemmBF16` on a bf16 copy of the weights, and attention's per-head products on operands
+/// rounded to bf16 as they are packed. The layers keep fp32 activations, LayerNorm, softmax and losses.
 final class MatrixProducts {
     /// The arithmetic of the products.
     var precision: ModelPrecision = .fp32 {
@@ -77,6 +76,12 @@ final class MatrixProducts {
         return UnsafePointer(weights16!.baseAddress! + offset)
     }
 
+    /// The backend of bf16 products; nil in fp32.
+    private var bf16Backend: BF16Backend? {
+        if case .bf16(let backend) = precision { return backend }
+        return nil
+    }
+
     /// Scratch buffer k (0 or 1) of at least `count` elements.
     private func scratch(_ k: Int, _ count: Int) -> UnsafeMutablePointer<UInt16> {
         if scratch[k].count < count {
@@ -122,11 +127,8 @@ final class MatrixProducts {
     func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, dropMask: UnsafeMutablePointer<UInt8>?,
                           qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Int32>, b: Int, t: Int, nh: Int, hs: Int, p: Float,
                           seed: UInt64, scratch: UnsafeMutablePointer<Float>, threads: Int) {
-        switch precision {
-        case .fp32, .bf16:
-            Kernels.attentionForward(out: out, probs: probs, dropMask: dropMask, qkv: qkv, keyMask: keyMask, b: b, t: t, nh: nh,
-                                     hs: hs, p: p, seed: seed, scratch: scratch, threads: threads)
-        }
+        Kernels.attentionForward(out: out, probs: probs, dropMask: dropMask, qkv: qkv, keyMask: keyMask, b: b, t: t, nh: nh,
+                                 hs: hs, p: p, seed: seed, scratch: scratch, threads: threads, bf16: bf16Backend)
     }
 
     /// The backward of `attentionForward`; see `Kernels.attentionBackward`.
@@ -134,11 +136,8 @@ final class MatrixProducts {
     func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                            probs: UnsafePointer<Float>, dropMask: UnsafePointer<UInt8>?, b: Int, t: Int, nh: Int, hs: Int, p: Float,
                            scratch: UnsafeMutablePointer<Float>, threads: Int) {
-        switch precision {
-        case .fp32, .bf16:
-            Kernels.attentionBackward(dqkv: dqkv, dout: dout, qkv: qkv, probs: probs, dropMask: dropMask, b: b, t: t, nh: nh,
-                                      hs: hs, p: p, scratch: scratch, threads: threads)
-        }
+        Kernels.attentionBackward(dqkv: dqkv, dout: dout, qkv: qkv, probs: probs, dropMask: dropMask, b: b, t: t, nh: nh,
+                                  hs: hs, p: p, scratch: scratch, threads: threads, bf16: bf16Backend)
     }
 
     /// Self-attention at the kept query rows only; see `Kernels.attentionForwardRows`.
@@ -147,12 +146,9 @@ final class MatrixProducts {
                               q: UnsafePointer<Float>, qkv: UnsafePointer<Float>, keyMask: UnsafePointer<Int32>,
                               rowStart: UnsafePointer<Int32>, positions: UnsafePointer<Int32>, b: Int, t: Int, nh: Int, hs: Int,
                               p: Float, seed: UInt64, scratch: UnsafeMutablePointer<Float>, threads: Int) {
-        switch precision {
-        case .fp32, .bf16:
-            Kernels.attentionForwardRows(out: out, probs: probs, dropMask: dropMask, q: q, qkv: qkv, keyMask: keyMask,
-                                         rowStart: rowStart, positions: positions, b: b, t: t, nh: nh, hs: hs, p: p, seed: seed,
-                                         scratch: scratch, threads: threads)
-        }
+        Kernels.attentionForwardRows(out: out, probs: probs, dropMask: dropMask, q: q, qkv: qkv, keyMask: keyMask,
+                                     rowStart: rowStart, positions: positions, b: b, t: t, nh: nh, hs: hs, p: p, seed: seed,
+                                     scratch: scratch, threads: threads, bf16: bf16Backend)
     }
 
     /// The backward of `attentionForwardRows`; see `Kernels.attentionBackwardRows`.
@@ -161,10 +157,8 @@ final class MatrixProducts {
                                q: UnsafePointer<Float>, qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
                                dropMask: UnsafePointer<UInt8>?, rowStart: UnsafePointer<Int32>, b: Int, t: Int, nh: Int, hs: Int,
                                p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int) {
-        switch precision {
-        case .fp32, .bf16:
-            Kernels.attentionBackwardRows(dq: dq, dqkv: dqkv, dout: dout, q: q, qkv: qkv, probs: probs, dropMask: dropMask,
-                                          rowStart: rowStart, b: b, t: t, nh: nh, hs: hs, p: p, scratch: scratch, threads: threads)
-        }
+        Kernels.attentionBackwardRows(dq: dq, dqkv: dqkv, dout: dout, q: q, qkv: qkv, probs: probs, dropMask: dropMask,
+                                      rowStart: rowStart, b: b, t: t, nh: nh, hs: hs, p: p, scratch: scratch, threads: threads,
+                                      bf16: bf16Backend)
     }
 }

@@ -30,19 +30,25 @@ static void single_thread(void) {
     done = 1;
 }
 
-// A primitive per shape, made once: oneDNN's primitive descriptors cost tens of microseconds.
+// A primitive per shape, made once: oneDNN's primitive descriptors cost tens of microseconds, more
+// than one of attention's per-head products. The shapes of a run are few but vary with the sequence
+// length and, in the last layer, with the rows kept, so the cache is a hash table read under a shared
+// lock; it never removes an entry (a pointer into it stays valid) and, once three quarters full,
+// hands out uncached primitives that the caller destroys.
 typedef struct {
     int trans_a, trans_b;
+    dnnl_data_type_t type;  // of A and B (dnnl_bf16, or dnnl_f32 for the plumbing check)
     int64_t m, n, k, lda, ldb, ldc;
     float alpha, beta;
-    dnnl_primitive_t primitive;
+    dnnl_primitive_t primitive;  // NULL: an empty slot
     dnnl_memory_desc_t a_md, b_md, c_md;
 } entry_t;
 
-#define CACHE_SIZE 512
-static entry_t cache[CACHE_SIZE];
+#define CACHE_SLOTS 2048  // a power of two
+#define CACHE_LIMIT (CACHE_SLOTS / 4 * 3)
+static entry_t cache[CACHE_SLOTS];
 static int cache_used = 0;
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t cache_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 static void matrix_desc(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t ld, int trans, dnnl_data_type_t type) {
     // op(X) is (rows, cols); stored row-major (rows, cols) with stride ld, or (cols, rows) when trans.
@@ -53,8 +59,8 @@ static void matrix_desc(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int6
 }
 
 static dnnl_status_t make(entry_t *e) {
-    matrix_desc(&e->a_md, e->m, e->k, e->lda, e->trans_a, dnnl_bf16);
-    matrix_desc(&e->b_md, e->k, e->n, e->ldb, e->trans_b, dnnl_bf16);
+    matrix_desc(&e->a_md, e->m, e->k, e->lda, e->trans_a, e->type);
+    matrix_desc(&e->b_md, e->k, e->n, e->ldb, e->trans_b, e->type);
     matrix_desc(&e->c_md, e->m, e->n, e->ldc, 0, dnnl_f32);
     dnnl_matmul_desc_t desc;
     dnnl_status_t s = dnnl_matmul_desc_init(&desc, &e->a_md, &e->b_md, NULL, &e->c_md);
@@ -83,39 +89,68 @@ static dnnl_status_t make(entry_t *e) {
     return s;
 }
 
-// The cached primitive for key's shape, made on first use. Entries are never removed, so a pointer
-// stays valid; when the cache is full, *found is key itself with a primitive the caller destroys.
+static int same_shape(const entry_t *a, const entry_t *b) {
+    return a->trans_a == b->trans_a && a->trans_b == b->trans_b && a->type == b->type && a->m == b->m && a->n == b->n &&
+           a->k == b->k && a->lda == b->lda && a->ldb == b->ldb && a->ldc == b->ldc && a->alpha == b->alpha && a->beta == b->beta;
+}
+
+static uint64_t shape_hash(const entry_t *e) {
+    uint32_t alpha, beta;
+    memcpy(&alpha, &e->alpha, 4);
+    memcpy(&beta, &e->beta, 4);
+    uint64_t v[] = {(uint64_t)(e->trans_a | e->trans_b << 1 | (uint64_t)e->type << 2), (uint64_t)e->m, (uint64_t)e->n,
+                    (uint64_t)e->k, (uint64_t)e->lda, (uint64_t)e->ldb, (uint64_t)e->ldc, alpha | (uint64_t)beta << 32};
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 8; i++) {
+        h ^= v[i];
+        h *= 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    return h;
+}
+
+// The slot holding key's shape, or the empty slot where it would go (NULL only if the table were full,
+// which CACHE_LIMIT prevents). Call under the lock.
+static entry_t *probe(const entry_t *key) {
+    for (uint64_t i = shape_hash(key), n = 0; n < CACHE_SLOTS; i++, n++) {
+        entry_t *e = &cache[i & (CACHE_SLOTS - 1)];
+        if (!e->primitive || same_shape(e, key)) return e;
+    }
+    return NULL;
+}
+
+// The cached primitive for key's shape, made on first use; when the cache is at its limit, *found is
+// key itself with a primitive the caller destroys (*owned = 1).
 static dnnl_status_t lookup(entry_t *key, entry_t **found, int *owned) {
     *owned = 0;
-    pthread_mutex_lock(&cache_lock);
-    for (int i = 0; i < cache_used; i++) {
-        entry_t *e = &cache[i];
-        if (e->trans_a == key->trans_a && e->trans_b == key->trans_b && e->m == key->m && e->n == key->n &&
-            e->k == key->k && e->lda == key->lda && e->ldb == key->ldb && e->ldc == key->ldc &&
-            e->alpha == key->alpha && e->beta == key->beta) {
+    pthread_rwlock_rdlock(&cache_lock);
+    entry_t *e = probe(key);
+    int hit = e && e->primitive;  // a filled slot never changes again
+    pthread_rwlock_unlock(&cache_lock);
+    if (hit) { *found = e; return dnnl_success; }
+    pthread_rwlock_wrlock(&cache_lock);
+    e = probe(key);
+    dnnl_status_t s = dnnl_success;
+    if (e && e->primitive) {
+        *found = e;
+    } else if ((s = make(key)) == dnnl_success) {
+        if (e && cache_used < CACHE_LIMIT) {
+            *e = *key;
+            cache_used++;
             *found = e;
-            pthread_mutex_unlock(&cache_lock);
-            return dnnl_success;
-        }
-    }
-    dnnl_status_t s = make(key);
-    if (s == dnnl_success) {
-        if (cache_used < CACHE_SIZE) {
-            cache[cache_used] = *key;
-            *found = &cache[cache_used++];
         } else {
             *found = key;
             *owned = 1;
         }
     }
-    pthread_mutex_unlock(&cache_lock);
+    pthread_rwlock_unlock(&cache_lock);
     return s;
 }
 
 int bertkit_dnnl_bf16_matmul_available(void) {
     pthread_once(&once, init);
     if (init_status != dnnl_success) return 0;
-    entry_t key = {0, 1, 32, 32, 32, 32, 32, 32, 1.0f, 0.0f, NULL};
+    entry_t key = {0, 1, dnnl_bf16, 32, 32, 32, 32, 32, 32, 1.0f, 0.0f, NULL};
     entry_t *e = NULL;
     int owned = 0;
     dnnl_status_t s = lookup(&key, &e, &owned);
@@ -123,13 +158,12 @@ int bertkit_dnnl_bf16_matmul_available(void) {
     return s == dnnl_success;
 }
 
-int bertkit_dnnl_gemm_bf16(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                           const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb, float beta,
-                           float *c, int64_t ldc) {
+static int gemm(dnnl_data_type_t type, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const void *a, int64_t lda, const void *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     pthread_once(&once, init);
     if (init_status != dnnl_success) return init_status;
     single_thread();
-    entry_t key = {trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, alpha, beta, NULL};
+    entry_t key = {trans_a != 0, trans_b != 0, type, m, n, k, lda, ldb, ldc, alpha, beta, NULL};
     entry_t *e = NULL;
     int owned = 0;
     dnnl_stream_t stream = thread_stream();
@@ -151,6 +185,27 @@ done:
     if (owned) dnnl_primitive_destroy(e->primitive);
     return s;
 }
+
+int bertkit_dnnl_gemm_bf16(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb, float beta,
+                           float *c, int64_t ldc) {
+    return gemm(dnnl_bf16, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+int bertkit_dnnl_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                          float *c, int64_t ldc) {
+    return gemm(dnnl_f32, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+int bertkit_dnnl_cached_shapes(void) {
+    pthread_rwlock_rdlock(&cache_lock);
+    int n = cache_used;
+    pthread_rwlock_unlock(&cache_lock);
+    return n;
+}
+
+int bertkit_dnnl_cache_limit(void) { return CACHE_LIMIT; }
 
 const char *bertkit_dnnl_version(void) {
     static char text[32];

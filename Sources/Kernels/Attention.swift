@@ -1,4 +1,5 @@
 import CBLAS
+import CDNNLShim
 import Foundation
 
 /// Floats of scratch that `attentionForward` and `attentionBackward` need: 2·T·T per thread.
@@ -15,19 +16,24 @@ public func attentionScratchCount(t: Int, threads: Int) -> Int { 2 * t * t * max
 /// scratch: `attentionScratchCount(t:threads:)` floats.
 /// The (b,h) pairs are split over `threads`, each running single-threaded sgemm (OpenBLAS is set to
 /// one thread while they run); the results do not depend on `threads`.
+/// `bf16`: nil multiplies in fp32; a backend makes the two products (Q·Kᵀ and P'·V, and the four of
+/// the backward) take bf16-rounded operands with fp32 accumulation, as `gemmBF16` does. The scores,
+/// the softmax, the dropout and the cached probs stay fp32.
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                              dropMask: UnsafeMutablePointer<UInt8>?, qkv: UnsafePointer<Float>,
                              keyMask: UnsafePointer<Int32>, b: Int, t: Int, nh: Int, hs: Int, p: Float, seed: UInt64,
-                             scratch: UnsafeMutablePointer<Float>, threads: Int) {
+                             scratch: UnsafeMutablePointer<Float>, threads: Int, bf16: BF16Backend? = nil) {
     let h = nh * hs, ld = 3 * h, tt = t * t
     let sampler = DropoutSampler(p: p, seed: seed)
     precondition(p == 0 || dropMask != nil, "attentionForward: p > 0 needs a dropMask")
+    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
+    defer { products.deallocate() }
     forEachHead(b * nh, threads: threads) { job, tid in
         let bi = job / nh, hd = job % nh
         let q = qkv + bi * t * ld + hd * hs
         headForward(q: q, ldq: ld, rows: t, positions: nil, k: q + h, v: q + 2 * h, ldkv: ld, keyMask: keyMask + bi * t, t: t,
                     hs: hs, p: p, probs: probs + job * tt, dropMask: dropMask.map { $0 + job * tt }, sampler: sampler, dropBase: job * tt,
-                    out: out + bi * t * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt)
+                    out: out + bi * t * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt, product: products.worker(tid))
     }
 }
 
@@ -35,15 +41,17 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 /// dout (B,T,H); the other arguments as in the forward pass.
 public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, dropMask: UnsafePointer<UInt8>?, b: Int, t: Int, nh: Int,
-                              hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int) {
+                              hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int, bf16: BF16Backend? = nil) {
     let h = nh * hs, ld = 3 * h, tt = t * t
     precondition(p == 0 || dropMask != nil, "attentionBackward: p > 0 needs the forward's dropMask")
+    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
+    defer { products.deallocate() }
     forEachHead(b * nh, threads: threads) { job, tid in
         let bi = job / nh, hd = job % nh
         let q = qkv + bi * t * ld + hd * hs, dq = dqkv + bi * t * ld + hd * hs
         headBackward(dq: dq, ldq: ld, dk: dq + h, dv: dq + 2 * h, ldkv: ld, dout: dout + bi * t * h + hd * hs, ldo: h, q: q,
                      k: q + h, v: q + 2 * h, probs: probs + job * tt, dropMask: dropMask.map { $0 + job * tt }, rows: t, t: t,
-                     hs: hs, p: p, scratch: scratch + tid * 2 * tt)
+                     hs: hs, p: p, scratch: scratch + tid * 2 * tt, product: products.worker(tid))
     }
 }
 
@@ -59,10 +67,12 @@ public func attentionForwardRows(out: UnsafeMutablePointer<Float>, probs: Unsafe
                                  dropMask: UnsafeMutablePointer<UInt8>?, q: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                                  keyMask: UnsafePointer<Int32>, rowStart: UnsafePointer<Int32>, positions: UnsafePointer<Int32>,
                                  b: Int, t: Int, nh: Int, hs: Int, p: Float, seed: UInt64,
-                                 scratch: UnsafeMutablePointer<Float>, threads: Int) {
+                                 scratch: UnsafeMutablePointer<Float>, threads: Int, bf16: BF16Backend? = nil) {
     let h = nh * hs, ld = 3 * h, tt = t * t
     let sampler = DropoutSampler(p: p, seed: seed)
     precondition(p == 0 || dropMask != nil, "attentionForwardRows: p > 0 needs a dropMask")
+    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
+    defer { products.deallocate() }
     forEachHead(b * nh, threads: threads) { job, tid in
         let bi = job / nh, hd = job % nh
         let r0 = Int(rowStart[bi]), rows = Int(rowStart[bi + 1]) - r0
@@ -71,7 +81,8 @@ public func attentionForwardRows(out: UnsafeMutablePointer<Float>, probs: Unsafe
         let po = (r0 * nh + hd * rows) * t
         headForward(q: q + r0 * h + hd * hs, ldq: h, rows: rows, positions: positions + r0, k: kq, v: kq + h, ldkv: ld,
                     keyMask: keyMask + bi * t, t: t, hs: hs, p: p, probs: probs + po, dropMask: dropMask.map { $0 + po },
-                    sampler: sampler, dropBase: job * tt, out: out + r0 * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt)
+                    sampler: sampler, dropBase: job * tt, out: out + r0 * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt,
+                    product: products.worker(tid))
     }
 }
 
@@ -80,9 +91,12 @@ public func attentionForwardRows(out: UnsafeMutablePointer<Float>, probs: Unsafe
 public func attentionBackwardRows(dq: UnsafeMutablePointer<Float>, dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                   q: UnsafePointer<Float>, qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
                                   dropMask: UnsafePointer<UInt8>?, rowStart: UnsafePointer<Int32>, b: Int, t: Int, nh: Int,
-                                  hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int) {
+                                  hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int,
+                                  bf16: BF16Backend? = nil) {
     let h = nh * hs, ld = 3 * h, tt = t * t
     precondition(p == 0 || dropMask != nil, "attentionBackwardRows: p > 0 needs the forward's dropMask")
+    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
+    defer { products.deallocate() }
     forEachHead(b * nh, threads: threads) { job, tid in
         let bi = job / nh, hd = job % nh
         let r0 = Int(rowStart[bi]), rows = Int(rowStart[bi + 1]) - r0
@@ -91,7 +105,7 @@ public func attentionBackwardRows(dq: UnsafeMutablePointer<Float>, dqkv: UnsafeM
         let po = (r0 * nh + hd * rows) * t
         headBackward(dq: dq + r0 * h + hd * hs, ldq: h, dk: dk, dv: dk + h, ldkv: ld, dout: dout + r0 * h + hd * hs, ldo: h,
                      q: q + r0 * h + hd * hs, k: kq, v: kq + h, probs: probs + po, dropMask: dropMask.map { $0 + po },
-                     rows: rows, t: t, hs: hs, p: p, scratch: scratch + tid * 2 * tt)
+                     rows: rows, t: t, hs: hs, p: p, scratch: scratch + tid * 2 * tt, product: products.worker(tid))
     }
 }
 
@@ -102,11 +116,11 @@ public func attentionBackwardRows(dq: UnsafeMutablePointer<Float>, dqkv: UnsafeM
 func headForward(q: UnsafePointer<Float>, ldq: Int, rows: Int, positions: UnsafePointer<Int32>?, k: UnsafePointer<Float>,
                  v: UnsafePointer<Float>, ldkv: Int, keyMask: UnsafePointer<Int32>, t: Int, hs: Int, p: Float,
                  probs: UnsafeMutablePointer<Float>, dropMask: UnsafeMutablePointer<UInt8>?, sampler: DropoutSampler,
-                 dropBase: Int, out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>) {
+                 dropBase: Int, out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>,
+                 product: HeadProduct) {
     let scale = 1 / Float(hs).squareRoot()
     // scores (rows,T) = scale · Q·Kᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(t), Int32(hs),
-                scale, q, Int32(ldq), k, Int32(ldkv), 0, probs, Int32(t))
+    product(transA: false, transB: true, m: rows, n: t, k: hs, alpha: scale, a: q, lda: ldq, b: k, ldb: ldkv, beta: 0, c: probs, ldc: t)
     maskedSoftmaxRows(probs, mask: keyMask, rows: rows, t: t)
     var pd = UnsafePointer(probs)
     if p > 0, let dropMask {
@@ -121,8 +135,7 @@ func headForward(q: UnsafePointer<Float>, ldq: Int, rows: Int, positions: Unsafe
         pd = UnsafePointer(scratch)
     }
     // out (rows,HS) = P'·V
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hs), Int32(t),
-                1, pd, Int32(t), v, Int32(ldkv), 0, out, Int32(ldo))
+    product(transA: false, transB: false, m: rows, n: hs, k: t, alpha: 1, a: pd, lda: t, b: v, ldb: ldkv, beta: 0, c: out, ldc: ldo)
 }
 
 /// Backward of `headForward`: dq (rows,HS), dk, dv (T,HS) accumulate; dout (rows,HS).
@@ -130,7 +143,7 @@ func headForward(q: UnsafePointer<Float>, ldq: Int, rows: Int, positions: Unsafe
 func headBackward(dq: UnsafeMutablePointer<Float>, ldq: Int, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                   ldkv: Int, dout: UnsafePointer<Float>, ldo: Int, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
                   v: UnsafePointer<Float>, probs: UnsafePointer<Float>, dropMask: UnsafePointer<UInt8>?, rows: Int, t: Int,
-                  hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>) {
+                  hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, product: HeadProduct) {
     let scale = 1 / Float(hs).squareRoot()
     let n = rows * t
     let pd = scratch, dp = scratch + t * t
@@ -141,20 +154,82 @@ func headBackward(dq: UnsafeMutablePointer<Float>, ldq: Int, dk: UnsafeMutablePo
         pdrop = UnsafePointer(pd)
     }
     // dP' (rows,T) = dO·Vᵀ ; dV += P'ᵀ·dO
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(t), Int32(hs),
-                1, dout, Int32(ldo), v, Int32(ldkv), 0, dp, Int32(t))
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(rows),
-                1, pdrop, Int32(t), dout, Int32(ldo), 1, dv, Int32(ldkv))
+    product(transA: false, transB: true, m: rows, n: t, k: hs, alpha: 1, a: dout, lda: ldo, b: v, ldb: ldkv, beta: 0, c: dp, ldc: t)
+    product(transA: true, transB: false, m: t, n: hs, k: rows, alpha: 1, a: pdrop, lda: t, b: dout, ldb: ldo, beta: 1, c: dv, ldc: ldkv)
     if p > 0, let dropMask {
         for i in 0..<n where dropMask[i] == 0 { dp[i] = 0 }
         scaleInPlace(dp, n, dropScale)
     }
     softmaxBackwardRows(dp, probs: probs, rows: rows, t: t)
     // dQ += scale·dS·K ; dK += scale·dSᵀ·Q
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hs), Int32(t),
-                scale, dp, Int32(t), k, Int32(ldkv), 1, dq, Int32(ldq))
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(t), Int32(hs), Int32(rows),
-                scale, dp, Int32(t), q, Int32(ldq), 1, dk, Int32(ldkv))
+    product(transA: false, transB: false, m: rows, n: hs, k: t, alpha: scale, a: dp, lda: t, b: k, ldb: ldkv, beta: 1, c: dq, ldc: ldq)
+    product(transA: true, transB: false, m: t, n: hs, k: rows, alpha: scale, a: dp, lda: t, b: q, ldb: ldq, beta: 1, c: dk, ldc: ldkv)
+}
+
+/// The packing room of attention's bf16 products, one part per worker (none in fp32).
+struct HeadProducts {
+    let backend: BF16Backend?
+    let t: Int, hs: Int
+    /// `workers` parts of `HeadProduct.bytes(t:hs:)` bytes; nil in fp32.
+    let room: UnsafeMutableRawPointer?
+
+    init(_ backend: BF16Backend?, t: Int, hs: Int, threads: Int) {
+        self.backend = backend
+        self.t = t
+        self.hs = hs
+        room = backend == nil ? nil
+            : .allocate(byteCount: max(1, threads) * HeadProduct.bytes(t: t, hs: hs), alignment: 64)
+    }
+
+    /// Worker `tid`'s products.
+    func worker(_ tid: Int) -> HeadProduct {
+        HeadProduct(backend: backend, room: room.map { $0 + tid * HeadProduct.bytes(t: t, hs: hs) }, t: t, hs: hs)
+    }
+
+    func deallocate() { room?.deallocate() }
+}
+
+/// One worker's products inside attention: single-threaded, in fp32 (OpenBLAS sgemm) or, with a bf16
+/// backend, on bf16-rounded operands with fp32 accumulation, the arithmetic of `gemmBF16`. The
+/// operands are rounded into the worker's room, packed with row stride = their width.
+struct HeadProduct {
+    let backend: BF16Backend?
+    /// op(A) packed at the start (up to T·max(T,HS) elements), op(B) after it (up to T·HS).
+    let room: UnsafeMutableRawPointer?
+    let t: Int, hs: Int
+
+    /// The room one worker needs: both operands at 4 bytes an element (the reference keeps the rounded
+    /// values as fp32; oneDNN's bf16 needs half).
+    static func bytes(t: Int, hs: Int) -> Int { 4 * (t * max(t, hs) + t * hs) }
+
+    /// C (M,N) = alpha·op(A)·op(B) + beta·C, row-major as `gemm`; here M, N, K ≤ T or HS.
+    @inline(__always)
+    func callAsFunction(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard let backend, let room else {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n),
+                        Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        // Stored extents: A is (M,K) or (K,M); B is (K,N) or (N,K).
+        let (ar, ac) = transA ? (k, m) : (m, k), (br, bc) = transB ? (n, k) : (k, n)
+        precondition(ar * ac <= t * max(t, hs) && br * bc <= t * hs, "attention product larger than its packing room")
+        switch backend {
+        case .reference:
+            let pa = room.assumingMemoryBound(to: Float.self), pb = pa + t * max(t, hs)
+            for r in 0..<ar { BFloat16.roundedFloats(a + r * lda, into: pa + r * ac, count: ac) }
+            for r in 0..<br { BFloat16.roundedFloats(b + r * ldb, into: pb + r * bc, count: bc) }
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n),
+                        Int32(k), alpha, pa, Int32(ac), pb, Int32(bc), beta, c, Int32(ldc))
+        case .oneDNN:
+            let pa = room.assumingMemoryBound(to: UInt16.self), pb = pa + t * max(t, hs)
+            for r in 0..<ar { BFloat16.round(a + r * lda, into: pa + r * ac, count: ac) }
+            for r in 0..<br { BFloat16.round(b + r * ldb, into: pb + r * bc, count: bc) }
+            let status = bertkit_dnnl_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, pa, Int64(ac),
+                                                pb, Int64(bc), beta, c, Int64(ldc))
+            if status != 0 { fatalError("oneDNN \(BF16Support.oneDNNVersion) bf16 matmul failed with status \(status)") }
+        }
+    }
 }
 
 /// Runs body(job, threadIndex) for jobs 0..<count on up to `threads` threads (contiguous blocks),
@@ -225,8 +300,10 @@ func scaleInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float) {
 extension Naive {
     /// Reference for `attentionForward`; returns out (B,T,H), probs (B,NH,T,T) before dropout and the
     /// dropout mask (B,NH,T,T) (all ones when p = 0), with the same draws as the fast kernel.
+    /// `round` (identity by default) is applied to every operand of the two products, as the bf16
+    /// kernels round them: Q and K before the scores, the dropped-out probabilities and V before the output.
     public static func attentionForward<T: BinaryFloatingPoint>(qkv: [T], keyMask: [Int32], b: Int, t: Int, nh: Int,
-                                                                  hs: Int, p: Float, seed: UInt64)
+                                                                  hs: Int, p: Float, seed: UInt64, round: (T) -> T = { $0 })
         -> (out: [T], probs: [T], dropMask: [UInt8]) {
         let h = nh * hs
         var out = [T](repeating: 0, count: b * t * h)
@@ -245,7 +322,9 @@ extension Naive {
                         var s = [T](repeating: 0, count: t)
                         for j in real {
                             var d: T = 0
-                            for c in 0..<hs { d += qkv[(bi * t + i) * 3 * h + hd * hs + c] * qkv[(bi * t + j) * 3 * h + h + hd * hs + c] }
+                            for c in 0..<hs {
+                                d += round(qkv[(bi * t + i) * 3 * h + hd * hs + c]) * round(qkv[(bi * t + j) * 3 * h + h + hd * hs + c])
+                            }
                             s[j] = d * scale
                         }
                         let m = real.map { s[$0] }.max()!
@@ -259,7 +338,8 @@ extension Naive {
                             dropMask[base + j] = sampler.keep(base + j) ? 1 : 0
                             pj = dropMask[base + j] == 1 ? pj * T(sampler.scale) : 0
                         }
-                        for c in 0..<hs { out[(bi * t + i) * h + hd * hs + c] += pj * qkv[(bi * t + j) * 3 * h + 2 * h + hd * hs + c] }
+                        pj = round(pj)
+                        for c in 0..<hs { out[(bi * t + i) * h + hd * hs + c] += pj * round(qkv[(bi * t + j) * 3 * h + 2 * h + hd * hs + c]) }
                     }
                 }
             }
@@ -267,10 +347,12 @@ extension Naive {
         return (out, probs, dropMask)
     }
 
-    /// Reference for `attentionBackward`; accumulates into dqkv (B,T,3H).
+    /// Reference for `attentionBackward`; accumulates into dqkv (B,T,3H). `round` is applied to every
+    /// operand of the four products as the bf16 kernels round them (dO, V, the dropped-out
+    /// probabilities, the score gradient before its 1/√HS, Q and K).
     public static func attentionBackward<T: BinaryFloatingPoint>(dqkv: inout [T], dout: [T], qkv: [T], probs: [T],
                                                                    dropMask: [UInt8], b: Int, t: Int, nh: Int, hs: Int,
-                                                                   p: Float) {
+                                                                   p: Float, round: (T) -> T = { $0 }) {
         let h = nh * hs
         let scale = 1 / T(hs).squareRoot()
         let dropScale: T = p > 0 ? T(Float(1 / (1 - Double(p)))) : 1
@@ -283,20 +365,21 @@ extension Naive {
                     for j in 0..<t {
                         let keep: T = p > 0 ? (dropMask[base + j] == 1 ? dropScale : 0) : 1
                         var d: T = 0
+                        let pj = round(probs[base + j] * keep)
                         for c in 0..<hs {
-                            let g = dout[(bi * t + i) * h + hd * hs + c]
-                            d += g * qkv[qi(bi, j, 2, hd, c)]
-                            dqkv[qi(bi, j, 2, hd, c)] += probs[base + j] * keep * g
+                            let g = round(dout[(bi * t + i) * h + hd * hs + c])
+                            d += g * round(qkv[qi(bi, j, 2, hd, c)])
+                            dqkv[qi(bi, j, 2, hd, c)] += pj * g
                         }
                         dp[j] = d * keep
                     }
                     var dot: T = 0
                     for j in 0..<t { dot += probs[base + j] * dp[j] }
                     for j in 0..<t {
-                        let ds = probs[base + j] * (dp[j] - dot) * scale
+                        let ds = round(probs[base + j] * (dp[j] - dot)) * scale
                         for c in 0..<hs {
-                            dqkv[qi(bi, i, 0, hd, c)] += ds * qkv[qi(bi, j, 1, hd, c)]
-                            dqkv[qi(bi, j, 1, hd, c)] += ds * qkv[qi(bi, i, 0, hd, c)]
+                            dqkv[qi(bi, i, 0, hd, c)] += ds * round(qkv[qi(bi, j, 1, hd, c)])
+                            dqkv[qi(bi, j, 1, hd, c)] += ds * round(qkv[qi(bi, i, 0, hd, c)])
                         }
                     }
                 }

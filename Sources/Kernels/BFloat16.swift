@@ -36,6 +36,22 @@ public enum BFloat16 {
         while i < count { dst[i] = round(src[i]); i += 1 }
     }
 
+    /// dst[i] = float(round(src[i])): each value rounded to bf16 and kept as fp32, for the reference
+    /// products. // src (count,), dst (count,)
+    public static func roundedFloats(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        let one = SIMD16<UInt32>(repeating: 1), bias = SIMD16<UInt32>(repeating: 0x7FFF)
+        while i + 16 <= count {
+            let raw = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<UInt32>.self)
+            let rounded = (raw &+ bias &+ ((raw &>> 16) & one)) &>> 16
+            let nan = (raw & 0x7FFF_FFFF) .> 0x7F80_0000
+            let quiet = (raw &>> 16) | 0x0040
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: rounded.replacing(with: quiet, where: nan) &<< 16, as: SIMD16<UInt32>.self)
+            i += 16
+        }
+        while i < count { dst[i] = float(round(src[i])); i += 1 }
+    }
+
     /// dst[i] = float(src[i]) for i in 0..<count. // src (count,), dst (count,)
     public static func widen(_ src: UnsafePointer<UInt16>, into dst: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { dst[i] = Float(bitPattern: UInt32(src[i]) << 16) }

@@ -1,3 +1,4 @@
+import CDNNLShim
 import Support
 import TestSupport
 import XCTest
@@ -88,6 +89,52 @@ final class BFloat16Tests: XCTestCase {
                 XCTAssertGreaterThan(differs, m * n / 2, "bf16 inputs do change the result (the check can fail)")
             }
         }
+    }
+
+    /// The oneDNN shim's plumbing on every CPU: its fp32 twin (the same descriptors, strides, transposes,
+    /// output scale, sum post-op and shape cache as the bf16 product; only the data type differs) against
+    /// OpenBLAS, on odd shapes with row strides wider than the rows; then the cache: a repeated shape
+    /// adds no entry, and past the cache's limit products are still right (primitives made per call).
+    func testOneDNNShimPlumbingMatchesOpenBLASInFP32() {
+        var rng = SeededRandom(seed: 17)
+        func check(_ m: Int, _ n: Int, _ k: Int, _ transA: Bool, _ transB: Bool, alpha: Float, beta: Float, pad: Int,
+                   file: StaticString = #filePath, line: UInt = #line) {
+            let (ar, ac) = transA ? (k, m) : (m, k), (br, bc) = transB ? (n, k) : (k, n)
+            let lda = ac + pad, ldb = bc + pad, ldc = n + pad
+            let a = (0..<(ar * lda)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let b = (0..<(br * ldb)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let c0 = (0..<(m * ldc)).map { _ in Float.random(in: -1...1, using: &rng) }
+            var dnnl = c0, blas = c0
+            let status = bertkit_dnnl_gemm_f32(transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b,
+                                               Int64(ldb), beta, &dnnl, Int64(ldc))
+            XCTAssertEqual(status, 0, "oneDNN status", file: file, line: line)
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &blas,
+                 ldc: ldc, threads: 1)
+            // Both fp32: they differ in the order of the sums only (K·2⁻²⁴ of Σ|ab| ≤ K), and the padding
+            // between rows of C is left alone.
+            XCTAssertLessThan(Numerics.maxError(dnnl, blas.double), Double(k) * 0x1p-22 + 1e-6,
+                              "(\(m), \(n), \(k)) \(transA) \(transB) alpha \(alpha) beta \(beta)", file: file, line: line)
+            for i in 0..<m { for j in n..<ldc { XCTAssertEqual(dnnl[i * ldc + j], c0[i * ldc + j], file: file, line: line) } }
+        }
+        for (m, n, k) in [(17, 33, 65), (1, 40, 7), (64, 64, 64), (37, 16, 128)] {
+            for (transA, transB) in [(false, false), (false, true), (true, false), (true, true)] {
+                for (alpha, beta) in [(Float(1), Float(0)), (0.125, 1), (0.5, 0.25)] {
+                    check(m, n, k, transA, transB, alpha: alpha, beta: beta, pad: 3)
+                }
+            }
+        }
+        let before = Int(bertkit_dnnl_cached_shapes()), limit = Int(bertkit_dnnl_cache_limit())
+        XCTAssertGreaterThan(before, 0, "the shapes above are cached")
+        check(17, 33, 65, false, true, alpha: 1, beta: 0, pad: 3)
+        XCTAssertEqual(Int(bertkit_dnnl_cached_shapes()), before, "a repeated shape makes no new entry")
+        // Fill the cache with distinct shapes, then go past it.
+        var n = 1
+        while Int(bertkit_dnnl_cached_shapes()) < limit {
+            check(2, n, 3, false, false, alpha: 1, beta: 0, pad: 0)
+            n += 1
+        }
+        for extra in 0..<4 { check(3, n + extra, 5, true, true, alpha: 0.5, beta: 1, pad: 1) }
+        XCTAssertEqual(Int(bertkit_dnnl_cached_shapes()), limit, "the cache stops at its limit")
     }
 
     /// oneDNN never stands in for missing bf16 units: it is native exactly where the CPU flags say so.

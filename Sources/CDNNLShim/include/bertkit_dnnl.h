@@ -17,6 +17,18 @@ int bertkit_dnnl_gemm_bf16(int trans_a, int trans_b, int64_t m, int64_t n, int64
                            const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb, float beta,
                            float *c, int64_t ldc);
 
+// The same product with A and B in fp32, through the same code (descriptors, strides, scales, post-ops,
+// cache): it runs on every CPU, so tests check the shim's plumbing against OpenBLAS even where the bf16
+// kernel itself cannot run. BertKit's own products never take this path.
+int bertkit_dnnl_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                          float *c, int64_t ldc);
+
+// How many shapes have a cached primitive, and the most that will (beyond it, primitives are made per
+// call and destroyed after it).
+int bertkit_dnnl_cached_shapes(void);
+int bertkit_dnnl_cache_limit(void);
+
 // oneDNN's version, e.g. "2.6.3".
 const char *bertkit_dnnl_version(void);
 
