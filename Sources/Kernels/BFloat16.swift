@@ -22,31 +22,30 @@ public enum BFloat16 {
     /// dst[i] = round(src[i]) for i in 0..<count, 16 at a time. // src (count,), dst (count,)
     public static func round(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<UInt16>, count: Int) {
         var i = 0
-        let one = SIMD16<UInt32>(repeating: 1), bias = SIMD16<UInt32>(repeating: 0x7FFF)
         while i + 16 <= count {
-            let raw = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<UInt32>.self)
-            let rounded = (raw &+ bias &+ ((raw &>> 16) & one)) &>> 16
-            // NaN: exponent all ones and a nonzero mantissa; keep it a quiet NaN.
-            let nan = (raw & 0x7FFF_FFFF) .> 0x7F80_0000
-            let quiet = (raw &>> 16) | 0x0040
-            let out = SIMD16<UInt16>(truncatingIfNeeded: rounded.replacing(with: quiet, where: nan))
+            let out = SIMD16<UInt16>(truncatingIfNeeded: round16(UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<UInt32>.self)))
             UnsafeMutableRawPointer(dst + i).storeBytes(of: out, as: SIMD16<UInt16>.self)
             i += 16
         }
         while i < count { dst[i] = round(src[i]); i += 1 }
     }
 
+    /// `round` on 16 fp32 bit patterns at once: the bf16 bits in the low half of each lane.
+    @inline(__always)
+    static func round16(_ raw: SIMD16<UInt32>) -> SIMD16<UInt32> {
+        let rounded = (raw &+ 0x7FFF &+ ((raw &>> 16) & 1)) &>> 16
+        // NaN: exponent all ones and a nonzero mantissa; keep it a quiet NaN.
+        let nan = (raw & 0x7FFF_FFFF) .> 0x7F80_0000
+        return rounded.replacing(with: (raw &>> 16) | 0x0040, where: nan)
+    }
+
     /// dst[i] = float(round(src[i])): each value rounded to bf16 and kept as fp32, for the reference
     /// products. // src (count,), dst (count,)
     public static func roundedFloats(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
-        let one = SIMD16<UInt32>(repeating: 1), bias = SIMD16<UInt32>(repeating: 0x7FFF)
         while i + 16 <= count {
-            let raw = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<UInt32>.self)
-            let rounded = (raw &+ bias &+ ((raw &>> 16) & one)) &>> 16
-            let nan = (raw & 0x7FFF_FFFF) .> 0x7F80_0000
-            let quiet = (raw &>> 16) | 0x0040
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: rounded.replacing(with: quiet, where: nan) &<< 16, as: SIMD16<UInt32>.self)
+            let bits = round16(UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<UInt32>.self)) &<< 16
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: bits, as: SIMD16<UInt32>.self)
             i += 16
         }
         while i < count { dst[i] = float(round(src[i])); i += 1 }

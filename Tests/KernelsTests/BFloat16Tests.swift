@@ -48,6 +48,13 @@ final class BFloat16Tests: XCTestCase {
             BFloat16.round(src, into: &dst, count: count)
             for i in 0..<count where !src[i].isNaN { XCTAssertEqual(dst[i], BFloat16.round(src[i]), "element \(i) of \(count)") }
             for i in 0..<count where src[i].isNaN { XCTAssertTrue(BFloat16.float(dst[i]).isNaN) }
+            // Rounded and kept as fp32 (the reference products' packing): the same values.
+            var wide = [Float](repeating: 0, count: count)
+            BFloat16.roundedFloats(src, into: &wide, count: count)
+            for i in 0..<count where !src[i].isNaN {
+                XCTAssertEqual(wide[i].bitPattern, BFloat16.float(BFloat16.round(src[i])).bitPattern, "element \(i) of \(count)")
+            }
+            for i in 0..<count where src[i].isNaN { XCTAssertTrue(wide[i].isNaN) }
         }
     }
 
