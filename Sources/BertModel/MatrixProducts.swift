@@ -5,8 +5,8 @@ public enum ModelPrecision: Equatable, Sendable, CustomStringConvertible {
     /// fp32 inputs, fp32 accumulation (OpenBLAS sgemm).
     case fp32
     /// Mixed precision: every matrix product (the linear layers, the tied MLM decoder, and attention's
-    /// Q·Kᵀ and P·V with their backward products) takes bf16 inputs and accumulates and writes fp32; weights are rounded to bf16 once after each change (see
-    /// `BertShellModel.parametersDidChange`). Master weights, gradients, LayerNorm, softmax, GELU,
+    /// Q·Kᵀ and P·V with their backward products) takes bf16 inputs and accumulates and writes fp32;
+    /// weights are rounded to bf16 once after each change (see `BertShellModel.parametersDidChange`). Master weights, gradients, LayerNorm, softmax, GELU,
     /// dropout, the losses and every reduction stay fp32. `backend` says where the products run:
     /// `.oneDNN` on the CPU's bf16 units, `.reference` (the same arithmetic widened to fp32) for checks.
     case bf16(BF16Backend)

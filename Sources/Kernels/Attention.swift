@@ -227,7 +227,7 @@ struct HeadProduct {
             for r in 0..<br { BFloat16.round(b + r * ldb, into: pb + r * bc, count: bc) }
             let status = bertkit_dnnl_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, pa, Int64(ac),
                                                 pb, Int64(bc), beta, c, Int64(ldc))
-            if status != 0 { fatalError("oneDNN \(BF16Support.oneDNNVersion) bf16 matmul failed with status \(status)") }
+            checkOneDNN(status)
         }
     }
 }

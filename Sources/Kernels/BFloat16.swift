@@ -121,9 +121,16 @@ public func gemmBF16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: 
             let bp = transB ? b + columns.lowerBound * ldb : b + columns.lowerBound
             let status = bertkit_dnnl_gemm_bf16(transA ? 1 : 0, transB ? 1 : 0, Int64(rows.count), Int64(columns.count), Int64(k), alpha,
                                                 ap, Int64(lda), bp, Int64(ldb), beta, c + rows.lowerBound * ldc + columns.lowerBound, Int64(ldc))
-            if status != 0 { fatalError("oneDNN \(BF16Support.oneDNNVersion) bf16 matmul failed with status \(status)") }
+            checkOneDNN(status)
         }
     }
+}
+
+/// Stops the process on a oneDNN failure after `BF16Support.isNative` was checked: a broken
+/// installation, not bad input.
+@inline(__always)
+func checkOneDNN(_ status: Int32) {
+    if status != 0 { fatalError("oneDNN \(BF16Support.oneDNNVersion) bf16 matmul failed with status \(status)") }
 }
 
 extension BFloat16 {
