@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static dnnl_engine_t engine;
@@ -31,7 +32,12 @@ static void single_thread(void) {
 }
 
 // A primitive per shape, made once: oneDNN's primitive descriptors cost tens of microseconds, more
-// than one of attention's per-head products. The shapes of a run are few but vary with the sequence
+// than one of attention's per-head products. Workers run one primitive from several threads at once,
+// which oneDNN allows only with a user-managed scratchpad: with the library's (the default), the
+// scratchpad is shared by every primitive and a primitive must run on the thread that made it, and two
+// workers running one shape at once overwrote each other's partial results (found on the first run on
+// avx512_bf16 hardware: attention with dropout off by 0.7 at 2 threads). So each primitive is made in
+// user mode and each call passes its thread's own scratchpad. The shapes of a run are few but vary with the sequence
 // length and, in the last layer, with the rows kept, so the cache is a hash table read under a shared
 // lock; it never removes an entry (a pointer into it stays valid) and, once three quarters full,
 // hands out uncached primitives that the caller destroys.
@@ -41,7 +47,8 @@ typedef struct {
     int64_t m, n, k, lda, ldb, ldc;
     float alpha, beta;
     dnnl_primitive_t primitive;  // NULL: an empty slot
-    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_memory_desc_t a_md, b_md, c_md, scratch_md;
+    size_t scratch_bytes;  // the scratchpad the primitive needs per call (0: none)
 } entry_t;
 
 #define CACHE_SLOTS 2048  // a power of two
@@ -68,6 +75,10 @@ static dnnl_status_t make(entry_t *e) {
     dnnl_primitive_attr_t attr;
     s = dnnl_primitive_attr_create(&attr);
     if (s != dnnl_success) return s;
+    if ((s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)) != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return s;
+    }
     if (e->alpha != 1.0f && (s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha)) != dnnl_success) {
         dnnl_primitive_attr_destroy(attr);
         return s;
@@ -84,6 +95,14 @@ static dnnl_status_t make(entry_t *e) {
     s = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) return s;
+    const dnnl_memory_desc_t *scratch = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (scratch) {
+        e->scratch_md = *scratch;
+        e->scratch_bytes = dnnl_memory_desc_get_size(scratch);
+    } else {
+        memset(&e->scratch_md, 0, sizeof e->scratch_md);
+        e->scratch_bytes = 0;
+    }
     s = dnnl_primitive_create(&e->primitive, pd);
     dnnl_primitive_desc_destroy(pd);
     return s;
@@ -150,7 +169,7 @@ static dnnl_status_t lookup(entry_t *key, entry_t **found, int *owned) {
 int bertkit_dnnl_bf16_matmul_available(void) {
     pthread_once(&once, init);
     if (init_status != dnnl_success) return 0;
-    entry_t key = {0, 1, dnnl_bf16, 32, 32, 32, 32, 32, 32, 1.0f, 0.0f, NULL};
+    entry_t key = {0, 1, dnnl_bf16, 32, 32, 32, 32, 32, 32, 1.0f, 0.0f, NULL, {0}, {0}, {0}, {0}, 0};
     entry_t *e = NULL;
     int owned = 0;
     dnnl_status_t s = lookup(&key, &e, &owned);
@@ -165,8 +184,21 @@ int bertkit_dnnl_bf16_matmul_available(void) {
 // on a 4×4×4 product: 3.8 µs a call with memory objects made per call, 0.9 µs reused.
 typedef struct {
     const entry_t *entry;  // NULL: a free slot
-    dnnl_memory_t a, b, c;
+    dnnl_memory_t a, b, c, scratch;  // scratch: NULL when the primitive needs none
 } bound_t;
+
+// This thread's scratchpad, grown to the largest any of its calls needed (64-byte aligned); NULL when
+// it cannot grow.
+static void *thread_scratchpad(size_t bytes) {
+    static __thread void *buffer = NULL;
+    static __thread size_t capacity = 0;
+    if (bytes <= capacity) return buffer;
+    free(buffer);
+    size_t rounded = (bytes + 63) / 64 * 64;
+    buffer = aligned_alloc(64, rounded);
+    capacity = buffer ? rounded : 0;
+    return buffer;
+}
 
 #define BOUND_SLOTS 16
 
@@ -180,6 +212,7 @@ static bound_t *bound_memories(const entry_t *e) {
         dnnl_memory_destroy(m->a);
         dnnl_memory_destroy(m->b);
         dnnl_memory_destroy(m->c);
+        if (m->scratch) dnnl_memory_destroy(m->scratch);
         m->entry = NULL;
     }
     // Made with no buffer; each call sets it.
@@ -193,6 +226,13 @@ static bound_t *bound_memories(const entry_t *e) {
         dnnl_memory_destroy(m->b);
         return NULL;
     }
+    m->scratch = NULL;
+    if (e->scratch_bytes && dnnl_memory_create(&m->scratch, &e->scratch_md, engine, DNNL_MEMORY_NONE) != dnnl_success) {
+        dnnl_memory_destroy(m->a);
+        dnnl_memory_destroy(m->b);
+        dnnl_memory_destroy(m->c);
+        return NULL;
+    }
     m->entry = e;
     return m;
 }
@@ -202,36 +242,44 @@ static int gemm(dnnl_data_type_t type, int trans_a, int trans_b, int64_t m, int6
     pthread_once(&once, init);
     if (init_status != dnnl_success) return init_status;
     single_thread();
-    entry_t key = {trans_a != 0, trans_b != 0, type, m, n, k, lda, ldb, ldc, alpha, beta, NULL};
+    entry_t key = {trans_a != 0, trans_b != 0, type, m, n, k, lda, ldb, ldc, alpha, beta, NULL, {0}, {0}, {0}, {0}, 0};
     entry_t *e = NULL;
     int owned = 0;
     dnnl_stream_t stream = thread_stream();
     if (!stream) return dnnl_out_of_memory;
     dnnl_status_t s = lookup(&key, &e, &owned);
     if (s != dnnl_success) return s;
+    void *scratch = NULL;
+    if (e->scratch_bytes && !(scratch = thread_scratchpad(e->scratch_bytes))) {
+        if (owned) dnnl_primitive_destroy(e->primitive);
+        return dnnl_out_of_memory;
+    }
     if (!owned) {
         // A cached shape: this thread's memory objects for it, pointed at this call's buffers.
         bound_t *m = bound_memories(e);
         if (!m) return dnnl_out_of_memory;
         if ((s = dnnl_memory_set_data_handle(m->a, (void *)a)) != dnnl_success ||
             (s = dnnl_memory_set_data_handle(m->b, (void *)b)) != dnnl_success ||
-            (s = dnnl_memory_set_data_handle(m->c, c)) != dnnl_success) return s;
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m->a}, {DNNL_ARG_WEIGHTS, m->b}, {DNNL_ARG_DST, m->c}};
-        s = dnnl_primitive_execute(e->primitive, stream, 3, args);
+            (s = dnnl_memory_set_data_handle(m->c, c)) != dnnl_success ||
+            (m->scratch && (s = dnnl_memory_set_data_handle(m->scratch, scratch)) != dnnl_success)) return s;
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m->a}, {DNNL_ARG_WEIGHTS, m->b}, {DNNL_ARG_DST, m->c}, {DNNL_ARG_SCRATCHPAD, m->scratch}};
+        s = dnnl_primitive_execute(e->primitive, stream, m->scratch ? 4 : 3, args);
         return s == dnnl_success ? dnnl_stream_wait(stream) : s;
     }
     // An uncached primitive (a full cache): everything made for this call is released after it.
-    dnnl_memory_t am = NULL, bm = NULL, cm = NULL;
+    dnnl_memory_t am = NULL, bm = NULL, cm = NULL, sm = NULL;
     if ((s = dnnl_memory_create(&am, &e->a_md, engine, (void *)a)) != dnnl_success) goto done;
     if ((s = dnnl_memory_create(&bm, &e->b_md, engine, (void *)b)) != dnnl_success) goto done;
     if ((s = dnnl_memory_create(&cm, &e->c_md, engine, c)) != dnnl_success) goto done;
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
-    s = dnnl_primitive_execute(e->primitive, stream, 3, args);
+    if (scratch && (s = dnnl_memory_create(&sm, &e->scratch_md, engine, scratch)) != dnnl_success) goto done;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_SCRATCHPAD, sm}};
+    s = dnnl_primitive_execute(e->primitive, stream, sm ? 4 : 3, args);
     if (s == dnnl_success) s = dnnl_stream_wait(stream);
 done:
     if (am) dnnl_memory_destroy(am);
     if (bm) dnnl_memory_destroy(bm);
     if (cm) dnnl_memory_destroy(cm);
+    if (sm) dnnl_memory_destroy(sm);
     dnnl_primitive_destroy(e->primitive);
     return s;
 }
