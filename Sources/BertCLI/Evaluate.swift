@@ -30,8 +30,8 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         let threads = self.threads ?? availableCores()
         let precision = try self.precision.resolve()
-        if precision != .fp32 || self.precision == .bf16 { log("bert evaluate: precision \(self.precision.summary(precision))") }
         if let shards {
+            if precision != .fp32 || self.precision == .bf16 { log("bert evaluate: precision \(self.precision.summary(precision))") }
             let r = try PretrainingEvaluation.run(checkpoint: checkpoint, shards: shards, batchSize: batchSize, limit: limit, threads: threads,
                                                   precision: precision)
             let e = JSONEncoder()
@@ -41,14 +41,15 @@ struct EvaluateCommand: ParsableCommand {
             if let output { try writeFileAtomically(Data((text + "\n").utf8), to: output) }
             return
         }
-        let classifier = try LoadedClassifier(directory: checkpoint, maxBatch: batchSize, maxSeqLength: file.maxSeqLength, threads: threads,
-                                              precision: precision)
+        let classifier = try LoadedClassifier(directory: checkpoint, vocabulary: file.vocab, maxSeqLength: file.maxSeqLength, cased: file.cased,
+                                              maxBatch: batchSize, threads: threads, precision: precision)
+        log("bert evaluate: \(classifier.inputs.summary)")
+        if precision != .fp32 || self.precision == .bf16 { log("bert evaluate: precision \(self.precision.summary(precision))") }
         let (model, labels) = (classifier.model, classifier.labels)
-        let tokenizer = try file.tokenizer(file.vocab ?? (checkpoint as NSString).appendingPathComponent("vocab.txt"))
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("bert-evaluate-\(getpid()).examples").path
         defer { unlink(temp) }
         let store = try ClassificationDataset.labelled(path: data!, columns: file.columns(), split: split, labels: labels,
-                                                       tokenizer: tokenizer, maxLength: model.maxSeqLength, storePath: temp)
+                                                       tokenizer: classifier.tokenizer, maxLength: classifier.inputs.maxSeqLength, storePath: temp)
         let m = try FineTuner.evaluate(model: model, store: store, labels: labels, batchSize: batchSize)
         let jsonData = try JSONSerialization.data(withJSONObject: m.jsonObject(), options: [.sortedKeys])
         if let output { try writeFileAtomically(jsonData + Data([0x0A]), to: output) }

@@ -13,17 +13,27 @@ struct ClassificationFileOptions: ParsableArguments {
     @Option(help: "Column with the second text of a pair (used when present).") var textBColumn = "text_b"
     @Option(help: "Column with the label.") var labelColumn = "label"
     @Option(help: "Column with the split (train/dev/test), used when present.") var splitColumn = "split"
-    @Option(help: "Tokens per example, [CLS]/[SEP] included (longer pairs are truncated longest-first).") var maxSeqLength = 128
-    @Flag(help: "Keep case (for a cased vocabulary).") var cased = false
+    @Option(help: ArgumentHelp("Tokens per example, [CLS]/[SEP] included (longer pairs are truncated longest-first).",
+                               discussion: "finetune: default 128, recorded in OUTPUT's tokenizer_config.json; predict and evaluate: default the recorded length."))
+    var maxSeqLength: Int?
+    @Flag(inversion: .prefixedNo,
+          help: "Keep case (a cased vocabulary) or lowercase (default: the checkpoint's tokenizer_config.json do_lower_case, else lowercase).")
+    var cased: Bool?
     @Option(help: "vocab.txt (default: the checkpoint's).") var vocab: String?
 
     func columns(requireLabel: Bool = true) -> ClassificationColumns {
         ClassificationColumns(text: textColumn, textB: textBColumn, label: labelColumn, split: splitColumn, requireLabel: requireLabel)
     }
 
-    func tokenizer(_ vocabularyPath: String) throws -> BertTokenizer {
+    /// Fine-tuning's length: --max-seq-length, else 128.
+    var finetuneLength: Int { maxSeqLength ?? ClassifierInputs.fallbackLength }
+
+    /// Whether to lowercase: --[no-]cased, else what `recorded` says, else lowercase.
+    func lowercase(recorded: TokenizerConfig?) -> Bool { cased.map { !$0 } ?? recorded?.doLowerCase ?? true }
+
+    func tokenizer(_ vocabularyPath: String, lowercase: Bool) throws -> BertTokenizer {
         var options = BertNormalizerOptions()
-        options.lowercase = !cased
+        options.lowercase = lowercase
         return BertTokenizer(vocabulary: try Vocabulary.load(path: vocabularyPath), options: options)
     }
 }
@@ -66,7 +76,7 @@ struct FinetuneCommand: ParsableCommand {
         if !(0..<1).contains(evalFraction) { throw ValidationError("--eval-fraction must be in [0, 1)") }
         if !(allreduceBucketMb >= 0) { throw ValidationError("--allreduce-bucket-mb must be 0 or more") }
         if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
-        if file.maxSeqLength < 3 { throw ValidationError("--max-seq-length must be at least 3") }
+        if file.finetuneLength < 3 { throw ValidationError("--max-seq-length must be at least 3") }
         if fromScratch {
             if checkpoint == nil && (config == nil || file.vocab == nil) {
                 throw ValidationError("--from-scratch needs --checkpoint (for its config and vocabulary) or --config and --vocab")
@@ -90,10 +100,12 @@ struct FinetuneCommand: ParsableCommand {
         var source = try source()
         if let d = dropout { source.config.hiddenDropoutProb = d; source.config.attentionProbsDropoutProb = d }
         let origin = source.directory
-        guard file.maxSeqLength <= source.config.maxPositionEmbeddings else {
-            throw UsageError("--max-seq-length \(file.maxSeqLength) is more than the model's max_position_embeddings \(source.config.maxPositionEmbeddings)")
+        let maxSeqLength = file.finetuneLength
+        guard maxSeqLength <= source.config.maxPositionEmbeddings else {
+            throw UsageError("--max-seq-length \(maxSeqLength) is more than the model's max_position_embeddings \(source.config.maxPositionEmbeddings)")
         }
-        let tokenizer = try file.tokenizer(source.vocabularyPath)
+        let lowercase = file.lowercase(recorded: source.tokenizerConfig)
+        let tokenizer = try file.tokenizer(source.vocabularyPath, lowercase: lowercase)
         guard tokenizer.vocabulary.count == source.config.vocabSize else {
             throw UsageError("\(source.vocabularyPath): \(tokenizer.vocabulary.count) tokens, but the config of \(origin) has vocab_size \(source.config.vocabSize)")
         }
@@ -101,7 +113,7 @@ struct FinetuneCommand: ParsableCommand {
         let group = Processes.group
         func prepare() throws -> ClassificationDataset {
             try ClassificationDataset.prepare(
-                data: data, columns: file.columns(), tokenizer: tokenizer, maxLength: file.maxSeqLength, evalFile: eval,
+                data: data, columns: file.columns(), tokenizer: tokenizer, maxLength: maxSeqLength, evalFile: eval,
                 evalFraction: evalFraction, seed: seed, cacheDirectory: (output as NSString).appendingPathComponent(".cache"))
         }
         let first = group.isRoot ? try prepare() : nil
@@ -115,7 +127,8 @@ struct FinetuneCommand: ParsableCommand {
         options.warmupFraction = warmupFraction
         options.groupByLength = groupByLength
         options.adam.weightDecay = weightDecay
-        options.maxSeqLength = file.maxSeqLength
+        options.maxSeqLength = maxSeqLength
+        options.lowercase = lowercase
         options.seed = seed
         options.threads = threads ?? availableCores()
         options.precision = modelPrecision
@@ -131,7 +144,7 @@ struct FinetuneCommand: ParsableCommand {
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
         if group.isRoot {
             log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation" + evalSource
-                + ", labels \(labels.joined(separator: ", ")), \(epochs) epoch\(epochs == 1 ? "" : "s"), \(processes)\(options.threads) thread\(options.threads == 1 ? "" : "s"), "
+                + ", labels \(labels.joined(separator: ", ")), max_seq_length \(maxSeqLength), \(lowercase ? "uncased" : "cased"), \(epochs) epoch\(epochs == 1 ? "" : "s"), \(processes)\(options.threads) thread\(options.threads == 1 ? "" : "s"), "
                 + precision.summary(options.precision))
         }
         let progress = ProgressReporter(label: "finetune")

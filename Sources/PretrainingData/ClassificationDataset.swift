@@ -118,10 +118,11 @@ public struct ClassificationDataset {
         return store
     }
 
-    /// Every row of `path`, unlabelled (label id −1), for prediction.
-    public static func unlabelled(path: String, columns: ClassificationColumns, tokenizer: BertTokenizer, maxLength: Int,
-                                  storePath: String) throws -> ExampleStore {
-        try ExampleStore.build(path: storePath, reader: try ClassificationReader(path: path, columns: columns),
+    /// Every row of `path` (`-`: standard input, read once), unlabelled (label id −1), for prediction;
+    /// `format` overrides the one the name implies (plain text for `-`).
+    public static func unlabelled(path: String, columns: ClassificationColumns, format: ClassificationReader.Format? = nil,
+                                  tokenizer: BertTokenizer, maxLength: Int, storePath: String) throws -> ExampleStore {
+        try ExampleStore.build(path: storePath, reader: try ClassificationReader(path: path, columns: columns, format: format),
                                tokenizer: tokenizer, maxLength: maxLength, include: { _ in true }, label: { _ in -1 })
     }
 

@@ -21,6 +21,8 @@ public enum ClassificationFileError: Error, Equatable, CustomStringConvertible {
     case unknownLabel(path: String, line: Int, label: String, known: [String], ofModel: Bool)
     /// No row of the file is in the requested split (nil: the file has no rows).
     case noRowsInSplit(path: String, split: String?)
+    /// A plain-text file (one text per line) where labels are needed.
+    case plainTextHasNoLabels(path: String)
 
     public var description: String {
         switch self {
@@ -44,6 +46,8 @@ public enum ClassificationFileError: Error, Equatable, CustomStringConvertible {
             return "\(path): line \(line): label \"\(label)\" "
                 + (ofModel ? "is not one of the model's" : "never occurs in the training rows") + " (\(known.joined(separator: ", ")))"
         case let .noRowsInSplit(path, split): return "\(path): no rows\(split.map { " with split \($0)" } ?? "")"
+        case let .plainTextHasNoLabels(path):
+            return "\(path): plain text (one text per line) has no labels; give a TSV, CSV or JSONL file with a header and a label column"
         }
     }
 }
@@ -87,13 +91,31 @@ public struct ClassificationColumns: Sendable, Equatable {
 }
 
 /// Streams the rows of a TSV, CSV or JSONL classification file (optionally zstd-compressed) with a
-/// header naming the columns. The format comes from the extension (.tsv, .csv, .jsonl/.json,
-/// before any .zst). TSV fields are split on tabs with no quoting, as google-research/bert's
+/// header naming the columns, or of plain text (one text per line, no header, no labels: for
+/// `bert predict`). The format comes from the extension (.tsv, .csv, .jsonl/.json, .txt, before any
+/// .zst; standard input, `-`, is plain text) unless given. In plain text every line is one row, an
+/// empty or blank one included (its text is empty: `ExampleStore` keeps it as a row without tokens),
+/// so rows stay aligned with the input's lines. TSV fields are split on tabs with no quoting, as google-research/bert's
 /// run_classifier.py reads them (csv.reader with quotechar=None): a text may begin with a quote.
 /// CSV follows RFC 4180 (quoted fields, doubled quotes, newlines inside quotes).
 /// Rows are read one at a time: memory does not grow with the file.
 public final class ClassificationReader: Sequence, IteratorProtocol {
-    public enum Format: String, Sendable { case tsv, csv, jsonl }
+    public enum Format: String, Sendable, CaseIterable {
+        case tsv, csv, jsonl
+        /// One text per line, no header.
+        case text = "txt"
+
+        /// The format a file name implies (.csv, .jsonl/.json, .txt, before any .zst; `-` is plain text; else TSV).
+        public static func implied(by path: String) -> Format {
+            if path == "-" { return .text }
+            var name = (path as NSString).lastPathComponent.lowercased()
+            if name.hasSuffix(".zst") { name = String(name.dropLast(4)) }
+            if name.hasSuffix(".csv") { return .csv }
+            if name.hasSuffix(".jsonl") || name.hasSuffix(".json") { return .jsonl }
+            if name.hasSuffix(".txt") { return .text }
+            return .tsv
+        }
+    }
 
     public let path: String
     public let format: Format
@@ -108,15 +130,14 @@ public final class ClassificationReader: Sequence, IteratorProtocol {
     /// The first error met while iterating (iteration then stops); check it after the loop.
     public private(set) var error: ClassificationFileError?
 
-    /// Opens a file and reads its header.
-    public init(path: String, columns: ClassificationColumns = ClassificationColumns()) throws(ClassificationFileError) {
+    /// Opens a file (`-`: standard input) and reads its header; `format` overrides the one the name implies.
+    public init(path: String, columns: ClassificationColumns = ClassificationColumns(), format: Format? = nil) throws(ClassificationFileError) {
         self.path = path
         self.columns = columns
-        var name = (path as NSString).lastPathComponent.lowercased()
-        if name.hasSuffix(".zst") { name = String(name.dropLast(4)) }
-        format = name.hasSuffix(".csv") ? .csv : (name.hasSuffix(".jsonl") || name.hasSuffix(".json")) ? .jsonl : .tsv
+        self.format = format ?? Format.implied(by: path)
+        if self.format == .text && columns.requireLabel { throw .plainTextHasNoLabels(path: path) }
         do { source = try openInput(path) } catch { throw .unreadable(path: path, reason: "\(error)") }
-        if format != .jsonl {
+        if self.format == .tsv || self.format == .csv {
             guard let fields = try readRecord() else { throw .empty(path: path) }
             header = fields.map { $0.trimmingCharacters(in: .whitespaces) }
             func column(_ name: String) -> Int? { header.firstIndex(of: name) }
@@ -141,6 +162,10 @@ public final class ClassificationReader: Sequence, IteratorProtocol {
     public func nextExample() throws(ClassificationFileError) -> ClassificationExample? {
         if error != nil { return nil }
         while true {
+            if format == .text {
+                guard let (line, bytes) = try readLine() else { return nil }
+                return ClassificationExample(text: String(decoding: bytes, as: UTF8.self), label: "", line: line)
+            }
             if format == .jsonl {
                 guard let (line, bytes) = try readLine() else { return nil }
                 if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }

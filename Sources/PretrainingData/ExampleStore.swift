@@ -8,7 +8,8 @@ import WordPiece
 /// File `NAME.examples` (little-endian): a 16-byte header — magic "BKEXMPL1", max length (UInt32),
 /// record count (UInt32) — then per record: length n (UInt16), segment A length (UInt16, [CLS] A [SEP];
 /// n when there is no B), label (Int32, −1 when unknown), then maxLength ids (Int32, 0 after n).
-/// Written to a temporary name and renamed.
+/// n = 0 marks a row without text (a blank line of plain-text input): it has no tokens, and
+/// `bert predict` gives it an empty prediction. Written to a temporary name and renamed.
 public final class ExampleStore: @unchecked Sendable {
     static let magic: [UInt8] = Array("BKEXMPL1".utf8)
     public let path: String
@@ -63,7 +64,8 @@ public final class ExampleStore: @unchecked Sendable {
         let scratch = BertTokenizer.Scratch()
         while let e = try reader.nextExample() {
             guard include(e) else { continue }
-            let encoding = tokenizer.encode(e.text, pair: e.textB, maxLength: maxLength, scratch: scratch)
+            let blank = reader.format == .text && e.text.allSatisfy(\.isWhitespace)
+            let encoding = blank ? Encoding(ids: [], typeIds: []) : tokenizer.encode(e.text, pair: e.textB, maxLength: maxLength, scratch: scratch)
             let id = try label(e)
             let a = e.textB == nil ? encoding.ids.count : (encoding.typeIds.firstIndex(of: 1) ?? encoding.ids.count)
             record.withUnsafeMutableBytes { r in

@@ -23,6 +23,8 @@ public struct FineTuneOptions: Sendable {
     /// torch.optim.AdamW as transformers' Trainer uses it: bias correction on, ε 1e-8.
     public var adam = AdamW.Hyper(epsilon: 1e-8, weightDecay: 0.01, biasCorrection: true)
     public var maxSeqLength = 128
+    /// Whether the examples were lowercased (recorded with the model, with `maxSeqLength`).
+    public var lowercase = true
     public var seed: UInt64 = 42
     public var threads = 1
     public var logEverySteps = 10
@@ -44,6 +46,8 @@ public struct PretrainedSource {
     /// The encoder's weights; nil for a randomly initialised encoder (the from-scratch baseline).
     public var weights: SafetensorsFile?
     public var vocabularyPath: String
+    /// The directory's tokenizer_config.json (casing, trained length), nil where it has none.
+    public var tokenizerConfig: TokenizerConfig?
 
     /// No pre-trained weights: an encoder of `config` with Hugging Face's initialisation (normal(0,
     /// initializer_range), seeded by the fine-tuning seed) and `vocabulary`. Fine-tuning it is the
@@ -66,6 +70,7 @@ public struct PretrainedSource {
             let loaded = try PretrainedSource(directory: directory, vocabulary: vocabulary)
             try self.init(randomlyInitialized: loaded.config, vocabulary: loaded.vocabularyPath,
                           description: "random init shaped as \(directory)")
+            tokenizerConfig = loaded.tokenizerConfig  // the casing of its vocabulary
             return
         }
         guard let vocabPath = vocabulary, let name = config else {
@@ -95,6 +100,7 @@ public struct PretrainedSource {
         guard fm.fileExists(atPath: vocabularyPath) else {
             throw TrainingError.badCheckpoint(path: vocabularyPath, reason: "missing; give --vocab")
         }
+        tokenizerConfig = try TokenizerConfig.load(directory: directory)
     }
 }
 
@@ -281,7 +287,11 @@ public final class FineTuner {
             try save(to: (options.outputDirectory as NSString).appendingPathComponent(name))
             var metrics: ClassificationMetrics?
             if let eval {
-                let m = try evaluate(eval)
+                // The dev rows' predictions beside the model, as `bert predict` writes them for the same rows.
+                let predictions = try PredictionWriter(labels: labels, format: .tsv,
+                                                       output: (options.outputDirectory as NSString).appendingPathComponent(name + "/" + Self.evalPredictionsFile))
+                let m = try evaluate(eval, predictions: predictions)
+                try predictions.commit()
                 metrics = m
                 onEpoch?(epoch + 1, m)
                 try metricsLog?.append(EvalRow(step: step, epoch: epoch + 1, evalAccuracy: m.accuracy, evalMacroF1: m.macroF1))
@@ -307,15 +317,20 @@ public final class FineTuner {
         enum CodingKeys: String, CodingKey { case step, epoch, evalAccuracy = "eval_accuracy", evalMacroF1 = "eval_macro_f1" }
     }
 
-    /// Confusion counts of the model on a store (labels must be known ids).
-    public func evaluate(_ store: ExampleStore) throws -> ClassificationMetrics {
-        try FineTuner.evaluate(model: model, store: store, labels: labels, batchSize: model.maxBatch)
+    /// Confusion counts of the model on a store (labels must be known ids); with `predictions`, each
+    /// row's prediction is written there too, in store order.
+    public func evaluate(_ store: ExampleStore, predictions: PredictionWriter? = nil) throws -> ClassificationMetrics {
+        try FineTuner.evaluate(model: model, store: store, labels: labels, batchSize: model.maxBatch, predictions: predictions)
     }
 
-    /// Confusion counts of `model` on `store`.
-    public static func evaluate(model: BertForSequenceClassification, store: ExampleStore, labels: [String], batchSize: Int) throws -> ClassificationMetrics {
+    /// Confusion counts of `model` on `store`; with `predictions`, each row's prediction is written there
+    /// too, in store order.
+    public static func evaluate(model: BertForSequenceClassification, store: ExampleStore, labels: [String], batchSize: Int,
+                                predictions: PredictionWriter? = nil) throws -> ClassificationMetrics {
         var m = ClassificationMetrics(labels: labels)
         try predict(model: model, store: store, batchSize: batchSize) { i, probabilities in
+            try predictions?.add(probabilities)
+            guard !probabilities.isEmpty else { return }
             let truth = Int(store.example(i).label)
             let predicted = probabilities.indices.max { probabilities[$0] < probabilities[$1] }!
             m.add(truth: truth, predicted: predicted)
@@ -323,34 +338,63 @@ public final class FineTuner {
         return m
     }
 
-    /// Class probabilities for every example of `store`, in order.
+    /// Examples per length-sorted window of `predict`, in batches.
+    public static let predictionWindowBatches = 64
+
+    /// Class probabilities for every example of `store`, handed to `body` in store order. Each window of
+    /// `predictionWindowBatches` batches is sorted by length (longest first, ties in store order) before
+    /// it is cut into batches, and each batch is padded to its longest example, so the work follows the
+    /// real tokens; the window's results are then handed out in store order (memory: one window). A row
+    /// without tokens (a blank line of plain text) gets an empty array.
     public static func predict(model: BertForSequenceClassification, store: ExampleStore, batchSize: Int,
                                _ body: (Int, [Double]) throws -> Void) throws {
-        var start = 0
         let l = model.numLabels
+        let b = max(1, min(batchSize, model.maxBatch))
+        let window = predictionWindowBatches * b
+        var start = 0
         while start < store.count {
-            let indices = Array(start..<min(store.count, start + batchSize))[...]
-            let b = store.batch(indices)
-            _ = try model.forward(ClassificationBatch(batchSize: indices.count, seqLength: b.seqLength, inputIds: b.ids, tokenTypeIds: b.types,
-                                                      attentionMask: b.mask, labels: [Int32](repeating: -1, count: indices.count)),
-                                  dropoutSeed: nil)
-            let logits = model.logits
-            for (row, i) in indices.enumerated() {
-                let z = (0..<l).map { Double(logits[row * l + $0]) }
-                let mx = z.max()!
-                let e = z.map { exp($0 - mx) }
-                let s = e.reduce(0, +)
-                try body(i, e.map { $0 / s })
+            let end = min(store.count, start + window)
+            var keyed: [(index: Int, length: Int)] = []
+            for i in start..<end {
+                let n = store.example(i).ids.count
+                if n > 0 { keyed.append((i, n)) }
             }
-            start += batchSize
+            keyed.sort { $0.length != $1.length ? $0.length > $1.length : $0.index < $1.index }
+            let order: [Int] = keyed.map(\.index)
+            var results = [[Double]](repeating: [], count: end - start)  // (window,) probabilities per row
+            var next = 0
+            while next < order.count {
+                let indices = order[next..<min(order.count, next + b)]
+                next += b
+                let batch = store.batch(indices)
+                _ = try model.forward(ClassificationBatch(batchSize: indices.count, seqLength: batch.seqLength, inputIds: batch.ids,
+                                                          tokenTypeIds: batch.types, attentionMask: batch.mask,
+                                                          labels: [Int32](repeating: -1, count: indices.count)),
+                                      dropoutSeed: nil)
+                let logits = model.logits  // (batch, labels)
+                for (row, i) in indices.enumerated() {
+                    let z = (0..<l).map { Double(logits[row * l + $0]) }
+                    let mx = z.max()!
+                    let e = z.map { exp($0 - mx) }
+                    let s = e.reduce(0, +)
+                    results[i - start] = e.map { $0 / s }
+                }
+            }
+            for i in start..<end { try body(i, results[i - start]) }
+            start = end
         }
     }
 
-    /// The files of a saved model, loadable by `BertForSequenceClassification.from_pretrained`.
-    public static let modelFiles = ["model.safetensors", "config.json", "vocab.txt"]
+    /// Each epoch directory's predictions on the evaluation rows (bert predict's TSV, in the rows' order).
+    public static let evalPredictionsFile = "eval_predictions.tsv"
+
+    /// The files of a saved model, loadable by `BertForSequenceClassification.from_pretrained` and
+    /// `AutoTokenizer.from_pretrained`.
+    public static let modelFiles = ["model.safetensors", "config.json", "vocab.txt", TokenizerConfig.fileName]
 
     /// Writes the model as the directory `directory` (model.safetensors, config.json with the labels,
-    /// vocab.txt), atomically: into a temporary sibling, fsynced, then renamed into place; an older
+    /// vocab.txt, tokenizer_config.json with the casing and the fine-tuning length, which `bert predict`
+    /// and `bert evaluate` then use, as transformers' pipelines use `model_max_length`), atomically: into a temporary sibling, fsynced, then renamed into place; an older
     /// directory of that name is moved aside first and removed after. A reader finds one whole model
     /// there, or none, never files of two epochs.
     public func save(to directory: String) throws {
@@ -362,6 +406,8 @@ public final class FineTuner {
                                     to: temporary + "/model.safetensors")
         try writeSynced(model.config.encoded(), to: temporary + "/config.json")
         try writeSynced(vocabulary, to: temporary + "/vocab.txt")
+        try writeSynced(TokenizerConfig(doLowerCase: options.lowercase, modelMaxLength: options.maxSeqLength).encoded(),
+                        to: temporary + "/" + TokenizerConfig.fileName)
         syncPath(temporary)
         var aside: String? = nil
         if fm.fileExists(atPath: directory) {
@@ -375,8 +421,8 @@ public final class FineTuner {
     }
 
     /// Makes the saved epoch `name` (a directory in OUTPUT) the best model at the top of OUTPUT:
-    /// `OUTPUT/best` is a link to it, replaced by one atomic rename, and OUTPUT's model.safetensors,
-    /// config.json and vocab.txt are links through `best`, so the three always come from one epoch.
+    /// `OUTPUT/best` is a link to it, replaced by one atomic rename, and OUTPUT's model files
+    /// (`modelFiles`) are links through `best`, so they always come from one epoch.
     /// `best_epoch.txt` names it too (written after the switch).
     func markBest(_ name: String) throws {
         let out = options.outputDirectory

@@ -6,6 +6,11 @@ public struct Encoding: Sendable, Equatable {
     public var ids: [Int32]
     /// Segment (token type) ids: 0 for `[CLS] A [SEP]`, 1 for `B [SEP]`. // (length,)
     public var typeIds: [Int32]
+
+    public init(ids: [Int32], typeIds: [Int32]) {
+        self.ids = ids
+        self.typeIds = typeIds
+    }
 }
 
 /// The full BERT tokenizer: normalizer, pre-tokenizer, WordPiece, and the `[CLS]`/`[SEP]` template.

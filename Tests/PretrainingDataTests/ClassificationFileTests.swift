@@ -42,6 +42,33 @@ final class ClassificationFileTests: XCTestCase {
                               ClassificationExample(text: "bye", label: "0", split: "dev", line: 3)])
     }
 
+    /// Plain text (.txt, before any .zst; `-` too) is one row per line, no header: a blank line is a row
+    /// with empty text (kept, so rows stay aligned with lines), CR before LF is dropped, a last line
+    /// without a newline counts, and nothing more follows a final newline. It has no labels.
+    func testPlainTextIsOneRowPerLineBlankLinesIncluded() throws {
+        XCTAssertEqual(ClassificationReader.Format.implied(by: "a.txt"), .text)
+        XCTAssertEqual(ClassificationReader.Format.implied(by: "dir/A.TXT.zst"), .text)
+        XCTAssertEqual(ClassificationReader.Format.implied(by: "-"), .text)
+        XCTAssertEqual(ClassificationReader.Format.implied(by: "a.tsv.zst"), .tsv)
+        XCTAssertEqual(ClassificationReader.Format.implied(by: "a.dat"), .tsv)
+        let p = try write("a.txt", "first text\r\n\n  \nlabel\ttab kept\nlast")
+        let rows = try all(p, ClassificationColumns(requireLabel: false))
+        XCTAssertEqual(rows.map(\.text), ["first text", "", "  ", "label\ttab kept", "last"])
+        XCTAssertEqual(rows.map(\.line), [1, 2, 3, 4, 5])
+        XCTAssertEqual(rows.map(\.textB), [nil, nil, nil, nil, nil])
+        XCTAssertEqual(try all(try write("b.txt", "one\ntwo\n"), ClassificationColumns(requireLabel: false)).map(\.text), ["one", "two"])
+        XCTAssertEqual(try all(try write("c.txt", ""), ClassificationColumns(requireLabel: false)), [])
+        // A TSV read as plain text with --input-format: its header is a row like any other.
+        let tsv = try write("d.tsv", "text\nhello\n")
+        let r = try ClassificationReader(path: tsv, columns: ClassificationColumns(requireLabel: false), format: .text)
+        XCTAssertEqual(try r.nextExample()?.text, "text")
+        // Where labels are needed, plain text is refused, naming the file.
+        XCTAssertThrowsError(try ClassificationReader(path: p)) { e in
+            XCTAssertEqual(e as? ClassificationFileError, .plainTextHasNoLabels(path: p))
+            XCTAssertTrue("\(e)".contains(p) && "\(e)".contains("label column"), "\(e)")
+        }
+    }
+
     func testErrorsNameTheFileAndLine() throws {
         func expect(_ name: String, _ text: String, _ check: (ClassificationFileError) -> Bool) throws {
             let p = try write(name, text)
@@ -102,12 +129,29 @@ extension ClassificationFileError {
         switch self {
         case let .unreadable(p, _), let .empty(p), let .missingColumn(p, _, _), let .wrongFieldCount(p, _, _, _), let .badQuoting(p, _, _),
              let .badJSON(p, _, _), let .emptyText(p, _, _), let .emptyLabel(p, _), let .badSplit(p, _, _), let .noTrainingRows(p),
-             let .singleClass(p, _, _), let .unknownLabel(p, _, _, _, _), let .noRowsInSplit(p, _): return p
+             let .singleClass(p, _, _), let .unknownLabel(p, _, _, _, _), let .noRowsInSplit(p, _), let .plainTextHasNoLabels(p): return p
         }
     }
 }
 
 final class ExampleStoreTests: XCTestCase {
+    /// A blank line of plain text is stored as a row without tokens (length 0), in its place; other rows
+    /// hold the tokenizer's encoding. Only plain text can make such a row (TSV refuses an empty text).
+    func testBlankPlainTextLinesAreRowsWithoutTokens() throws {
+        let dir = Fixtures.temporaryDirectory()
+        let txt = dir.appendingPathComponent("t.txt").path
+        try Data("Hello world!\n\n \t\nsecond text\n".utf8).write(to: URL(fileURLWithPath: txt))
+        let tokenizer = BertTokenizer(vocabulary: try Vocabulary.load(path: Fixtures.uncasedVocab))
+        let store = try ExampleStore.build(path: dir.appendingPathComponent("p.examples").path,
+                                           reader: try ClassificationReader(path: txt, columns: ClassificationColumns(requireLabel: false)),
+                                           tokenizer: tokenizer, maxLength: 16, include: { _ in true }, label: { _ in -1 })
+        XCTAssertEqual(store.count, 4)
+        XCTAssertEqual(Array(store.example(0).ids), tokenizer.encode("Hello world!", maxLength: 16).ids)
+        XCTAssertEqual(store.example(1).ids.count, 0)
+        XCTAssertEqual(store.example(2).ids.count, 0)
+        XCTAssertEqual(Array(store.example(3).ids), tokenizer.encode("second text", maxLength: 16).ids)
+    }
+
     func testStoreHoldsTheTokenizerEncodingAndPads() throws {
         let dir = Fixtures.temporaryDirectory()
         let tsv = dir.appendingPathComponent("d.tsv").path
