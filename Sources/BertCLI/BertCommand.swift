@@ -22,6 +22,7 @@ struct Bert: ParsableCommand {
     )
 
     static func main() {
+        correctBLASCoreByReexec()  // before anything else: OpenBLAS's kernels are fixed when it loads
         signal(SIGPIPE, SIG_IGN)
         if let warning = forcedBLASCoreWarning() { log("bert: warning: " + warning) }
         do {

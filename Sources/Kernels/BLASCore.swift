@@ -14,6 +14,37 @@ public func forcedBLASCoreWarning() -> String? {
     return "OPENBLAS_CORETYPE=\(forced) forces OpenBLAS onto \(core) kernels, but this CPU has AVX-512; matrix products run at about half speed. Unset OPENBLAS_CORETYPE (or set SkylakeX)."
 }
 
+/// The `OPENBLAS_CORETYPE` this process should run with when OpenBLAS did not recognise the CPU and
+/// fell back to kernels far older than it supports; nil when its choice fits (or the user chose, by
+/// setting `OPENBLAS_CORETYPE`). Debian's OpenBLAS 0.3.21 takes CPUs newer than it knows for a
+/// Prescott (SSE3): on a 5th-generation Xeon (model 207, AVX-512) its sgemm then ran a MiniLM
+/// classifier's predictions 3.3 times slower than with its SkylakeX kernels. The kernels are chosen when
+/// libopenblas loads, before any code of ours runs, so the fix is to run again with the variable set
+/// (`correctBLASCoreByReexec`).
+public func blasCoreCorrection(environment: [String: String] = ProcessInfo.processInfo.environment,
+                               flags: Set<String> = cpuFlags(), core: String = Parallel.blasCoreName) -> String? {
+    guard (environment["OPENBLAS_CORETYPE"] ?? "").isEmpty else { return nil }
+    let core = core.lowercased()
+    let avx512 = flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"])
+    let avx2 = flags.isSuperset(of: ["avx2", "fma"])
+    let avx512Cores: Set = ["skylakex", "cooperlake", "sapphirerapids", "zen"]  // zen: AMD's own choice, kept
+    let avx2Cores: Set = avx512Cores.union(["haswell", "excavator"])
+    if avx512 { return avx512Cores.contains(core) ? nil : "SkylakeX" }
+    if avx2 { return avx2Cores.contains(core) ? nil : "Haswell" }
+    return nil
+}
+
+/// Runs this program again with `OPENBLAS_CORETYPE` set to `blasCoreCorrection()` when there is one
+/// (the same arguments, environment and process id: execv); returns only when there is none or the
+/// exec failed. Call first thing in `main`.
+public func correctBLASCoreByReexec() {
+    guard let core = blasCoreCorrection() else { return }
+    setenv("OPENBLAS_CORETYPE", core, 1)
+    let args = CommandLine.arguments.map { strdup($0) } + [nil]
+    execv("/proc/self/exe", args)
+    unsetenv("OPENBLAS_CORETYPE")  // exec failed: carry on with OpenBLAS's own choice
+}
+
 /// CPU feature flags from /proc/cpuinfo (empty off Linux).
 public func cpuFlags() -> Set<String> {
     guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
