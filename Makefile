@@ -99,7 +99,7 @@ bench-predict: build public-model corpus
 	test -e $(OUT)/bench-predict/model/tokenizer_config.json || $(RUN_ENV) $(BERT) finetune --checkpoint $$(echo $(PUBLIC_MODEL)) \
 	  --data Corpora/generated/fortunes.tsv --output $(OUT)/bench-predict/model --epochs 1 --max-seq-length 64 \
 	  --learning-rate 1e-4 --group-by-length --threads $(THREADS)
-	awk -F'\t' 'NR > 1 { print $$3 }' Corpora/generated/fortunes.tsv | head -n 6400 > $(OUT)/bench-predict/texts.txt
+	awk -F'\t' 'NR > 1 && NR <= 6401 { print $$3 }' Corpora/generated/fortunes.tsv > $(OUT)/bench-predict/texts.txt
 	$(RUN_ENV) $(VPY) Tests/Scripts/bench_predict_file.py --bert $(BERT) --checkpoint $(OUT)/bench-predict/model \
 	  --input $(OUT)/bench-predict/texts.txt --torch-python $(TORCH_PYTHON) --threads $(THREADS) --repeats 2
 

@@ -14,13 +14,20 @@ struct PretrainCommand: ParsableCommand {
 
     @Option(help: "Shard directory made by bert shards.") var shards: String
     @Option(help: "Run directory (checkpoints/RUN): epoch-NNNN/ checkpoints, metrics.jsonl, TensorBoard events.") var output: String
-    @Option(help: "Model preset: tiny, mini, small, medium, base.") var model: String = "mini"
+    @Option(help: "Model preset: tiny, mini, small, medium, base (default: mini; with --init, the checkpoint's config).") var model: String?
     @Option(help: "A Hugging Face BERT config.json instead of a preset.") var config: String?
+    @Option(name: .customLong("init"), help: ArgumentHelp(
+        "Continue pre-training from a model directory: a Hugging Face BERT (config.json, vocab.txt, model.safetensors), a BertKit checkpoint or a fine-tuned classifier.",
+        discussion: "The run trains DIR's architecture from its weights (BertModel, BertForPreTraining, BertForMaskedLM or BertForSequenceClassification names, F32/F16/BF16); heads it lacks are initialised as transformers does. The shards must be built with DIR's vocab.txt and casing."))
+    var initFrom: String?
+    @Option(help: "mlm-nsp (BERT's masked LM and next-sentence prediction) or mlm (masked LM alone, as RoBERTa and DAPT/TAPT; the NSP head and pooler stay as they start).")
+    var objective: PretrainObjective = .mlmNsp
     @Option(help: "Passes over the shards.") var epochs = 1
     @Option(help: "Instances per micro-batch.") var batchSize = 32
     @Option(help: "Micro-batches per optimizer update.") var accumulate = 1
-    @Option(help: ArgumentHelp("Defaults for the options below: small-budget or google.", discussion: PretrainRecipe.help))
-    var recipe: PretrainRecipe = .smallBudget
+    @Option(help: ArgumentHelp("Defaults for the options below: small-budget, google or adapt (default: adapt with --init, else small-budget).",
+                               discussion: PretrainRecipe.help))
+    var recipe: PretrainRecipe?
     @Flag(inversion: .prefixedNo, help: "Batch instances of similar length (windows of 64 batches sorted by length, in a seeded order) and pad each batch to its longest instance: less compute on padding when instances are short. (default: the recipe's)")
     var groupByLength: Bool?
     @Flag(inversion: .prefixedNo, help: "Initialise the position embeddings as sinusoids (scaled to the initializer's std) instead of random values. (default: the recipe's)")
@@ -61,19 +68,31 @@ struct PretrainCommand: ParsableCommand {
         // 0 would scale every gradient to zero, not turn clipping off.
         if !(maxGradNorm > 0) { throw ValidationError("--max-grad-norm must be positive (a large value effectively turns clipping off)") }
         if !(allreduceBucketMb >= 0) { throw ValidationError("--allreduce-bucket-mb must be 0 or more") }
+        if initFrom != nil && sinusoidalPositions == true { throw ValidationError("--sinusoidal-positions starts positions anew; with --init they come from the checkpoint") }
     }
 
     func run() throws {
         let precision = try self.precision.resolve()
         let inputs = try PretrainingInputs(shardDirectory: shards)
-        let cfg = try inputs.modelConfig(configFile: config, preset: model, dropout: dropout ?? recipe.dropout)
+        let recipe = self.recipe ?? (initFrom == nil ? .smallBudget : .adapt)
+        let initial = try initFrom.map { try InitialWeights(directory: $0) }
+        var cfg: BertConfig
+        if let initial {
+            let requested = model != nil || config != nil ? try inputs.modelConfig(configFile: config, preset: model ?? "mini", dropout: nil) : nil
+            try initial.check(shards: inputs.shards, requested: requested, requestedName: config ?? model.map { "--model \($0)" })
+            cfg = initial.config
+            if let d = dropout ?? recipe.dropout { cfg.hiddenDropoutProb = d; cfg.attentionProbsDropoutProb = d }
+        } else {
+            cfg = try inputs.modelConfig(configFile: config, preset: model ?? "mini", dropout: dropout ?? recipe.dropout)
+        }
 
         var options = PretrainOptions(runDirectory: output)
         options.epochs = epochs
         options.batchSize = batchSize
         options.accumulate = accumulate
         options.groupWindowBatches = (groupByLength ?? recipe.groupByLength) ? 64 : 0
-        options.sinusoidalPositions = sinusoidalPositions ?? recipe.sinusoidalPositions
+        options.sinusoidalPositions = initial == nil && (sinusoidalPositions ?? recipe.sinusoidalPositions)
+        options.objective = objective
         options.learningRate = learningRate ?? recipe.learningRate
         options.warmupSteps = warmupSteps
         options.maxGradNorm = maxGradNorm
@@ -92,16 +111,19 @@ struct PretrainCommand: ParsableCommand {
         options.maxSteps = maxSteps
         options.allReduceBucketElements = Int(allreduceBucketMb * 1_048_576 / 4)
         let trainer = try Pretrainer(options: options, config: cfg, shards: inputs.shards, vocabulary: inputs.vocabularyData,
-                                     maskerForDynamic: inputs.masker, processGroup: Processes.group)
+                                     maskerForDynamic: inputs.masker, processGroup: Processes.group, initialWeights: initial)
         let params = trainer.model.layout.count
         let group = trainer.group
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
         if group.isRoot { log(String(format: "bert pretrain: %@ (L%d H%d A%d I%d, %.2fM parameters), %d instances, %d updates (batch %d × %d), recipe %@: %@ lr %g, dropout %g%@%@, %@%d thread%@, %@%@",
-                   config ?? model, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
+                   initFrom.map { "--init " + $0 } ?? config ?? model ?? "mini", cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads, cfg.intermediateSize,
                    Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
                    recipe.rawValue, optimizer == .lamb ? "LAMB" : "AdamW", options.learningRate, cfg.hiddenDropoutProb,
                    options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
-                   processes, options.threads, options.threads == 1 ? "" : "s", self.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")) }
+                   processes, options.threads, options.threads == 1 ? "" : "s", self.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")
+                   + (objective == .mlm ? ", objective mlm (no NSP)" : ""))
+            if let report = trainer.initReport, let initFrom { log(report.message(directory: initFrom)) }
+        }
         let progress = ProgressReporter(label: "pretrain")
         trainer.onProgress = { p in
             progress.update(done: p.step, total: p.totalSteps, detail: String(
@@ -118,6 +140,7 @@ struct PretrainCommand: ParsableCommand {
 }
 
 extension PretrainRecipe: ExpressibleByArgument {}
+extension PretrainObjective: ExpressibleByArgument {}
 extension PrecisionChoice: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 

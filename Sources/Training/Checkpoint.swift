@@ -1,5 +1,6 @@
 import BertModel
 import Foundation
+import WordPiece
 
 /// Everything besides the weights that a run needs to continue exactly where it stopped.
 /// Random draws are not stored as generator states: every random number of a step is drawn from a
@@ -44,6 +45,12 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// The precision of the matrix products ("bf16"); absent (nil) for fp32, so fp32 runs write the same
     /// bytes as before mixed precision existed. A run may resume in another precision (it is said).
     public var precision: String? = nil
+    /// The objective; absent (nil) for MLM + NSP.
+    public var objective: PretrainObjective? = nil
+    /// `--init`'s directory and the sha256 of its model.safetensors; absent for a random start. A resume
+    /// must start from the same weights.
+    public var initFrom: String? = nil
+    public var initSHA256: String? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -56,7 +63,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
         case format, step, schedule, seed, epochs, adam, position, accumulate
         case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
         case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
-        case processes, optimizer, precision
+        case processes, optimizer, precision, objective
+        case initFrom = "init_from", initSHA256 = "init_sha256"
     }
 }
 
@@ -121,7 +129,8 @@ public enum Checkpoint {
     /// each file name once written; throwing there stands for a failure at that moment.
     public static func write(runDirectory: String, name: String, config: BertConfig, vocabulary: Data,
                              layout: ParameterLayout, parameters: UnsafeBufferPointer<Float>,
-                             optimizer: MomentOptimizer, state: TrainingState, afterFile: ((String) throws -> Void)? = nil) throws {
+                             optimizer: MomentOptimizer, state: TrainingState, tokenizer: TokenizerConfig? = nil,
+                             afterFile: ((String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
         let final = (runDirectory as NSString).appendingPathComponent(name)
         let temporary = (runDirectory as NSString).appendingPathComponent(".tmp-\(name)-\(getpid())")
@@ -149,6 +158,7 @@ public enum Checkpoint {
         cfg.architectures = cfg.architectures ?? ["BertForPreTraining"]
         try writeSynced(cfg.encoded(), to: path(configFile))
         try writeSynced(vocabulary, to: path(vocabFile))
+        if let tokenizer { try writeSynced(tokenizer.encoded(), to: path(TokenizerConfig.fileName)) }
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
         try writeSynced(try e.encode(state) + Data([0x0A]), to: path(stateFile))

@@ -6,13 +6,17 @@ public enum PretrainRecipe: String, CaseIterable, Sendable {
     /// google-research/bert's run_pretraining.py: peak rate 1e-4, the config's dropout (0.1),
     /// batches in plain shuffled order padded to the full length, random positions.
     case google
+    /// Continued pre-training of a public BERT (`--init`), as Gururangan et al. 2020 and transformers'
+    /// run_mlm.py: peak rate 1e-4, the checkpoint's own dropout, length-grouped batches; the positions
+    /// come from the checkpoint.
+    case adapt
 
     /// The peak learning rate.
-    public var learningRate: Double { self == .google ? 1e-4 : 5e-4 }
+    public var learningRate: Double { self == .smallBudget ? 5e-4 : 1e-4 }
     /// nil keeps the config's dropout.
-    public var dropout: Double? { self == .google ? nil : 0 }
+    public var dropout: Double? { self == .smallBudget ? 0 : nil }
     /// Length-grouped batches (windows of 64 batches).
-    public var groupByLength: Bool { self == .smallBudget }
+    public var groupByLength: Bool { self != .google }
     /// Sinusoidally initialised position embeddings.
     public var sinusoidalPositions: Bool { self == .smallBudget }
 
@@ -23,5 +27,16 @@ public enum PretrainRecipe: String, CaseIterable, Sendable {
         google: --learning-rate 1e-4, the config's dropout (0.1), --no-group-by-length --no-sinusoidal-positions; \
         with the defaults shared by both (AdamW without bias correction, ε 1e-6, decay 0.01, clipping 1.0, \
         linear warm-up then decay) these are google-research/bert's settings.
+        adapt: --learning-rate 1e-4, the checkpoint's dropout, --group-by-length --no-sinusoidal-positions;         for continued pre-training from --init.
         """
+}
+
+/// What pre-training optimises (`bert pretrain --objective`).
+public enum PretrainObjective: String, CaseIterable, Sendable, Codable {
+    /// Masked LM plus next-sentence prediction (BERT's).
+    case mlmNsp = "mlm-nsp"
+    /// Masked LM alone (RoBERTa's, and Gururangan et al.'s DAPT/TAPT): no NSP loss; the NSP head and the
+    /// pooler are left exactly as they started (no gradient, no weight decay), so a public checkpoint's
+    /// pooler reaches fine-tuning unchanged.
+    case mlm
 }

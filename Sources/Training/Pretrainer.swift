@@ -3,6 +3,7 @@ import BertModel
 import Foundation
 import Kernels
 import PretrainingData
+import WordPiece
 
 /// Settings of a pre-training run (google-research/bert's run_pretraining.py flags where they exist).
 public struct PretrainOptions: Sendable {
@@ -56,6 +57,8 @@ public struct PretrainOptions: Sendable {
     /// Train for at most this many updates in all (the schedule decays to zero there), then
     /// checkpoint as `step-NNNNNNNN`; nil = whole epochs.
     public var maxSteps: Int?
+    /// MLM and NSP, or MLM alone.
+    public var objective = PretrainObjective.mlmNsp
 
     public init(runDirectory: String) { self.runDirectory = runDirectory }
 }
@@ -96,6 +99,12 @@ public final class Pretrainer {
     public let optimizer: MomentOptimizer
     public let schedule: LinearSchedule
     public let vocabulary: Data
+    /// Where a continued pre-training run starts (`--init`); nil for random initialisation.
+    public let initialWeights: InitialWeights?
+    /// What `--init` loaded, initialised and ignored (nil without it, or when resuming).
+    public private(set) var initReport: InitialWeights.Report?
+    /// Whether the shards' text was lowercased (recorded in checkpoints' tokenizer_config.json).
+    let lowercase: Bool
     let indexSHA256: String
     let decayRanges: [Range<Int>]
     /// Updates done.
@@ -118,8 +127,10 @@ public final class Pretrainer {
 
     /// Sets up a run: checks the data against the model, creates or resumes the run directory.
     /// `vocabulary`: the bytes of vocab.txt (copied into checkpoints; its sha256 must match the shards).
+    /// `initialWeights`: start from a model directory's weights (checked against the shards by the caller
+    /// with `InitialWeights.check`) instead of a random initialisation.
     public init(options: PretrainOptions, config: BertConfig, shards: ShardSet, vocabulary: Data, maskerForDynamic: Masker?,
-                processGroup: ProcessGroup = SingleProcess()) throws {
+                processGroup: ProcessGroup = SingleProcess(), initialWeights: InitialWeights? = nil) throws {
         guard options.batchSize >= 1 else { throw TrainingError.invalidSetting(name: "--batch-size", reason: "must be at least 1") }
         guard options.batchSize % processGroup.size == 0 else {
             throw TrainingError.invalidSetting(
@@ -141,6 +152,8 @@ public final class Pretrainer {
         self.options = options
         self.config = config
         self.vocabulary = vocabulary
+        self.initialWeights = initialWeights
+        lowercase = p.lowercase
         let localBatch = options.batchSize / processGroup.size  // this process's slice of each batch
         let maxMasked = localBatch * max(1, p.dynamicMasking ? (maskerForDynamic?.maxPredictions ?? p.maxPredictionsPerSeq) : p.maxPredictionsPerSeq)
         model = try BertForPreTraining(config: config, maxBatch: localBatch, maxSeqLength: p.maxSeqLength,
@@ -160,7 +173,13 @@ public final class Pretrainer {
         let updatesPerEpoch = (loader.batchesPerEpoch + options.accumulate - 1) / options.accumulate
         let total = min(updatesPerEpoch * options.epochs, options.maxSteps ?? Int.max)
         schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps ?? max(1, total / 10), totalSteps: total)
-        decayRanges = model.layout.entries.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }.sorted { $0.lowerBound < $1.lowerBound }
+        // MLM alone leaves the NSP head and the pooler as they started: no gradient reaches them, and
+        // without decay AdamW does not move them either.
+        let frozen: (ParameterEntry) -> Bool = { e in
+            options.objective == .mlm && (e.name.hasPrefix("cls.seq_relationship.") || e.name.hasPrefix("bert.pooler."))
+        }
+        decayRanges = model.layout.entries.filter { $0.decay && !frozen($0) }.map { $0.offset..<($0.offset + $0.count) }
+            .sorted { $0.lowerBound < $1.lowerBound }
         switch options.optimizer {
         case .adamw:
             optimizer = AdamW(count: model.layout.count, decayRanges: decayRanges, hyper: options.adam, threads: options.threads)
@@ -184,9 +203,20 @@ public final class Pretrainer {
             }
             try restore(from: latest)
         } else {
-            model.initialize(seed: options.seed)
-            if options.sinusoidalPositions { model.initializePositionsSinusoidally() }
+            try initializeWeights()
         }
+    }
+
+    /// A new run's weights: transformers' initialisation from the seed, then `--init`'s weights over it
+    /// (the heads a checkpoint lacks keep their initialisation), or else sinusoidal positions if asked.
+    func initializeWeights() throws {
+        model.initialize(seed: options.seed)
+        if let initialWeights {
+            initReport = try initialWeights.load(into: model.layout, parameters: model.parameters)
+        } else if options.sinusoidalPositions {
+            model.initializePositionsSinusoidally()
+        }
+        model.parametersDidChange()
     }
 
     /// Updates per epoch and in all.
@@ -220,8 +250,7 @@ public final class Pretrainer {
             }
         }
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        model.initialize(seed: options.seed)
-        if options.sinusoidalPositions { model.initializePositionsSinusoidally() }
+        try initializeWeights()
     }
 
     /// How the run that wrote `state` differs from this one, or nil when it is the same run.
@@ -237,6 +266,14 @@ public final class Pretrainer {
             return "the run used a length-grouping window of \(state.groupWindowBatches ?? 0) batches, this one \(options.groupWindowBatches)"
         }
         guard state.shardsIndexSHA256 == indexSHA256 else { return "it was trained on other shards (index.json differs)" }
+        guard (state.objective ?? .mlmNsp) == options.objective else {
+            return "the run's objective was \((state.objective ?? .mlmNsp).rawValue), this one \(options.objective.rawValue)"
+        }
+        guard state.initSHA256 == initialWeights?.weightsSHA256 else {
+            return state.initSHA256 == nil ? "the run started from random weights, this one from --init \(initialWeights!.directory)"
+                : "the run started from --init \(state.initFrom ?? "?") (model.safetensors sha256 \(state.initSHA256!.prefix(12))…)"
+                    + (initialWeights.map { ", this one from \($0.directory) (\($0.weightsSHA256.prefix(12))…)" } ?? ", this one from random weights; give the same --init")
+        }
         return nil
     }
 
@@ -318,7 +355,7 @@ public final class Pretrainer {
                     let out = try model.forward(PretrainingBatch(batch), dropoutSeed: seed)
                     guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: lastCheckpoint) }
                     let mlmShare = whole ? 1 : Float(out.mlmCount) / Float(maskedInUpdate)
-                    let nspShare = whole ? 1 : Float(out.nspCount) / Float(sequencesInUpdate)
+                    let nspShare = options.objective == .mlm ? 0 : whole ? 1 : Float(out.nspCount) / Float(sequencesInUpdate)
                     model.backward(mlmScale: mlmShare, nspScale: nspShare)
                     stepLoss += Double(mlmShare) * Double(out.mlmLoss) + Double(nspShare) * Double(out.nspLoss)
                     window.mlmLossSum += Double(out.mlmLoss) * Double(out.mlmCount)
@@ -416,9 +453,12 @@ public final class Pretrainer {
             learningRate: schedule.rate(at: max(0, step - 1)), seed: options.seed, batchSize: options.batchSize,
             accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam,
             blasCore: Parallel.blasCoreName, groupWindowBatches: options.groupWindowBatches, processes: group.size > 1 ? group.size : nil,
-            optimizer: options.optimizer == .adamw ? nil : options.optimizer, precision: options.precision.stateName)
+            optimizer: options.optimizer == .adamw ? nil : options.optimizer, precision: options.precision.stateName,
+            objective: options.objective == .mlmNsp ? nil : options.objective, initFrom: initialWeights?.directory,
+            initSHA256: initialWeights?.weightsSHA256)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
-                             layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state)
+                             layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state,
+                             tokenizer: TokenizerConfig(doLowerCase: lowercase, modelMaxLength: nil))
         lastCheckpoint = directory
         if let keep = options.keepLast { try Checkpoint.pruneStepCheckpoints(runDirectory: options.runDirectory, keeping: keep) }
         try group.barrier()
