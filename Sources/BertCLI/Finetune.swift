@@ -63,7 +63,7 @@ struct FinetuneCommand: ParsableCommand {
     var dropout: Double?
     @Option(help: "Share of the train rows held out as the dev set when there is neither an eval file nor a dev split.") var evalFraction = 0.1
     @Option var seed: UInt64 = 42
-    @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
+    @Option(help: ArgumentHelp(PrecisionChoice.optionHelp, discussion: PrecisionChoice.help))
     var precision: PrecisionChoice = .auto
     @Option(help: "Compute threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
     @Option(help: "Under mpirun: MiB per gradient all-reduce bucket (0: one sum after the backward).") var allreduceBucketMb = 4.0

@@ -18,7 +18,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "tsv or jsonl (default: from --output's extension, else tsv).") var format: String?
     @Option var batchSize = 32
     @Option var threads: Int?
-    @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
+    @Option(help: ArgumentHelp(PrecisionChoice.optionHelp, discussion: PrecisionChoice.help))
     var precision: PrecisionChoice = .auto
     @OptionGroup var file: ClassificationFileOptions
 

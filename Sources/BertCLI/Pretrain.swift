@@ -41,7 +41,7 @@ struct PretrainCommand: ParsableCommand {
     var optimizer = OptimizerKind.adamw
     @Option(help: "Global gradient-norm clipping.") var maxGradNorm = 1.0
     @Option(help: "Dropout on hidden states and attention probabilities (default: the recipe's; google keeps the config's).") var dropout: Double?
-    @Option(help: ArgumentHelp("Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 where the CPU has them (AVX-512 BF16, AMX), else fp32.", discussion: PrecisionChoice.help))
+    @Option(help: ArgumentHelp(PrecisionChoice.optionHelp, discussion: PrecisionChoice.help))
     var precision: PrecisionChoice = .auto
     @Option(help: "Compute threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
     @Option(help: "Random seed (initialisation, data order, dropout).") var seed: UInt64 = 42

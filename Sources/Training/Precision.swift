@@ -8,13 +8,18 @@ public enum PrecisionChoice: String, CaseIterable, Sendable {
     case fp32
     /// Mixed precision on the CPU's bf16 units (`ModelPrecision.bf16`); an error where there are none.
     case bf16
-    /// bf16 where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX), else fp32.
+    /// bf16 where it pays: a CPU with AMX tiles (`amx_bf16`); fp32 elsewhere, including CPUs whose only
+    /// bf16 units are AVX-512 BF16, where bf16 measured slower than fp32 (0.43–0.57× our fp32 in
+    /// pre-training, 0.46× in predict, and PyTorch's autocast 0.66–0.80× its fp32: README, issue 12).
     case auto
 
     /// The environment variable that, set to 1, runs `--precision bf16` with the reference products
     /// (bf16 inputs widened to fp32 and multiplied by sgemm: the same arithmetic, slowly) on a CPU
     /// without bf16 units. For checks and tests only; it is never a silent fallback.
     public static let referenceVariable = "BERTKIT_BF16_REFERENCE"
+
+    /// The one-line help of `--precision`.
+    public static let optionHelp = "Matrix products in fp32, bf16 (the CPU's bf16 units), or auto: bf16 on CPUs with AMX tiles, else fp32 (on AVX-512 BF16 alone bf16 measured slower)."
 
     /// The long help of `--precision`.
     public static let help = """
@@ -30,7 +35,7 @@ public enum PrecisionChoice: String, CaseIterable, Sendable {
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws(TrainingError) -> ModelPrecision {
         switch self {
         case .fp32: return .fp32
-        case .auto: return BF16Support.isNative ? .bf16(.oneDNN) : .fp32
+        case .auto: return Self.autoPicksBF16(native: BF16Support.isNative, flags: BF16Support.cpuFlags) ? .bf16(.oneDNN) : .fp32
         case .bf16:
             if BF16Support.isNative { return .bf16(.oneDNN) }
             if environment[Self.referenceVariable] == "1" { return .bf16(.reference) }
@@ -39,13 +44,20 @@ public enum PrecisionChoice: String, CaseIterable, Sendable {
         }
     }
 
+    /// `auto`'s rule: bf16 only where oneDNN multiplies bf16 natively on AMX tiles.
+    public static func autoPicksBF16(native: Bool, flags: [String]) -> Bool { native && flags.contains("amx_bf16") }
+
     /// How the choice turned out, for the run's first line, e.g. "bf16 (oneDNN 2.6.3, avx512_bf16)" or
     /// "fp32 (auto: this CPU has no native bf16 dot products …)".
     public func summary(_ precision: ModelPrecision) -> String {
         switch precision {
         case .bf16(.oneDNN): return "bf16 (oneDNN \(BF16Support.oneDNNVersion), \(BF16Support.cpuFlags.joined(separator: ", ")))"
         case .bf16(.reference): return "bf16 with reference products (\(Self.referenceVariable)=1, for checks)"
-        case .fp32: return self == .auto ? "fp32 (auto: \(BF16Support.unavailableReason ?? ""))" : "fp32"
+        case .fp32:
+            guard self == .auto else { return "fp32" }
+            if let reason = BF16Support.unavailableReason { return "fp32 (auto: \(reason))" }
+            return "fp32 (auto: this CPU's bf16 units are \(BF16Support.cpuFlags.joined(separator: ", ")) without AMX, where bf16 "
+                + "measured slower than fp32; --precision bf16 uses them anyway)"
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Training
 import TestSupport
 import XCTest
 
@@ -34,6 +35,22 @@ final class PrecisionCommandTests: XCTestCase {
         XCTAssertTrue(auto.stderr.contains("fp32 (auto: this CPU has no native bf16"), auto.stderr)
         let state = try String(contentsOfFile: dir + "/auto/latest/training_state.json", encoding: .utf8)
         XCTAssertFalse(state.contains("precision"), "fp32 runs write the state as before")
+    }
+
+    /// auto picks bf16 only with AMX tiles: on AVX-512 BF16 alone bf16 measured slower than fp32. The
+    /// rule, and what this machine's run says.
+    func testAutoPicksBF16OnlyWithAMX() throws {
+        XCTAssertTrue(PrecisionChoice.autoPicksBF16(native: true, flags: ["avx512_bf16", "amx_bf16"]))
+        XCTAssertFalse(PrecisionChoice.autoPicksBF16(native: true, flags: ["avx512_bf16"]))
+        XCTAssertFalse(PrecisionChoice.autoPicksBF16(native: false, flags: ["amx_bf16"]), "oneDNN cannot: fp32")
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runBert(["pretrain", "--shards", PretrainCommandTests.base + "/shards", "--output", dir + "/auto",
+                             "--config", PretrainCommandTests.base + "/tiny.json", "--batch-size", "16", "--max-steps", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let expected = !BF16Support.isNative ? "fp32 (auto: this CPU has no native bf16"
+            : BF16Support.cpuFlags.contains("amx_bf16") ? "bf16 (oneDNN" : "without AMX, where bf16 measured slower than fp32"
+        XCTAssertTrue(r.stderr.contains(expected), r.stderr)
     }
 
     func testBF16RecipeEndToEndWithReferenceProducts() throws {
