@@ -10,7 +10,7 @@ struct ShardsCommand: ParsableCommand {
         commandName: "shards",
         abstract: "Build masked-LM + next-sentence training shards from raw text (google-research/bert's algorithm).")
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Input files, directories or globs (.txt, .jsonl, .zst).") var input: [String]
+    @Option(name: .long, parsing: .upToNextOption, help: "Input files, directories or globs: text (.txt), JSONL (.jsonl), or a classification file's train split (.tsv, .csv); any .zst.") var input: [String]
     @Option(help: "The vocab.txt to tokenize with.") var vocab: String
     @Option(help: "Output directory (index.json and shard-NNNNN.bin.zst).") var output: String
     @Option(help: "Maximum sequence length, special tokens included.") var maxSeqLength = 128
@@ -23,6 +23,7 @@ struct ShardsCommand: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 12345
     @Option(help: "Worker threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
     @OptionGroup var casing: CasingOptions
+    @OptionGroup var corpusColumns: CorpusColumnOptions
     @Option(help: "How text files give sentences: 'lines' (one per line) or 'icu' (free text). JSONL is always icu.")
     var sentenceSplit: SentenceSplit = .lines
     @Option(help: "Target decompressed size of a shard, in MiB.") var shardSizeMb: Double = 64
@@ -77,6 +78,7 @@ struct ShardsCommand: ParsableCommand {
         var request = ShardBuilder.Request(inputs: try expandInputs(input), vocabularyData: try Data(contentsOf: URL(fileURLWithPath: vocab)),
                                            vocabularyPath: vocab, output: output)
         request.part = part
+        request.classificationColumns = corpusColumns.columns
         request.cacheDirectory = cache
         request.maxSeqLength = maxSeqLength
         request.maskedLMProb = maskedLmProb

@@ -36,6 +36,18 @@ struct TokenizeCommand: ParsableCommand {
 }
 
 /// Casing flags shared by the text commands.
+/// The columns `bert shards` and `bert vocab` read from classification files (.tsv/.csv): the train
+/// split's texts as pre-training text.
+struct CorpusColumnOptions: ParsableArguments {
+    @Option(help: "In .tsv/.csv inputs (classification files, whose train-split rows are read): the text column.") var textColumn = "text"
+    @Option(help: "… the second text of a pair, used when present.") var textBColumn = "text_b"
+    @Option(help: "… the split column (rows of other splits are skipped; a file without one gives every row).") var splitColumn = "split"
+
+    var columns: ClassificationColumns {
+        ClassificationColumns(text: textColumn, textB: textBColumn, split: splitColumn, requireLabel: false)
+    }
+}
+
 struct CasingOptions: ParsableArguments {
     @Flag(help: "Keep case and accents (a cased vocabulary).") var cased = false
     @Flag(help: "Apply NFKC first (full-width forms, ligatures); not done by HF or google-research/bert.") var nfkc = false

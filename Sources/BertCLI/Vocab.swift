@@ -11,10 +11,11 @@ struct VocabCommand: ParsableCommand {
         commandName: "vocab",
         abstract: "Train a WordPiece vocabulary from raw text (.txt, .jsonl with \"text\", either .zst).")
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Input files, directories or globs.") var input: [String]
+    @Option(name: .long, parsing: .upToNextOption, help: "Input files, directories or globs: text (.txt), JSONL (.jsonl), or a classification file's train split (.tsv, .csv); any .zst.") var input: [String]
     @Option(help: "Vocabulary size, special tokens included.") var size: Int = 30000
     @Option(help: "Where to write vocab.txt.") var output: String
     @OptionGroup var casing: CasingOptions
+    @OptionGroup var corpusColumns: CorpusColumnOptions
     @Option(help: "Do not merge pairs seen fewer times than this.") var minFrequency: Int = 2
     @Option(help: "Keep at most this many distinct characters (the most frequent).") var limitAlphabet: Int = 1000
     @Option(help: "Worker threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
@@ -30,8 +31,8 @@ struct VocabCommand: ParsableCommand {
         let paths = try expandInputs(input)
         let start = Date()
         let basic = BasicTokenizer(normalizer: BertNormalizer(options: casing.normalizerOptions))
-        let (counter, bytes, invalid) = try countWords(paths: paths, basic: basic,
-                                                        threads: threads ?? availableCores())
+        let (counter, bytes, invalid) = try countWords(paths: paths, basic: basic, threads: threads ?? availableCores(),
+                                                        opener: ClassificationTextChunks.opener(columns: corpusColumns.columns))
         if counter.distinct == 0 {
             throw UsageError("\(paths.joined(separator: " ")): no words found; give text files with content")
         }

@@ -38,6 +38,9 @@ public struct ShardBuilder {
         public var threads = 1
         /// Build only this part of the inputs (`ShardPart`), for a corpus prepared on many machines.
         public var part: ShardPart?
+        /// The columns read from classification-file inputs (.tsv/.csv: the train split's text and
+        /// text_b, see `ClassificationTextChunks`).
+        public var classificationColumns = ClassificationColumns(requireLabel: false)
 
         public init(inputs: [String], vocabularyData: Data, vocabularyPath: String, output: String) {
             self.inputs = inputs; self.vocabularyData = vocabularyData; self.vocabularyPath = vocabularyPath; self.output = output
@@ -89,11 +92,15 @@ public struct ShardBuilder {
 
         // 1. Tokenize into the store (or reuse it).
         let storeDir = request.cacheDirectory ?? (request.output as NSString).appendingPathComponent(".tokenized")
+        let classificationFiles = request.inputs.filter(ClassificationTextChunks.isClassificationFile)
+        let c = request.classificationColumns
         let key = TokenizedStore.key(inputs: request.inputs, vocabSHA256: vocabSHA,
                                      options: .init(lowercase: request.normalizer.lowercase, nfkc: request.normalizer.nfkc),
-                                     split: request.sentenceSplit)
+                                     split: request.sentenceSplit,
+                                     classificationColumns: classificationFiles.isEmpty ? nil : [c.text, c.textB, c.split])
         let (store, reused, damaged) = try TokenizedStore.openOrBuild(directory: storeDir, inputs: request.inputs, key: key,
-                                                                      tokenizer: tokenizer, threads: request.threads)
+                                                                      tokenizer: tokenizer, threads: request.threads,
+                                                                      opener: ClassificationTextChunks.opener(columns: c))
         let tokenized = Date()
         onEvent(.tokenized(store: store, reused: reused, damaged: damaged, directory: storeDir,
                            seconds: tokenized.timeIntervalSince(started)))
@@ -107,7 +114,11 @@ public struct ShardBuilder {
             dupeFactor: request.dupeFactor, shortSeqProb: request.shortSeqProb, seed: seed,
             wholeWordMask: request.wholeWordMask, dynamicMasking: request.dynamicMasking, lowercase: request.normalizer.lowercase,
             extra: ["inputs_sha256": keyHash, "sentence_split": request.sentenceSplit.rawValue, "nfkc": String(request.normalizer.nfkc)]
-                .merging(request.part.map { ["part": $0.description, "base_seed": String(request.seed)] } ?? [:]) { $1 })
+                .merging(request.part.map { ["part": $0.description, "base_seed": String(request.seed)] } ?? [:]) { $1 }
+                .merging(classificationFiles.isEmpty ? [:] : [
+                    "classification_files": classificationFiles.joined(separator: ", "),
+                    "classification_split": ClassificationTextChunks.split,
+                    "classification_columns": [c.text, c.textB].joined(separator: ", ")]) { $1 })
         let indexPath = (request.output as NSString).appendingPathComponent("index.json")
         if FileManager.default.fileExists(atPath: indexPath), !request.overwrite,
            let existing = try? ShardIndex.load(path: indexPath),

@@ -76,6 +76,8 @@ public final class TokenizedStore: @unchecked Sendable {
         public var lowercase: Bool
         public var nfkc: Bool
         public var split: SentenceSplit
+        /// The text, text_b and split columns read from classification files (absent when no input is one).
+        public var classificationColumns: [String]? = nil
     }
     struct Meta: Codable {
         var key: Key; var tokens: Int; var sentences: Int; var documents: Int; var rawBytes: Int
@@ -165,7 +167,8 @@ public final class TokenizedStore: @unchecked Sendable {
     }
 
     /// The key for inputs as they are on disk now.
-    public static func key(inputs: [String], vocabSHA256: String, options: BertNormalizerOptionsView, split: SentenceSplit) -> Key {
+    public static func key(inputs: [String], vocabSHA256: String, options: BertNormalizerOptionsView, split: SentenceSplit,
+                           classificationColumns: [String]? = nil) -> Key {
         let fm = FileManager.default
         let ins = inputs.map { p -> Key.Input in
             let a = try? fm.attributesOfItem(atPath: p)
@@ -173,13 +176,15 @@ public final class TokenizedStore: @unchecked Sendable {
             let date = (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
             return .init(path: URL(fileURLWithPath: p).standardizedFileURL.path, size: size, modified: date)
         }
-        return Key(inputs: ins, vocabSHA256: vocabSHA256, lowercase: options.lowercase, nfkc: options.nfkc, split: split)
+        return Key(inputs: ins, vocabSHA256: vocabSHA256, lowercase: options.lowercase, nfkc: options.nfkc, split: split,
+                   classificationColumns: classificationColumns)
     }
 
     /// Opens the store in `directory` if it matches and is sound, else tokenizes the inputs into it (in
     /// parallel over chunks, written in input order) and opens the result. `damaged` says why a store
     /// for the same key was rebuilt (nil when it was reused, absent or built for other inputs).
     public static func openOrBuild(directory: String, inputs: [String], key: Key, tokenizer: BertTokenizer, threads: Int,
+                                   opener: CorpusOpener? = nil,
                                    progress: ((Int) -> Void)? = nil) throws -> (store: TokenizedStore, reused: Bool, damaged: String?) {
         var damaged: String? = nil
         switch open(directory: directory, key: key) {
@@ -190,7 +195,7 @@ public final class TokenizedStore: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: directory + "/meta.json")
         let writer = try StoreWriter(directory: directory)
-        let chunks = CorpusTextChunks(paths: inputs)
+        let chunks = CorpusTextChunks(paths: inputs, opener: opener)
         let slots = max(1, threads)
         let scratches = (0..<slots).map { _ in BertTokenizer.Scratch() }
         let splitters = (0..<slots).map { _ in SentenceSplitter() }

@@ -26,19 +26,33 @@ public enum CorpusError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Something that hands out a corpus's text chunk by chunk.
+public protocol TextChunkSource: AnyObject {
+    /// The next chunk, or nil at the end.
+    func next() throws -> TextChunk?
+}
+
+/// Opens a corpus file of a format the caller knows (e.g. a classification file's train rows); nil for
+/// a file it does not take, which is then read as plain text or JSONL.
+public typealias CorpusOpener = (_ path: String) throws -> TextChunkSource?
+
 /// Streams the text of corpus files as chunks of whole lines, for parallel processing.
-/// JSONL objects become their `"text"` (newlines inside it kept) followed by a blank line.
-public final class CorpusTextChunks {
+/// JSONL objects become their `"text"` (newlines inside it kept) followed by a blank line. Files that
+/// `opener` takes are read through the source it returns.
+public final class CorpusTextChunks: TextChunkSource {
     let paths: [String]
     let chunkSize: Int
+    let opener: CorpusOpener?
     var index = 0
     var chunker: LineChunker?
+    var other: TextChunkSource?
     var format: CorpusFormat = .text
     var current = ""
 
-    public init(paths: [String], chunkSize: Int = 1 << 20) {
+    public init(paths: [String], chunkSize: Int = 1 << 20, opener: CorpusOpener? = nil) {
         self.paths = paths
         self.chunkSize = chunkSize
+        self.opener = opener
     }
 
     /// Bytes read so far from the current file (for progress).
@@ -47,12 +61,22 @@ public final class CorpusTextChunks {
     /// The next chunk of text, or nil when every file is read.
     public func next() throws -> TextChunk? {
         while true {
+            if let source = other {
+                if let c = try source.next() { return c }
+                other = nil
+                filesDone += 1
+                continue
+            }
             if chunker == nil {
                 guard index < paths.count else { return nil }
                 current = paths[index]
+                index += 1
+                if let source = try opener?(current) {
+                    other = source
+                    continue
+                }
                 format = CorpusFormat(path: current)
                 chunker = LineChunker(source: try openInput(current), chunkSize: chunkSize, wholeLines: format == .jsonl)
-                index += 1
             }
             if let c = try chunker!.next() {
                 return format == .jsonl ? try Self.jsonlToText(c, path: current) : c

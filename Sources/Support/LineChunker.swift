@@ -10,6 +10,14 @@ public struct TextChunk: Sendable {
     public var firstLine: Int
     /// The text came from JSONL objects (free text: sentences are found with ICU).
     public var fromJSONL = false
+
+    public init(bytes: [UInt8], startsMidLine: Bool, endsMidLine: Bool, firstLine: Int, fromJSONL: Bool = false) {
+        self.bytes = bytes
+        self.startsMidLine = startsMidLine
+        self.endsMidLine = endsMidLine
+        self.firstLine = firstLine
+        self.fromJSONL = fromJSONL
+    }
 }
 
 /// Cuts a byte stream into chunks of about `chunkSize` bytes at line ends, so workers can process

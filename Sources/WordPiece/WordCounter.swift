@@ -106,10 +106,11 @@ public struct WordCounter: Sendable {
 /// Memory is bounded by the number of distinct words plus one batch of chunks. Words of more than
 /// `maxCharsPerWord` characters are not counted: WordPiece turns each of them into `[UNK]` whole
 /// (Hugging Face's `max_input_chars_per_word`), so no piece of them could ever be used, and a
-/// megabyte-long "word" (a blob with no spaces) would only make the merges slow.
-public func countWords(paths: [String], basic: BasicTokenizer, threads: Int, maxCharsPerWord: Int = 100,
+/// megabyte-long "word" (a blob with no spaces) would only make the merges slow. Files `opener` takes
+/// are read through it (see `CorpusTextChunks`).
+public func countWords(paths: [String], basic: BasicTokenizer, threads: Int, maxCharsPerWord: Int = 100, opener: CorpusOpener? = nil,
                        progress: ((Int) -> Void)? = nil) throws -> (counter: WordCounter, bytes: Int, invalid: Int) {
-    let chunks = CorpusTextChunks(paths: paths)
+    let chunks = CorpusTextChunks(paths: paths, opener: opener)
     let slots = max(1, threads)
     let counters = UnsafeMutableBufferPointer<WordCounter>.allocate(capacity: slots)
     counters.initialize(repeating: WordCounter())

@@ -261,3 +261,35 @@ enum InstanceText {
         return (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<($0 + needle.count)]) == needle }
     }
 }
+
+/// `bert shards` and `bert vocab` read a classification file's train rows as pre-training text
+/// (task-adaptive pre-training): a character of the test split never reaches the shards or the
+/// vocabulary, one of the train split does, and the index records the file and the split.
+final class ClassificationCorpusTests: XCTestCase {
+    func testTrainRowsOnlyAndRecorded() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rows = "split\ttext\tlabel\n"
+        for i in 0..<60 { rows += "train\tThe ship \(i) sails west. A quiet ʘ harbour waits for it.\tx\n" }
+        rows += "test\tA forbidden ǂ word from the test split.\ty\ndev\tA dev ɮ row.\tx\n"
+        let data = dir + "/task.tsv"
+        try Data(rows.utf8).write(to: URL(fileURLWithPath: data))
+        let vocab = try runBert(["vocab", "--input", data, "--size", "200", "--output", dir + "/vocab.txt"])
+        XCTAssertEqual(vocab.status, 0, vocab.stderr)
+        let words = Set(try String(contentsOfFile: dir + "/vocab.txt", encoding: .utf8).split(separator: "\n").map(String.init))
+        XCTAssertTrue(words.contains("ʘ"), "a train character is in the alphabet")
+        XCTAssertFalse(words.contains("ǂ") || words.contains("ɮ"), "test and dev rows are never read")
+        let shards = try runBert(["shards", "--input", data, "--vocab", Fixtures.uncasedVocab, "--output", dir + "/shards",
+                                  "--dupe-factor", "1", "--max-seq-length", "32"])
+        XCTAssertEqual(shards.status, 0, shards.stderr)
+        XCTAssertTrue(shards.stderr.contains("tokenized 60 documents"), shards.stderr)
+        let index = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/shards/index.json"))) as? [String: Any])
+        let extra = try XCTUnwrap((index["parameters"] as? [String: Any])?["extra"] as? [String: String])
+        XCTAssertEqual(extra["classification_files"], data)
+        XCTAssertEqual(extra["classification_split"], "train")
+        let decoded = try runBert(["inspect", dir + "/shards", "--limit", "1000"])
+        XCTAssertEqual(decoded.status, 0, decoded.stderr)
+        XCTAssertTrue(decoded.stdoutText.contains("harbour"), "train text is in the shards")
+        XCTAssertFalse(decoded.stdoutText.contains("forbidden") || decoded.stdoutText.contains("dev row"), "no test or dev text")
+    }
+}
