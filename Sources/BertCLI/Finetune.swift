@@ -48,7 +48,7 @@ struct FinetuneCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Start from a randomly initialised encoder: the baseline that shows what pre-training bought.",
                              discussion: "Its shape and vocabulary come from --checkpoint (its weights unused), or from --config and --vocab."))
     var fromScratch = false
-    @Option(help: "With --from-scratch: a model preset (tiny, mini, small, medium, base) or a config.json.") var config: String?
+    @Option(help: "With --from-scratch: a model preset (tiny, mini, small, medium, base, minilm) or a config.json.") var config: String?
     @Option(help: "Training file (rows with split train, or all rows when there is no split column).") var data: String
     @Option(help: "Evaluation file that chooses the best epoch (default: the data's dev split, else --eval-fraction of its train rows; a test split is never used here).") var eval: String?
     @Option(help: "Output directory: the best model, epoch-N copies, metrics.jsonl, TensorBoard events.") var output: String

@@ -14,7 +14,7 @@ struct PretrainCommand: ParsableCommand {
 
     @Option(help: "Shard directory made by bert shards.") var shards: String
     @Option(help: "Run directory (checkpoints/RUN): epoch-NNNN/ checkpoints, metrics.jsonl, TensorBoard events.") var output: String
-    @Option(help: "Model preset: tiny, mini, small, medium, base (default: mini; with --init, the checkpoint's config).") var model: String?
+    @Option(help: "Model preset: tiny, mini, small, medium, base, minilm (default: mini; with --init, the checkpoint's config).") var model: String?
     @Option(help: "A Hugging Face BERT config.json instead of a preset.") var config: String?
     @Option(name: .customLong("init"), help: ArgumentHelp(
         "Continue pre-training from a model directory: a Hugging Face BERT (config.json, vocab.txt, model.safetensors), a BertKit checkpoint or a fine-tuned classifier.",

