@@ -19,7 +19,7 @@ final class InitCommandTests: XCTestCase {
 
     func arguments(_ run: String, from model: String = "pretraining", _ extra: [String] = []) -> [String] {
         ["pretrain", "--shards", Self.shards, "--output", run, "--init", Self.fixture(model), "--batch-size", "8", "--threads", "2",
-         "--max-steps", "40", "--save-every-steps", "10", "--log-every-steps", "1"] + extra
+         "--max-steps", "80", "--save-every-steps", "10", "--log-every-steps", "1"] + extra
     }
 
     func tensors(_ path: String) throws -> [String: [Float]] {
@@ -111,12 +111,12 @@ final class InitCommandTests: XCTestCase {
         }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/killed/step-00000040"), "killed before the end")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/killed/step-00000080"), "killed before the end")
         let resumed = try runBert(arguments(dir + "/killed", ["--dropout", "0.1", "--resume"]))
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         for f in ["model.safetensors", "optimizer.safetensors", "training_state.json"] {
-            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/killed/step-00000040/" + f)),
-                           try Data(contentsOf: URL(fileURLWithPath: dir + "/whole/step-00000040/" + f)), f)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/killed/step-00000080/" + f)),
+                           try Data(contentsOf: URL(fileURLWithPath: dir + "/whole/step-00000080/" + f)), f)
         }
     }
 
