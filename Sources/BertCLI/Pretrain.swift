@@ -22,6 +22,8 @@ struct PretrainCommand: ParsableCommand {
     var initFrom: String?
     @Option(help: "mlm-nsp (BERT's masked LM and next-sentence prediction) or mlm (masked LM alone, as RoBERTa and DAPT/TAPT; the NSP head and pooler stay as they start).")
     var objective: PretrainObjective = .mlmNsp
+    @Option(help: "Train only the MLM and NSP heads for the first N updates, the encoder unchanged (for --init from a checkpoint without an MLM head, whose new head starts random).")
+    var freezeEncoderSteps = 0
     @Option(help: "Passes over the shards.") var epochs = 1
     @Option(help: "Instances per micro-batch.") var batchSize = 32
     @Option(help: "Micro-batches per optimizer update.") var accumulate = 1
@@ -68,6 +70,7 @@ struct PretrainCommand: ParsableCommand {
         // 0 would scale every gradient to zero, not turn clipping off.
         if !(maxGradNorm > 0) { throw ValidationError("--max-grad-norm must be positive (a large value effectively turns clipping off)") }
         if !(allreduceBucketMb >= 0) { throw ValidationError("--allreduce-bucket-mb must be 0 or more") }
+        if freezeEncoderSteps < 0 { throw ValidationError("--freeze-encoder-steps must be 0 or more") }
         if initFrom != nil && sinusoidalPositions == true { throw ValidationError("--sinusoidal-positions starts positions anew; with --init they come from the checkpoint") }
     }
 
@@ -93,6 +96,7 @@ struct PretrainCommand: ParsableCommand {
         options.groupWindowBatches = (groupByLength ?? recipe.groupByLength) ? 64 : 0
         options.sinusoidalPositions = initial == nil && (sinusoidalPositions ?? recipe.sinusoidalPositions)
         options.objective = objective
+        options.freezeEncoderSteps = freezeEncoderSteps
         options.learningRate = learningRate ?? recipe.learningRate
         options.warmupSteps = warmupSteps
         options.maxGradNorm = maxGradNorm
@@ -121,7 +125,8 @@ struct PretrainCommand: ParsableCommand {
                    recipe.rawValue, optimizer == .lamb ? "LAMB" : "AdamW", options.learningRate, cfg.hiddenDropoutProb,
                    options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
                    processes, options.threads, options.threads == 1 ? "" : "s", self.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")
-                   + (objective == .mlm ? ", objective mlm (no NSP)" : ""))
+                   + (objective == .mlm ? ", objective mlm (no NSP)" : "")
+                   + (freezeEncoderSteps > 0 ? ", heads only for the first \(freezeEncoderSteps) updates" : ""))
             if let report = trainer.initReport, let initFrom { log(report.message(directory: initFrom)) }
         }
         let progress = ProgressReporter(label: "pretrain")

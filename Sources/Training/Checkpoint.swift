@@ -47,6 +47,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var precision: String? = nil
     /// The objective; absent (nil) for MLM + NSP.
     public var objective: PretrainObjective? = nil
+    /// Updates at the start that trained the heads only (absent for none).
+    public var freezeEncoderSteps: Int? = nil
     /// `--init`'s directory and the sha256 of its model.safetensors; absent for a random start. A resume
     /// must start from the same weights.
     public var initFrom: String? = nil
@@ -63,7 +65,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         case format, step, schedule, seed, epochs, adam, position, accumulate
         case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
         case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
-        case processes, optimizer, precision, objective
+        case processes, optimizer, precision, objective, freezeEncoderSteps = "freeze_encoder_steps"
         case initFrom = "init_from", initSHA256 = "init_sha256"
     }
 }

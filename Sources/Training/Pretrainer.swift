@@ -59,6 +59,11 @@ public struct PretrainOptions: Sendable {
     public var maxSteps: Int?
     /// MLM and NSP, or MLM alone.
     public var objective = PretrainObjective.mlmNsp
+    /// Train only the heads (`cls.*`) for the first N updates, the encoder (every `bert.*` tensor, the
+    /// word embeddings that the decoder shares included) left exactly as it started: with `--init`, a
+    /// head the checkpoint lacks starts random, and its first gradients would otherwise reach the
+    /// encoder at the full learning rate. 0: off.
+    public var freezeEncoderSteps = 0
 
     public init(runDirectory: String) { self.runDirectory = runDirectory }
 }
@@ -266,6 +271,9 @@ public final class Pretrainer {
             return "the run used a length-grouping window of \(state.groupWindowBatches ?? 0) batches, this one \(options.groupWindowBatches)"
         }
         guard state.shardsIndexSHA256 == indexSHA256 else { return "it was trained on other shards (index.json differs)" }
+        guard (state.freezeEncoderSteps ?? 0) == options.freezeEncoderSteps else {
+            return "the run froze the encoder for \(state.freezeEncoderSteps ?? 0) updates, this one for \(options.freezeEncoderSteps)"
+        }
         guard (state.objective ?? .mlmNsp) == options.objective else {
             return "the run's objective was \((state.objective ?? .mlmNsp).rawValue), this one \(options.objective.rawValue)"
         }
@@ -367,8 +375,16 @@ public final class Pretrainer {
                     window.tokens += batch.tokenCount
                 }
                 let lr = schedule.rate(at: step)
-                let norm = try applyUpdate(parameters: model.parameters, gradients: model.gradients, reducer: gradientReducer,
+                // A frozen encoder: its gradients zeroed once complete (after any all-reduce, before clipping), and
+                // after the step its weights as they were (decoupled weight decay undone).
+                let frozen = step < options.freezeEncoderSteps ? encoderRanges : []
+                let kept = frozen.map { Array(model.parameters[$0]) }
+                let norm = try applyUpdate(parameters: model.parameters, gradients: model.gradients,
+                                           reducer: frozen.isEmpty ? gradientReducer : ZeroingGradients(gradientReducer, ranges: frozen),
                                            optimizer: optimizer, maxGradNorm: options.maxGradNorm, lr: lr)
+                for (r, values) in zip(frozen, kept) {
+                    values.withUnsafeBufferPointer { model.parameters.baseAddress!.advanced(by: r.lowerBound).update(from: $0.baseAddress!, count: r.count) }
+                }
                 model.parametersDidChange()
                 step += 1
                 stepsThisProcess += 1
@@ -414,6 +430,9 @@ public final class Pretrainer {
         return lastCheckpoint
     }
 
+    /// The encoder's parameters (every `bert.*` tensor), as ranges of the parameter buffer.
+    var encoderRanges: [Range<Int>] { model.layout.entries.filter { $0.name.hasPrefix("bert.") }.map(\.range) }
+
     /// Whether the epoch has instances left after the iterator's position.
     func batchesLeft(_ batches: EpochBatches) -> Bool { batches.position.instancesConsumed < loader.instancesPerEpoch }
 
@@ -454,7 +473,8 @@ public final class Pretrainer {
             accumulate: options.accumulate, epochs: options.epochs, shardsIndexSHA256: indexSHA256, adam: options.adam,
             blasCore: Parallel.blasCoreName, groupWindowBatches: options.groupWindowBatches, processes: group.size > 1 ? group.size : nil,
             optimizer: options.optimizer == .adamw ? nil : options.optimizer, precision: options.precision.stateName,
-            objective: options.objective == .mlmNsp ? nil : options.objective, initFrom: initialWeights?.directory,
+            objective: options.objective == .mlmNsp ? nil : options.objective,
+            freezeEncoderSteps: options.freezeEncoderSteps == 0 ? nil : options.freezeEncoderSteps, initFrom: initialWeights?.directory,
             initSHA256: initialWeights?.weightsSHA256)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state,
@@ -462,6 +482,17 @@ public final class Pretrainer {
         lastCheckpoint = directory
         if let keep = options.keepLast { try Checkpoint.pruneStepCheckpoints(runDirectory: options.runDirectory, keeping: keep) }
         try group.barrier()
+    }
+}
+
+/// A reducer that reduces as `inner` does, then zeroes `ranges` of the complete gradients (a frozen part).
+final class ZeroingGradients: GradientReducer {
+    let inner: GradientReducer
+    let ranges: [Range<Int>]
+    init(_ inner: GradientReducer, ranges: [Range<Int>]) { (self.inner, self.ranges) = (inner, ranges) }
+    func reduce(_ gradients: UnsafeMutableBufferPointer<Float>) throws {
+        try inner.reduce(gradients)
+        for r in ranges { gradients.baseAddress!.advanced(by: r.lowerBound).update(repeating: 0, count: r.count) }
     }
 }
 

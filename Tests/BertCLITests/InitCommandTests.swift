@@ -151,4 +151,40 @@ final class InitCommandTests: XCTestCase {
         XCTAssertEqual(other.status, 2, other.stderr)
         XCTAssertTrue(other.stderr.contains("objective"), other.stderr)
     }
+
+    /// --freeze-encoder-steps N trains only the heads for the first N updates: from a BertModel (no
+    /// heads), after 5 frozen updates every encoder tensor is bit for bit the checkpoint's and the new
+    /// MLM head has moved; 3 updates later the encoder moves too. Recorded, and a resume with another N
+    /// is refused.
+    func testFrozenEncoderWarmUpTrainsTheHeadsOnly() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let start = try tensors(Self.fixture("bert_model/model.safetensors"))
+        let r = try runBert(arguments(dir + "/run", from: "bert_model", ["--freeze-encoder-steps", "5", "--max-steps", "8",
+                                                                         "--save-every-steps", "5", "--dropout", "0.1"]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("heads only for the first 5 updates"), r.stderr)
+        let (frozen, later) = (try tensors(dir + "/run/step-00000005/model.safetensors"), try tensors(dir + "/run/step-00000008/model.safetensors"))
+        var checked = 0
+        for (name, values) in start {
+            let ours = "bert." + name
+            XCTAssertEqual(frozen[ours], values, "\(ours) frozen for 5 updates")
+            // (Not the pooler, unused by MLM; not the token types' second row alone; not the key biases, whose
+            // gradient is zero in exact arithmetic: softmax ignores a shift.)
+            if !name.hasPrefix("pooler.") && !name.contains("token_type") && !name.hasSuffix("key.bias") {
+                XCTAssertNotEqual(later[ours], values, "\(ours) trains after")
+            }
+            checked += 1
+        }
+        XCTAssertEqual(checked, 39)
+        XCTAssertNotEqual(frozen["cls.predictions.transform.dense.weight"], later["cls.predictions.transform.dense.weight"])
+        let initialized = try tensors(dir + "/run/step-00000005/model.safetensors")["cls.predictions.transform.LayerNorm.weight"]
+        XCTAssertNotEqual(initialized, [Float](repeating: 1, count: 32), "the new head trained while the encoder waited")
+        let state = try String(contentsOfFile: dir + "/run/latest/training_state.json", encoding: .utf8)
+        XCTAssertTrue(state.contains("\"freeze_encoder_steps\" : 5"), state)
+        let other = try runBert(arguments(dir + "/run", from: "bert_model", ["--freeze-encoder-steps", "2", "--max-steps", "8",
+                                                                             "--save-every-steps", "5", "--resume"]))
+        XCTAssertEqual(other.status, 2, other.stderr)
+        XCTAssertTrue(other.stderr.contains("froze the encoder for 5 updates"), other.stderr)
+    }
 }
