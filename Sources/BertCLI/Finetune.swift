@@ -62,6 +62,9 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Dropout on hidden states and attention probabilities while fine-tuning (default: the checkpoint config's; a checkpoint pre-trained without dropout has 0 there).")
     var dropout: Double?
     @Option(help: "Share of the train rows held out as the dev set when there is neither an eval file nor a dev split.") var evalFraction = 0.1
+    @Option(help: ArgumentHelp("Share of the training rows to train on (after the dev hold-out), chosen by a hash of the line seeded with --seed.",
+                               discussion: "For a low-resource setting or a learning curve over labels; the dev rows do not change with it."))
+    var trainFraction = 1.0
     @Option var seed: UInt64 = 42
     @Option(help: ArgumentHelp(PrecisionChoice.optionHelp, discussion: PrecisionChoice.help))
     var precision: PrecisionChoice = .auto
@@ -74,6 +77,7 @@ struct FinetuneCommand: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
         if !(0..<1).contains(evalFraction) { throw ValidationError("--eval-fraction must be in [0, 1)") }
+        if !(trainFraction > 0 && trainFraction <= 1) { throw ValidationError("--train-fraction must be in (0, 1]") }
         if !(allreduceBucketMb >= 0) { throw ValidationError("--allreduce-bucket-mb must be 0 or more") }
         if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
         if file.finetuneLength < 3 { throw ValidationError("--max-seq-length must be at least 3") }
@@ -114,7 +118,7 @@ struct FinetuneCommand: ParsableCommand {
         func prepare() throws -> ClassificationDataset {
             try ClassificationDataset.prepare(
                 data: data, columns: file.columns(), tokenizer: tokenizer, maxLength: maxSeqLength, evalFile: eval,
-                evalFraction: evalFraction, seed: seed, cacheDirectory: (output as NSString).appendingPathComponent(".cache"))
+                evalFraction: evalFraction, trainFraction: trainFraction, seed: seed, cacheDirectory: (output as NSString).appendingPathComponent(".cache"))
         }
         let first = group.isRoot ? try prepare() : nil
         try group.barrier()
@@ -141,9 +145,10 @@ struct FinetuneCommand: ParsableCommand {
         case let .trainSplitHeldOut(fraction): evalSource = " (\(fraction) of the train split held out as dev; the test split is not used)"
         case let .heldOut(fraction): evalSource = " (held out \(fraction))"
         }
+        let subset = trainFraction < 1 ? " (--train-fraction \(trainFraction) of the train rows)" : ""
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
         if group.isRoot {
-            log("bert finetune: \(origin) → \(output): \(train.count) training examples, \(evalStore?.count ?? 0) for evaluation" + evalSource
+            log("bert finetune: \(origin) → \(output): \(train.count) training examples\(subset), \(evalStore?.count ?? 0) for evaluation" + evalSource
                 + ", labels \(labels.joined(separator: ", ")), max_seq_length \(maxSeqLength), \(lowercase ? "uncased" : "cased"), \(epochs) epoch\(epochs == 1 ? "" : "s"), \(processes)\(options.threads) thread\(options.threads == 1 ? "" : "s"), "
                 + precision.summary(options.precision))
         }
@@ -159,7 +164,7 @@ struct FinetuneCommand: ParsableCommand {
         let best = try tuner.run()
         progress.finish()
         guard group.isRoot else { return }
-        var summary: [String: Any] = ["output": output, "source": origin, "from_scratch": fromScratch, "best_epoch": best.epoch, "labels": labels, "train_examples": train.count,
+        var summary: [String: Any] = ["output": output, "source": origin, "from_scratch": fromScratch, "best_epoch": best.epoch, "labels": labels, "train_examples": train.count, "train_fraction": trainFraction,
                                       "seconds": Date().timeIntervalSince(started)]
         if let m = best.metrics { summary["eval"] = m.jsonObject() }
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])

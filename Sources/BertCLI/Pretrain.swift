@@ -37,7 +37,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Peak learning rate. (default: the recipe's)") var learningRate: Double?
     @Option(help: "Warm-up updates (default: 10% of all updates).") var warmupSteps: Int?
     @Option(help: "Weight decay (not on biases and LayerNorm).") var weightDecay = 0.01
-    @Flag(inversion: .prefixedNo, help: "Adam bias correction (default: off for adamw as google-research/bert, on for lamb as NVIDIA's BERT).")
+    @Flag(inversion: .prefixedNo, help: "Adam bias correction (default: on with --recipe adapt, else off for adamw as google-research/bert, on for lamb as NVIDIA's BERT).")
     var biasCorrection: Bool?
     @Option(help: "adamw (google-research/bert's) or lamb (NVIDIA's BERT: layer-wise trust ratio, for large global batches).")
     var optimizer = OptimizerKind.adamw
@@ -100,7 +100,7 @@ struct PretrainCommand: ParsableCommand {
         options.learningRate = learningRate ?? recipe.learningRate
         options.warmupSteps = warmupSteps
         options.maxGradNorm = maxGradNorm
-        options.adam = AdamW.Hyper(weightDecay: weightDecay, biasCorrection: biasCorrection ?? (optimizer == .lamb))
+        options.adam = AdamW.Hyper(weightDecay: weightDecay, biasCorrection: biasCorrection ?? recipe.biasCorrection ?? (optimizer == .lamb))
         options.optimizer = optimizer
         options.seed = seed
         options.precision = precision

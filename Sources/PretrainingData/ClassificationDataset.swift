@@ -9,6 +9,8 @@ import WordPiece
 /// - else `evalFraction` of the train rows (or of all rows, in a file without splits) is held out by a
 ///   seeded hash of the line number, so a test split never chooses the epoch.
 /// Labels come from every train row (held-out rows included), sorted; the label id is its rank.
+/// With `trainFraction` below 1, only that share of the training rows (after the hold-out) trains, chosen by
+/// another seeded hash of the line: a low-resource setting, or a learning curve over the labels.
 public struct ClassificationDataset {
     /// Where the evaluation rows came from.
     public enum EvalSource: Equatable, Sendable {
@@ -34,9 +36,11 @@ public struct ClassificationDataset {
     /// Reads `data` (and `evalFile`) twice or three times, streaming, and writes the example stores under
     /// `cacheDirectory` (created if needed).
     public static func prepare(data: String, columns: ClassificationColumns, tokenizer: BertTokenizer, maxLength: Int,
-                               evalFile: String?, evalFraction: Double, seed: UInt64,
+                               evalFile: String?, evalFraction: Double, trainFraction: Double = 1, seed: UInt64,
                                cacheDirectory: String) throws -> ClassificationDataset {
+        precondition(trainFraction > 0 && trainFraction <= 1, "trainFraction must be in (0, 1]")
         let holdOut = HeldOutRows(active: evalFile == nil && evalFraction > 0, fraction: evalFraction, seed: seed)
+        let subset = TrainSubset(fraction: trainFraction, seed: seed)
         // Which rows train and which evaluate.
         var hasSplit = false, hasDev = false, trainRows = 0
         var labelSet = Set<String>()
@@ -64,8 +68,9 @@ public struct ClassificationDataset {
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
         let train = try ExampleStore.build(
             path: cacheDirectory + "/train.examples", reader: try ClassificationReader(path: data, columns: columns), tokenizer: tokenizer,
-            maxLength: maxLength, include: { holdOut.isTrain($0, hasSplit: hasSplit, hasDev: hasDev) },
+            maxLength: maxLength, include: { holdOut.isTrain($0, hasSplit: hasSplit, hasDev: hasDev) && subset.keeps($0) },
             label: { ids[$0.label]! })
+        guard train.count > 0 else { throw ClassificationFileError.emptyTrainSubset(path: data, fraction: trainFraction) }
         let evalPath = evalFile ?? data
         var evalStore: ExampleStore? = nil
         if evalFile != nil || hasDev || evalFraction > 0 {
@@ -147,5 +152,18 @@ struct HeldOutRows {
         if !active { return true }
         var g = SeededGenerator(seed: seed, stream: [0x484F4C44, UInt64(e.line)])  // "HOLD"
         return g.nextDouble() >= fraction
+    }
+}
+
+/// The share of the training rows that trains (`bert finetune --train-fraction`): a row is kept by a seeded
+/// hash of its line, independent of the dev hold-out's hash, so the dev rows are the same at every fraction.
+struct TrainSubset {
+    let fraction: Double
+    let seed: UInt64
+
+    func keeps(_ e: ClassificationExample) -> Bool {
+        if fraction >= 1 { return true }
+        var g = SeededGenerator(seed: seed, stream: [0x53554253, UInt64(e.line)])  // "SUBS"
+        return g.nextDouble() < fraction
     }
 }

@@ -14,6 +14,8 @@ public enum ClassificationFileError: Error, Equatable, CustomStringConvertible {
     case badSplit(path: String, line: Int, value: String)
     /// The file has no row to train on.
     case noTrainingRows(path: String)
+    /// `--train-fraction` kept none of the training rows.
+    case emptyTrainSubset(path: String, fraction: Double)
     /// Every training row has the same label.
     case singleClass(path: String, column: String, label: String)
     /// An evaluation row's label is not among `known`: the training rows' labels (`ofModel` false) or a
@@ -40,6 +42,8 @@ public enum ClassificationFileError: Error, Equatable, CustomStringConvertible {
         case let .badSplit(path, line, value):
             return "\(path): line \(line): split \"\(value)\" is not train, dev, validation or test"
         case let .noTrainingRows(path): return "\(path): no training rows (split \"train\", or rows without a split)"
+        case let .emptyTrainSubset(path, fraction):
+            return "\(path): a train fraction of \(fraction) keeps none of its training rows; raise --train-fraction"
         case let .singleClass(path, column, label):
             return "\(path): the \(column) column has one class only (\(label)); a classifier needs at least 2"
         case let .unknownLabel(path, line, label, known, ofModel):

@@ -17,6 +17,10 @@ public enum PretrainRecipe: String, CaseIterable, Sendable {
     public var dropout: Double? { self == .smallBudget ? 0 : nil }
     /// Length-grouped batches (windows of 64 batches).
     public var groupByLength: Bool { self != .google }
+    /// Adam bias correction when the command line leaves it unset; nil keeps the optimizer's default (off for
+    /// AdamW as google-research/bert, on for LAMB). adapt turns it on: without it, Adam's early steps are 3 to 6
+    /// times the learning rate (m/√v with both moments still near zero), which a trained encoder pays for.
+    public var biasCorrection: Bool? { self == .adapt ? true : nil }
     /// Sinusoidally initialised position embeddings.
     public var sinusoidalPositions: Bool { self == .smallBudget }
 
@@ -27,7 +31,9 @@ public enum PretrainRecipe: String, CaseIterable, Sendable {
         google: --learning-rate 1e-4, the config's dropout (0.1), --no-group-by-length --no-sinusoidal-positions; \
         with the defaults shared by both (AdamW without bias correction, ε 1e-6, decay 0.01, clipping 1.0, \
         linear warm-up then decay) these are google-research/bert's settings.
-        adapt: --learning-rate 1e-4, the checkpoint's dropout, --group-by-length --no-sinusoidal-positions;         for continued pre-training from --init.
+        adapt: --learning-rate 1e-4, the checkpoint's dropout, --bias-correction, --group-by-length \
+        --no-sinusoidal-positions; for continued pre-training from --init (transformers' run_mlm.py uses Adam \
+        with bias correction, and early steps without it are several times the learning rate).
         """
 }
 

@@ -167,6 +167,38 @@ final class FinetuneCommandTests: XCTestCase {
         XCTAssertEqual(summary["labels"] as? [String], ["neg", "pos"], "labels from the train rows only")
     }
 
+    /// --train-fraction trains on a seeded share of the train rows: the dev rows are the very same as at
+    /// the full fraction, about the asked share of the others trains, and a share that keeps no row, or
+    /// one outside (0, 1], is refused (exit 2) with the option named.
+    func testTrainFraction() throws {
+        let train = Self.separable(200, seed: 6).tsv.split(separator: "\n").dropFirst().map { "train\t" + $0 }
+        let data = try write((["split\ttext\tlabel"] + train).joined(separator: "\n") + "\n", "fraction.tsv")
+        func run(_ fraction: String?) throws -> (held: Int, trained: Int, stderr: String) {
+            let out = Fixtures.temporaryDirectory().path + "/cls"
+            let r = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--data", data, "--output", out, "--epochs", "1",
+                                 "--batch-size", "8", "--max-seq-length", "16", "--threads", "1", "--eval-fraction", "0.2"]
+                                + (fraction.map { ["--train-fraction", $0] } ?? []))
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/finetune_summary.json"))) as? [String: Any])
+            if let fraction { XCTAssertEqual(summary["train_fraction"] as? Double, Double(fraction)) }
+            return (try XCTUnwrap((summary["eval"] as? [String: Any])?["examples"] as? Int),
+                    try XCTUnwrap(summary["train_examples"] as? Int), r.stderr)
+        }
+        let all = try run(nil), quarter = try run("0.25")
+        XCTAssertEqual(all.held + all.trained, 200)
+        XCTAssertEqual(quarter.held, all.held, "the dev rows do not depend on --train-fraction")
+        XCTAssertTrue((Int(Double(all.trained) * 0.12)...Int(Double(all.trained) * 0.4)).contains(quarter.trained),
+                      "about a quarter of \(all.trained) rows, got \(quarter.trained)")
+        XCTAssertTrue(quarter.stderr.contains("--train-fraction 0.25"), quarter.stderr)
+        let tiny = try write("text\tlabel\nhi\ta\nho\tb\n", "tiny.tsv")
+        for (fraction, fragment) in [("0", "--train-fraction"), ("1.5", "--train-fraction"), ("0.000001", "raise --train-fraction")] {
+            let r = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--data", tiny, "--output", Fixtures.temporaryDirectory().path + "/z",
+                                 "--max-seq-length", "16", "--eval-fraction", "0", "--train-fraction", fraction])
+            XCTAssertEqual(r.status, 2, r.stderr)
+            XCTAssertTrue(r.stderr.contains(fragment), r.stderr)
+        }
+    }
+
     func testRefusals() throws {
         let out = Fixtures.temporaryDirectory().path
         func expect(_ args: [String], _ fragments: [String]) throws {

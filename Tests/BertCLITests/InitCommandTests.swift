@@ -39,7 +39,8 @@ final class InitCommandTests: XCTestCase {
 
     /// The run starts from DIR's weights with DIR's architecture, says what it loaded and initialised,
     /// records the source and its sha256 (a resume from other weights is refused), and its checkpoints
-    /// carry the shards' casing in tokenizer_config.json; the default recipe with --init is adapt.
+    /// carry the shards' casing in tokenizer_config.json; the default recipe with --init is adapt,
+    /// with Adam's bias correction on.
     func testInitIsRecordedAndSaid() throws {
         let dir = Fixtures.temporaryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -53,6 +54,7 @@ final class InitCommandTests: XCTestCase {
         XCTAssertEqual(state["init_from"] as? String, Self.fixture("bert_model"))
         let sha = try runProgram("/usr/bin/env", ["sha256sum", Self.fixture("bert_model/model.safetensors")], environment: ProcessInfo.processInfo.environment)
         XCTAssertEqual(state["init_sha256"] as? String, String(sha.stdoutText.prefix(64)))
+        XCTAssertEqual((state["adam"] as? [String: Any])?["bias_correction"] as? Bool, true, "recipe adapt corrects Adam's bias")
         let tokenizer = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/run/latest/tokenizer_config.json"))) as? [String: Any])
         XCTAssertEqual(tokenizer["do_lower_case"] as? Bool, true)
         let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/run/latest/config.json"))) as? [String: Any])

@@ -128,7 +128,7 @@ extension ClassificationFileError {
     var path: String {
         switch self {
         case let .unreadable(p, _), let .empty(p), let .missingColumn(p, _, _), let .wrongFieldCount(p, _, _, _), let .badQuoting(p, _, _),
-             let .badJSON(p, _, _), let .emptyText(p, _, _), let .emptyLabel(p, _), let .badSplit(p, _, _), let .noTrainingRows(p),
+             let .badJSON(p, _, _), let .emptyText(p, _, _), let .emptyLabel(p, _), let .badSplit(p, _, _), let .noTrainingRows(p), let .emptyTrainSubset(p, _),
              let .singleClass(p, _, _), let .unknownLabel(p, _, _, _, _), let .noRowsInSplit(p, _), let .plainTextHasNoLabels(p): return p
         }
     }
