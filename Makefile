@@ -25,7 +25,7 @@ ZH_CORPUS := $(if $(wildcard $(SHARED)/corpus_zh.txt.zst),$(SHARED)/corpus_zh.tx
 UNCASED_VOCAB := Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt
 RUN_ENV := env -u OPENBLAS_CORETYPE
 
-.PHONY: setup deps venv public-model build debug test unit parity vocab-quality bench bench-mpi bench-predict pipeline adapt corpus clean
+.PHONY: setup deps venv public-model build debug test unit parity vocab-quality bench bench-mpi bench-predict pipeline adapt docs corpus clean
 
 setup: deps venv
 
@@ -65,6 +65,10 @@ debug: deps
 
 corpus:
 	Corpora/build.sh
+
+# docs/cli.md from the commands' own help (a test fails when it is stale).
+docs: build
+	$(BERT) cli-reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
 
 # Unit and CLI tests (no Python needed), then parity with Hugging Face on real corpora.
 test: unit parity
