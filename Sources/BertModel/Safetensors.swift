@@ -1,4 +1,5 @@
 import Foundation
+import Support
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -505,11 +506,6 @@ public final class SafetensorsFile: @unchecked Sendable {
 
 // MARK: - Writing
 
-/// `write(2)`; named apart so that it is not shadowed by `SafetensorsWriter.write`.
-private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    write(fd, buffer, count)
-}
-
 /// A tensor to write: name, dtype, shape and its little-endian bytes.
 public struct SafetensorsTensor: Sendable {
     public var name: String
@@ -585,9 +581,13 @@ public enum SafetensorsWriter {
     public static func write(_ tensors: [SafetensorsTensor], metadata: [String: String]? = defaultMetadata,
                              to path: String) throws(SafetensorsError) {
         let (header, ordered) = try prepare(tensors, metadata: metadata, path: path)
-        try writeAtomically(path: path) { (fd: Int32) throws(SafetensorsError) in
-            try writeAll(fd, header, path: path)
-            for t in ordered { try writeAll(fd, t.data, path: path) }
+        do {
+            let file = try AtomicFileWriter(path: path)
+            try file.write(header)
+            for t in ordered { try file.write(t.data) }
+            try file.commit()
+        } catch {
+            throw .writeFailed(path: path, reason: error.reason)
         }
     }
 
@@ -662,54 +662,5 @@ public enum SafetensorsWriter {
             }
         }
         return out + "\""
-    }
-
-    private static func writeAll(_ fd: Int32, _ data: Data, path: String) throws(SafetensorsError) {
-        let failure: String? = data.withUnsafeBytes { (b: UnsafeRawBufferPointer) -> String? in
-            var done = 0
-            while done < b.count {
-                let n = systemWrite(fd, b.baseAddress! + done, b.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return String(cString: strerror(errno))
-                }
-                done += n
-            }
-            return nil
-        }
-        if let failure { throw .writeFailed(path: path, reason: failure) }
-    }
-
-    /// Temporary file beside `path`, `body` writes it, fsync, rename, fsync of the directory.
-    private static func writeAtomically(path: String, _ body: (Int32) throws(SafetensorsError) -> Void) throws(SafetensorsError) {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let tmp = (dir as NSString).appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        guard fd >= 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
-        do {
-            try body(fd)
-        } catch {
-            close(fd)
-            unlink(tmp)
-            throw error
-        }
-        if fsync(fd) != 0 {
-            let e = errno
-            close(fd)
-            unlink(tmp)
-            throw .writeFailed(path: path, reason: "fsync: " + String(cString: strerror(e)))
-        }
-        close(fd)
-        if rename(tmp, path) != 0 {
-            let e = errno
-            unlink(tmp)
-            throw .writeFailed(path: path, reason: "rename: " + String(cString: strerror(e)))
-        }
-        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
-        if dfd >= 0 {
-            fsync(dfd)
-            close(dfd)
-        }
     }
 }

@@ -227,9 +227,9 @@ public final class ShardWriter: @unchecked Sendable {
 
         /// Appends bucket `b`'s buffer to this appender's file of that bucket.
         func flush(_ b: Int) throws(ShardError) {
-            do {
-                try appendToFile(ShardWriter.bucketPath(b, appender: id, in: tempDirectory), buffers[b])
-            } catch {
+            let bucket = ShardWriter.bucketPath(b, appender: id, in: tempDirectory)
+            do { try appendToFile(bucket, buffers[b]) } catch {
+                let error = ShardError.writeFailed(path: bucket, reason: error.reason)
                 failed = "an earlier write failed (\(error))"
                 writer?.fail(failed!)
                 throw error
@@ -446,20 +446,4 @@ final class CompressedFileWriter {
         guard fsync(fd) == 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
         return (compressedBytes, SHA256.hex(sha.finalize()))
     }
-}
-
-/// Appends bytes to a file, creating it.
-func appendToFile(_ path: String, _ bytes: [UInt8]) throws(ShardError) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    guard fd >= 0 else { throw .writeFailed(path: path, reason: String(cString: strerror(errno))) }
-    defer { close(fd) }
-    do { try FileDescriptorWriter(fd: fd, name: path).write(bytes) } catch {
-        throw .writeFailed(path: path, reason: "\(error)")
-    }
-}
-
-/// fsyncs a directory so that renames and removals in it are durable (best effort).
-func syncDirectory(_ path: String) {
-    let fd = open(path, O_RDONLY)
-    if fd >= 0 { fsync(fd); close(fd) }
 }

@@ -11,6 +11,14 @@ public enum OutputError: Error, CustomStringConvertible {
         case .closedPipe: return "output closed by the reader"
         }
     }
+
+    /// What failed, without the path: the system's reason, for errors of other types that name the path.
+    public var reason: String {
+        switch self {
+        case let .writeFailed(_, reason): return reason
+        case .closedPipe: return "output closed by the reader"
+        }
+    }
 }
 
 /// Writes bytes to a file descriptor (stdout by default), all or an error.

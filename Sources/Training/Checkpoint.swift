@@ -1,5 +1,6 @@
 import BertModel
 import Foundation
+import Support
 import WordPiece
 
 /// Everything besides the weights that a run needs to continue exactly where it stopped.
@@ -158,14 +159,14 @@ public enum Checkpoint {
         try afterFile?(optimizerFile)
         var cfg = config
         cfg.architectures = cfg.architectures ?? ["BertForPreTraining"]
-        try writeSynced(cfg.encoded(), to: path(configFile))
-        try writeSynced(vocabulary, to: path(vocabFile))
-        if let tokenizer { try writeSynced(tokenizer.encoded(), to: path(TokenizerConfig.fileName)) }
+        try writeCheckpointFile(cfg.encoded(), to: path(configFile))
+        try writeCheckpointFile(vocabulary, to: path(vocabFile))
+        if let tokenizer { try writeCheckpointFile(tokenizer.encoded(), to: path(TokenizerConfig.fileName)) }
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try writeSynced(try e.encode(state) + Data([0x0A]), to: path(stateFile))
+        try writeCheckpointFile(try e.encode(state) + Data([0x0A]), to: path(stateFile))
         try afterFile?(stateFile)
-        syncPath(temporary)
+        syncDirectory(temporary)
         if fm.fileExists(atPath: final) {  // a re-run of the same step: replace it
             let old = final + ".old-\(getpid())"
             try fm.moveItem(atPath: final, toPath: old)
@@ -175,7 +176,7 @@ public enum Checkpoint {
             try fm.moveItem(atPath: temporary, toPath: final)
         }
         done = true
-        syncPath(runDirectory)
+        syncDirectory(runDirectory)
         // latest → name, replaced atomically with rename(2).
         let link = (runDirectory as NSString).appendingPathComponent(latestLink)
         let tmpLink = link + ".tmp-\(getpid())"
@@ -183,7 +184,7 @@ public enum Checkpoint {
         guard symlink(name, tmpLink) == 0, rename(tmpLink, link) == 0 else {
             throw TrainingError.io(path: link, reason: "cannot update the latest link: \(String(cString: strerror(errno)))")
         }
-        syncPath(runDirectory)
+        syncDirectory(runDirectory)
     }
 
     /// The newest checkpoint directory of a run, from its `latest` link; nil when there is none.
@@ -243,24 +244,8 @@ public enum Checkpoint {
     }
 }
 
-/// Writes a file and fsyncs it.
-func writeSynced(_ data: Data, to path: String) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw TrainingError.io(path: path, reason: String(cString: strerror(errno))) }
-    defer { close(fd) }
-    try data.withUnsafeBytes { (b: UnsafeRawBufferPointer) in
-        var at = 0
-        while at < b.count {
-            let n = Foundation.write(fd, b.baseAddress! + at, b.count - at)
-            guard n > 0 else { throw TrainingError.io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
-            at += n
-        }
-    }
-    guard fsync(fd) == 0 else { throw TrainingError.io(path: path, reason: "fsync failed: \(String(cString: strerror(errno)))") }
-}
-
-/// fsync of a directory (or file) by path; errors ignored (not every file system supports it).
-func syncPath(_ path: String) {
-    let fd = open(path, O_RDONLY)
-    if fd >= 0 { fsync(fd); close(fd) }
+/// Writes a file of a checkpoint or classifier directory (inside its temporary directory) and fsyncs it,
+/// through Support's file-safety layer; a failure is `TrainingError.io` naming the file.
+func writeCheckpointFile(_ data: Data, to path: String) throws(TrainingError) {
+    do { try writeSynced(data, to: path) } catch { throw .io(path: path, reason: error.reason) }
 }

@@ -404,11 +404,11 @@ public final class FineTuner {
         try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         try SafetensorsWriter.write(Checkpoint.modelTensors(layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), tied: []),
                                     to: temporary + "/model.safetensors")
-        try writeSynced(model.config.encoded(), to: temporary + "/config.json")
-        try writeSynced(vocabulary, to: temporary + "/vocab.txt")
-        try writeSynced(TokenizerConfig(doLowerCase: options.lowercase, modelMaxLength: options.maxSeqLength).encoded(),
+        try writeCheckpointFile(model.config.encoded(), to: temporary + "/config.json")
+        try writeCheckpointFile(vocabulary, to: temporary + "/vocab.txt")
+        try writeCheckpointFile(TokenizerConfig(doLowerCase: options.lowercase, modelMaxLength: options.maxSeqLength).encoded(),
                         to: temporary + "/" + TokenizerConfig.fileName)
-        syncPath(temporary)
+        syncDirectory(temporary)
         var aside: String? = nil
         if fm.fileExists(atPath: directory) {
             aside = directory + ".old-\(getpid())"
@@ -416,7 +416,7 @@ public final class FineTuner {
             guard rename(directory, aside!) == 0 else { throw TrainingError.io(path: directory, reason: String(cString: strerror(errno))) }
         }
         guard rename(temporary, directory) == 0 else { throw TrainingError.io(path: directory, reason: String(cString: strerror(errno))) }
-        syncPath((directory as NSString).deletingLastPathComponent)
+        syncDirectory((directory as NSString).deletingLastPathComponent)
         if let aside { try? fm.removeItem(atPath: aside) }
     }
 
@@ -440,7 +440,7 @@ public final class FineTuner {
             if (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != "best/" + file { try link("best/" + file, as: path) }
         }
         try link(name, as: (out as NSString).appendingPathComponent("best"))
-        syncPath(out)
+        syncDirectory(out)
         try writeFileAtomically(Data(name.utf8), to: (out as NSString).appendingPathComponent("best_epoch.txt"))
     }
 }
