@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // BertKit: a BERT-style pre-training pipeline with its data tooling.
-// Module layering (lowest first) follows DESIGN.md; a module only imports modules above it.
+// Module layering (lowest first) is docs/design.md's table; a module only imports modules above it.
 import PackageDescription
 
 /// Release builds are what we time; -Ounchecked is not used so that bounds checks stay on in the library.
