@@ -223,7 +223,7 @@ public struct InstanceBuilder: Sendable {
                 // One segment: google-research/bert always takes a random next here, which tips the
                 // NSP balance (55% random on corpus_en, where single sentences often fill the target).
                 // We keep the 50/50 draw and, for a real next, split the segment at a random token:
-                // A and B are then still consecutive text. See the README's table of differences.
+                // A and B are then still consecutive text. See docs/design.md's table of differences.
                 var splitSingle = false
                 if chunk.count == 1 {
                     counts.singleSegment += 1

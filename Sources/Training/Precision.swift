@@ -10,7 +10,7 @@ public enum PrecisionChoice: String, CaseIterable, Sendable {
     case bf16
     /// bf16 where it pays: a CPU with AMX tiles (`amx_bf16`); fp32 elsewhere, including CPUs whose only
     /// bf16 units are AVX-512 BF16, where bf16 measured slower than fp32 (0.43–0.57× our fp32 in
-    /// pre-training, 0.46× in predict, and PyTorch's autocast 0.66–0.80× its fp32: README, issue 12).
+    /// pre-training, 0.46× in predict, and PyTorch's autocast 0.66–0.80× its fp32: docs/results, issue 12).
     case auto
 
     /// The environment variable that, set to 1, runs `--precision bf16` with the reference products

@@ -27,7 +27,7 @@ public enum PretrainRecipe: String, CaseIterable, Sendable {
     /// What each recipe sets, for the command line's help.
     public static let help = """
         small-budget (default): --learning-rate 5e-4 --dropout 0 --group-by-length --sinusoidal-positions; \
-        what measured best so far on small CPU budgets (README, results; issue 10).
+        what measured best so far on small CPU budgets (docs/results.md; issue 10).
         google: --learning-rate 1e-4, the config's dropout (0.1), --no-group-by-length --no-sinusoidal-positions; \
         with the defaults shared by both (AdamW without bias correction, ε 1e-6, decay 0.01, clipping 1.0, \
         linear warm-up then decay) these are google-research/bert's settings.
