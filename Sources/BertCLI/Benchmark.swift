@@ -21,11 +21,11 @@ struct BenchmarkTrainCommand: ParsableCommand {
     @Option var vocabSize = 30522
     @Option var warmup = 2
     @Option var steps = 10
-    @Option var threads: Int?
+    @OptionGroup var threading: ThreadOptions
     @Option(help: "fp32, bf16 (exit 2 without bf16 units) or auto.") var precision: PrecisionChoice = .fp32
 
     func run() throws {
-        let threads = self.threads ?? availableCores()
+        let threads = threading.count
         let out = try TrainingBenchmark.run(model: model, batchSize: batchSize, seqLength: seqLength, masked: masked,
                                             vocabSize: vocabSize, warmup: warmup, steps: steps, threads: threads,
                                             precision: try precision.resolve())

@@ -18,9 +18,7 @@ struct EvaluateCommand: ParsableCommand {
     @Flag(help: "One JSON object instead of a table.") var json = false
     @Option(help: "Also write the result to this file (JSON).") var output: String?
     @Option var batchSize = 32
-    @Option var threads: Int?
-    @Option(help: ArgumentHelp(PrecisionChoice.optionHelp, discussion: PrecisionChoice.help))
-    var precision: PrecisionChoice = .auto
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var file: ClassificationFileOptions
 
     func validate() throws {
@@ -28,10 +26,10 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let threads = self.threads ?? availableCores()
-        let precision = try self.precision.resolve()
+        let threads = compute.threads
+        let precision = try compute.precision.resolve()
         if let shards {
-            if precision != .fp32 || self.precision == .bf16 { log("bert evaluate: precision \(self.precision.summary(precision))") }
+            if precision != .fp32 || compute.precision == .bf16 { log("bert evaluate: precision \(compute.precision.summary(precision))") }
             let r = try PretrainingEvaluation.run(checkpoint: checkpoint, shards: shards, batchSize: batchSize, limit: limit, threads: threads,
                                                   precision: precision)
             let e = JSONEncoder()
@@ -44,7 +42,7 @@ struct EvaluateCommand: ParsableCommand {
         let classifier = try LoadedClassifier(directory: checkpoint, vocabulary: file.vocab, maxSeqLength: file.maxSeqLength, cased: file.cased,
                                               maxBatch: batchSize, threads: threads, precision: precision)
         log("bert evaluate: \(classifier.inputs.summary)")
-        if precision != .fp32 || self.precision == .bf16 { log("bert evaluate: precision \(self.precision.summary(precision))") }
+        if precision != .fp32 || compute.precision == .bf16 { log("bert evaluate: precision \(compute.precision.summary(precision))") }
         let (model, labels) = (classifier.model, classifier.labels)
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("bert-evaluate-\(getpid()).examples").path
         defer { unlink(temp) }

@@ -66,9 +66,7 @@ struct FinetuneCommand: ParsableCommand {
                                discussion: "For a low-resource setting or a learning curve over labels; the dev rows do not change with it."))
     var trainFraction = 1.0
     @Option var seed: UInt64 = 42
-    @Option(help: ArgumentHelp(PrecisionChoice.optionHelp, discussion: PrecisionChoice.help))
-    var precision: PrecisionChoice = .auto
-    @Option(help: "Compute threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
+    @OptionGroup var compute: ComputeOptions
     @Option(help: "Under mpirun: MiB per gradient all-reduce bucket (0: one sum after the backward).") var allreduceBucketMb = 4.0
     @OptionGroup var file: ClassificationFileOptions
 
@@ -100,7 +98,7 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let modelPrecision = try precision.resolve()  // before any reading: a refused precision costs nothing
+        let modelPrecision = try compute.precision.resolve()  // before any reading: a refused precision costs nothing
         var source = try source()
         if let d = dropout { source.config.hiddenDropoutProb = d; source.config.attentionProbsDropoutProb = d }
         let origin = source.directory
@@ -134,7 +132,7 @@ struct FinetuneCommand: ParsableCommand {
         options.maxSeqLength = maxSeqLength
         options.lowercase = lowercase
         options.seed = seed
-        options.threads = threads ?? availableCores()
+        options.threads = compute.threads
         options.precision = modelPrecision
         let tuner = try FineTuner(options: options, source: source, labels: labels, train: train, eval: evalStore, processGroup: group,
                                   allReduceBucketElements: Int(allreduceBucketMb * 1_048_576 / 4))
@@ -150,7 +148,7 @@ struct FinetuneCommand: ParsableCommand {
         if group.isRoot {
             log("bert finetune: \(origin) → \(output): \(train.count) training examples\(subset), \(evalStore?.count ?? 0) for evaluation" + evalSource
                 + ", labels \(labels.joined(separator: ", ")), max_seq_length \(maxSeqLength), \(lowercase ? "uncased" : "cased"), \(epochs) epoch\(epochs == 1 ? "" : "s"), \(processes)\(options.threads) thread\(options.threads == 1 ? "" : "s"), "
-                + precision.summary(options.precision))
+                + compute.precision.summary(options.precision))
         }
         let progress = ProgressReporter(label: "finetune")
         tuner.onProgress = { p in

@@ -17,9 +17,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Write here instead of stdout (.jsonl gives JSON lines, else TSV).") var output: String?
     @Option(help: "tsv or jsonl (default: from --output's extension, else tsv).") var format: String?
     @Option var batchSize = 32
-    @Option var threads: Int?
-    @Option(help: ArgumentHelp(PrecisionChoice.optionHelp, discussion: PrecisionChoice.help))
-    var precision: PrecisionChoice = .auto
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var file: ClassificationFileOptions
 
     func validate() throws {
@@ -28,12 +26,12 @@ struct PredictCommand: ParsableCommand {
     }
 
     func run() throws {
-        let threads = self.threads ?? availableCores()
-        let precision = try self.precision.resolve()
+        let threads = compute.threads
+        let precision = try compute.precision.resolve()
         let classifier = try LoadedClassifier(directory: checkpoint, vocabulary: file.vocab, maxSeqLength: file.maxSeqLength, cased: file.cased,
                                               maxBatch: batchSize, threads: threads, precision: precision)
         log("bert predict: \(classifier.inputs.summary)")
-        if precision != .fp32 || self.precision == .bf16 { log("bert predict: precision \(self.precision.summary(precision))") }
+        if precision != .fp32 || compute.precision == .bf16 { log("bert predict: precision \(compute.precision.summary(precision))") }
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("bert-predict-\(getpid()).examples").path
         defer { unlink(temp) }
         let store = try ClassificationDataset.unlabelled(path: input, columns: file.columns(requireLabel: false), format: inputFormat,

@@ -43,9 +43,7 @@ struct PretrainCommand: ParsableCommand {
     var optimizer = OptimizerKind.adamw
     @Option(help: "Global gradient-norm clipping.") var maxGradNorm = 1.0
     @Option(help: "Dropout on hidden states and attention probabilities (default: the recipe's; google keeps the config's).") var dropout: Double?
-    @Option(help: ArgumentHelp(PrecisionChoice.optionHelp, discussion: PrecisionChoice.help))
-    var precision: PrecisionChoice = .auto
-    @Option(help: "Compute threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
+    @OptionGroup var compute: ComputeOptions
     @Option(help: "Random seed (initialisation, data order, dropout).") var seed: UInt64 = 42
     @Option(help: "Also checkpoint every N updates.") var saveEverySteps: Int?
     @Option(help: "Keep only the newest N step checkpoints (epoch checkpoints and latest are always kept).") var keepLast: Int?
@@ -63,7 +61,6 @@ struct PretrainCommand: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if accumulate < 1 { throw ValidationError("--accumulate must be at least 1") }
         if let lr = learningRate, !(lr > 0) { throw ValidationError("--learning-rate must be positive") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if let d = dropout, !(0..<1).contains(d) { throw ValidationError("--dropout must be in [0, 1)") }
         if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
         if let k = keepLast, k < 1 { throw ValidationError("--keep-last must be at least 1") }
@@ -75,7 +72,7 @@ struct PretrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let precision = try self.precision.resolve()
+        let precision = try compute.precision.resolve()
         let inputs = try PretrainingInputs(shardDirectory: shards)
         let recipe = self.recipe ?? (initFrom == nil ? .smallBudget : .adapt)
         let initial = try initFrom.map { try InitialWeights(directory: $0) }
@@ -104,7 +101,7 @@ struct PretrainCommand: ParsableCommand {
         options.optimizer = optimizer
         options.seed = seed
         options.precision = precision
-        options.threads = threads ?? availableCores()
+        options.threads = compute.threads
         options.saveEverySteps = saveEverySteps
         options.keepLast = keepLast
         options.logEverySteps = logEverySteps
@@ -124,7 +121,7 @@ struct PretrainCommand: ParsableCommand {
                    Double(params) / 1e6, trainer.loader.instancesPerEpoch, trainer.totalSteps, batchSize, accumulate,
                    recipe.rawValue, optimizer == .lamb ? "LAMB" : "AdamW", options.learningRate, cfg.hiddenDropoutProb,
                    options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
-                   processes, options.threads, options.threads == 1 ? "" : "s", self.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")
+                   processes, options.threads, options.threads == 1 ? "" : "s", compute.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")
                    + (objective == .mlm ? ", objective mlm (no NSP)" : "")
                    + (freezeEncoderSteps > 0 ? ", heads only for the first \(freezeEncoderSteps) updates" : ""))
             if let report = trainer.initReport, let initFrom { log(report.message(directory: initFrom)) }
@@ -146,7 +143,6 @@ struct PretrainCommand: ParsableCommand {
 
 extension PretrainRecipe: ExpressibleByArgument {}
 extension PretrainObjective: ExpressibleByArgument {}
-extension PrecisionChoice: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 
 /// A progress bar with rate and ETA on a terminal; plain lines otherwise.

@@ -21,7 +21,7 @@ struct ShardsCommand: ParsableCommand {
     @Flag(help: "Mask all pieces of a word together.") var wholeWordMask = false
     @Flag(help: "Store unmasked instances; mask at load time from (seed, epoch, instance).") var dynamicMasking = false
     @Option(help: "Random seed.") var seed: UInt64 = 12345
-    @Option(help: "Worker threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
+    @OptionGroup var threading: ThreadOptions
     @OptionGroup var casing: CasingOptions
     @OptionGroup var corpusColumns: CorpusColumnOptions
     @Option(help: "How text files give sentences: 'lines' (one per line) or 'icu' (free text). JSONL is always icu.")
@@ -41,7 +41,6 @@ struct ShardsCommand: ParsableCommand {
         if !(maskedLmProb > 0 && maskedLmProb < 1) { throw ValidationError("--masked-lm-prob must be in (0, 1)") }
         if maxPredictions < 1 || maxPredictions > maxSeqLength { throw ValidationError("--max-predictions must be in 1…max-seq-length") }
         if !(shortSeqProb >= 0 && shortSeqProb <= 1) { throw ValidationError("--short-seq-prob must be in [0, 1]") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if !(shardSizeMb >= 0.01) { throw ValidationError("--shard-size-mb must be at least 0.01") }
         if !(1...19).contains(zstdLevel) { throw ValidationError("--zstd-level must be in 1…19") }
         if let part {
@@ -93,7 +92,7 @@ struct ShardsCommand: ParsableCommand {
         request.targetShardBytes = Int(shardSizeMb * 1048576)
         request.zstdLevel = zstdLevel
         request.overwrite = overwrite
-        request.threads = threads ?? availableCores()
+        request.threads = threading.count
         let prefix = part.map { "bert shards: part \($0): " } ?? "bert shards: "
         let outcome = try ShardBuilder.build(request) { event in
             switch event {

@@ -16,10 +16,9 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(help: "Print ids instead of tokens.") var ids = false
     @Flag(help: "Each line is 'text_a<TAB>text_b': encode as a pair.") var pair = false
     @Flag(help: "Do not add [CLS] and [SEP].") var noSpecialTokens = false
-    @Option(help: "Worker threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
+    @OptionGroup var threading: ThreadOptions
 
     func validate() throws {
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if pair && noSpecialTokens { throw ValidationError("--pair needs the special tokens; drop --no-special-tokens") }
     }
 
@@ -27,7 +26,7 @@ struct TokenizeCommand: ParsableCommand {
         let vocabulary = try loadVocabulary(vocab)
         let tokenizer = BertTokenizer(vocabulary: vocabulary, options: casing.normalizerOptions)
         let format = LineTokenizer.Format(ids: ids, pair: pair, specialTokens: !noSpecialTokens)
-        let runner = LineTokenizer(tokenizer: tokenizer, format: format, threads: threads ?? availableCores())
+        let runner = LineTokenizer(tokenizer: tokenizer, format: format, threads: threading.count)
         let stats = try runner.run(input: FileDescriptorSource(fd: 0), output: FileDescriptorWriter(fd: 1))
         if stats.invalidSequences > 0 {
             log("bert tokenize: \(stats.invalidSequences) invalid UTF-8 sequence(s) in the input were replaced by U+FFFD and dropped")

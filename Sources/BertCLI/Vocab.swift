@@ -18,20 +18,19 @@ struct VocabCommand: ParsableCommand {
     @OptionGroup var corpusColumns: CorpusColumnOptions
     @Option(help: "Do not merge pairs seen fewer times than this.") var minFrequency: Int = 2
     @Option(help: "Keep at most this many distinct characters (the most frequent).") var limitAlphabet: Int = 1000
-    @Option(help: "Worker threads (default: every CPU this process may run on, as `nproc` counts them).") var threads: Int?
+    @OptionGroup var threading: ThreadOptions
 
     func validate() throws {
         if size < Vocabulary.specialTokens.count + 1 { throw ValidationError("--size must be more than \(Vocabulary.specialTokens.count)") }
         if minFrequency < 1 { throw ValidationError("--min-frequency must be at least 1") }
         if limitAlphabet < 1 { throw ValidationError("--limit-alphabet must be at least 1") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         let paths = try expandInputs(input)
         let start = Date()
         let basic = BasicTokenizer(normalizer: BertNormalizer(options: casing.normalizerOptions))
-        let (counter, bytes, invalid) = try countWords(paths: paths, basic: basic, threads: threads ?? availableCores(),
+        let (counter, bytes, invalid) = try countWords(paths: paths, basic: basic, threads: threading.count,
                                                         opener: ClassificationTextChunks.opener(columns: corpusColumns.columns))
         if counter.distinct == 0 {
             throw UsageError("\(paths.joined(separator: " ")): no words found; give text files with content")
