@@ -73,6 +73,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "CBLAS", "CDNNLShim", "TestSupport"]),
         .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport", "ModelTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport", "ModelTestSupport"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TestSupport"]),
         .testTarget(name: "BertCLITests", dependencies: ["TestSupport", "Kernels", "Training"]),
     ]
 )

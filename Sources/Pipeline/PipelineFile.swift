@@ -17,7 +17,7 @@ public struct PipelineFile {
         public var name: String, metric: String, pretrained: [String], baseline: [String]
     }
 
-    static let keys: Set<String> = ["name", "output", "stages", "description", "gains"]
+    static let keys: Set<String> = ["name", "output", "stages", "description", "gains", "defaults"]
     static let stageKeys: Set<String> = ["name", "command", "args", "run", "outputs", "report", "description"]
 
     /// Parses and checks a pipeline file; bert stages are checked with `runner`.
@@ -25,12 +25,14 @@ public struct PipelineFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PipelineError.invalid("\(path): no such pipeline file")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let raw = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw PipelineError.invalid("\(path): not a JSON object; see Pipelines/default.json for the format")
         }
-        for key in object.keys where !keys.contains(key) {
-            throw PipelineError.invalid("\(path): unknown key \"\(key)\" (known: \(keys.sorted().joined(separator: ", ")))")
+        let text = String(decoding: data, as: UTF8.self)
+        for key in raw.keys where !keys.contains(key) {
+            throw PipelineExpansion.invalid("unknown key \"\(key)\" (known: \(keys.sorted().joined(separator: ", ")))", key, text, path)
         }
+        let object = try PipelineExpansion.expand(raw, text: text, path: path)
         let root = ((URL(fileURLWithPath: path).standardizedFileURL.path as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
         let name = object["name"] as? String ?? (path as NSString).lastPathComponent
         guard let outRaw = object["output"] as? String else { throw PipelineError.invalid("\(path): \"output\" (a directory) is missing") }
@@ -43,7 +45,7 @@ public struct PipelineFile {
         for (i, s) in list.enumerated() {
             let where_ = "\(path): stage \(i + 1)"
             for key in s.keys where !stageKeys.contains(key) {
-                throw PipelineError.invalid("\(where_): unknown key \"\(key)\" (known: \(stageKeys.sorted().joined(separator: ", ")))")
+                throw PipelineExpansion.invalid("stage \(i + 1): unknown key \"\(key)\" (known: \(stageKeys.sorted().joined(separator: ", ")), and foreach)", key, text, path)
             }
             guard let stageName = s["name"] as? String, !stageName.isEmpty else { throw PipelineError.invalid("\(where_): \"name\" is missing") }
             guard names.insert(stageName).inserted else { throw PipelineError.invalid("\(where_): the name \"\(stageName)\" is used twice") }
