@@ -89,17 +89,22 @@ public struct LoaderPosition: Codable, Equatable, Sendable {
 public final class ShardLoader: @unchecked Sendable {
     /// How batches are made.
     public struct Options: Sendable {
-        /// Instances per batch.
+        /// Instances per batch (per micro-batch when `microBatches` > 1).
         public var batchSize: Int
+        /// Micro-batches per update (`--accumulate`). Batches are formed, length-grouped and shuffled at
+        /// `batchSize × microBatches` instances (an update's), then each is handed out as consecutive
+        /// micro-batches of `batchSize`: so the instances of every update, and their order, are the same
+        /// for batch B with accumulation A as for batch B·A, and for any number of processes.
+        public var microBatches = 1
         /// Seed of the order (and of dynamic masks).
         public var seed: UInt64
         /// Pad to the longest instance in the batch rather than to max_seq_length.
         public var padToLongest = false
-        /// Drop the last, smaller batch of an epoch.
+        /// Drop the last, smaller update batch of an epoch.
         public var dropLast = false
         /// Length grouping: 0 for off, else the window in batches. The epoch's instances, in their
-        /// seeded order, are cut into windows of `groupWindowBatches × batchSize`; each window is sorted
-        /// by length, cut into batches, and those batches are handed out in a seeded order. With
+        /// seeded order, are cut into windows of `groupWindowBatches` update batches; each window is sorted
+        /// by length, cut into update batches, and those batches are handed out in a seeded order. With
         /// `padToLongest` a batch then carries little padding (Hugging Face's `group_by_length`
         /// megabatches). The order stays a pure function of (seed, epoch), so resuming is exact.
         public var groupWindowBatches = 0
@@ -116,8 +121,10 @@ public final class ShardLoader: @unchecked Sendable {
 
         /// Options.
         public init(batchSize: Int, seed: UInt64, padToLongest: Bool = false, dropLast: Bool = false,
-                    groupWindowBatches: Int = 0, prefetchBatches: Int = 8, verifyChecksums: Bool = true, slice: BatchSlice? = nil) {
+                    groupWindowBatches: Int = 0, prefetchBatches: Int = 8, verifyChecksums: Bool = true, slice: BatchSlice? = nil,
+                    microBatches: Int = 1) {
             self.batchSize = batchSize
+            self.microBatches = microBatches
             self.seed = seed
             self.padToLongest = padToLongest
             self.dropLast = dropLast
@@ -138,6 +145,7 @@ public final class ShardLoader: @unchecked Sendable {
     /// A loader. `masker` must be given exactly when the shards were built with dynamic masking.
     public init(set: ShardSet, options: Options, masker: Masker?) throws(ShardError) {
         guard options.batchSize >= 1 else { throw .invalidLayout(reason: "batch size \(options.batchSize) must be at least 1") }
+        guard options.microBatches >= 1 else { throw .invalidLayout(reason: "micro-batches \(options.microBatches) must be at least 1") }
         if let slice = options.slice {
             guard slice.count >= 1, (0..<slice.count).contains(slice.index), options.batchSize % slice.count == 0 else {
                 throw .invalidLayout(reason: "slice \(slice.index) of \(slice.count): the batch size \(options.batchSize) must be a multiple of the count")
@@ -164,9 +172,12 @@ public final class ShardLoader: @unchecked Sendable {
     /// Instances in one epoch.
     public var instancesPerEpoch: Int { shardSet.index.totalInstances }
 
-    /// Batches in one epoch.
-    public var batchesPerEpoch: Int {
-        let n = instancesPerEpoch, b = options.batchSize
+    /// Instances per update batch: `batchSize × microBatches`.
+    public var updateBatchSize: Int { options.batchSize * options.microBatches }
+
+    /// Update batches in one epoch (each handed out as up to `microBatches` micro-batches).
+    public var updatesPerEpoch: Int {
+        let n = instancesPerEpoch, b = updateBatchSize
         return options.dropLast ? n / b : (n + b - 1) / b
     }
 
@@ -346,7 +357,7 @@ struct BatchProducer {
     func run(epoch: Int, skipping: Int) throws(ShardError) {
         let shards = loader.shardSet.index.shards
         let order = loader.shardOrder(epoch: epoch).filter { shards[$0].instances > 0 }
-        let batchSize = loader.options.batchSize
+        let batchSize = loader.updateBatchSize  // batches are formed at the update's size, then cut into micro-batches
         // With length grouping, reading starts at the window holding the position and the batches of
         // that window already handed out are dropped again.
         let window = loader.options.groupWindowBatches * batchSize  // instances per window, 0 = off
@@ -372,7 +383,7 @@ struct BatchProducer {
             defer { pending.removeAll(keepingCapacity: true) }
             guard window > 0 else {
                 if last && loader.options.dropLast && pending.count < batchSize { return true }
-                return queue.push(try makeBatch(pending, epoch: epoch))
+                return try push(pending, epoch: epoch)
             }
             let sorted = pending.indices.sorted { (pending[$0].length, $0) < (pending[$1].length, $1) }
             // Full batches in a seeded order; a smaller one (the epoch's last window only) stays last,
@@ -391,7 +402,7 @@ struct BatchProducer {
                     dropInWindow -= g.count
                     continue
                 }
-                guard queue.push(try makeBatch(g.map { pending[$0] }, epoch: epoch)) else { return false }
+                guard try push(g.map { pending[$0] }, epoch: epoch) else { return false }
             }
             if dropInWindow > 0 { throw .invalidLayout(reason: "position \(skipping) is not at a batch boundary of the length-grouped order") }
             return true
@@ -418,7 +429,16 @@ struct BatchProducer {
         }
     }
 
-    /// Decodes, masks and pads the records of one batch into an `InstanceBatch`. With a slice, only
+    /// Hands out an update batch as its micro-batches of `batchSize`, in order; false when the consumer is gone.
+    func push(_ update: [PendingRecord], epoch: Int) throws(ShardError) -> Bool {
+        let b = loader.options.batchSize
+        for start in stride(from: 0, to: update.count, by: b) {
+            guard queue.push(try makeBatch(Array(update[start..<min(update.count, start + b)]), epoch: epoch)) else { return false }
+        }
+        return true
+    }
+
+    /// Decodes, masks and pads the records of one (micro-)batch into an `InstanceBatch`. With a slice, only
     /// this process's slice of them is decoded and masked; of the others only the masked-position
     /// count is read (the denominator of the MLM loss), so each record is decoded (and checked) by
     /// exactly one process.

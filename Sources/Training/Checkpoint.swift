@@ -54,6 +54,10 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// must start from the same weights.
     public var initFrom: String? = nil
     public var initSHA256: String? = nil
+    /// True when the update's batch was formed whole and cut into `accumulate` micro-batches (written only
+    /// when `accumulate` > 1; before, each micro-batch was formed, and length-grouped, on its own, so such a
+    /// run cannot be resumed in the same order).
+    public var updateBatches: Bool? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -67,7 +71,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         case completedEpochs = "completed_epochs", learningRate = "learning_rate", batchSize = "batch_size"
         case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
         case processes, optimizer, precision, objective, freezeEncoderSteps = "freeze_encoder_steps"
-        case initFrom = "init_from", initSHA256 = "init_sha256"
+        case initFrom = "init_from", initSHA256 = "init_sha256", updateBatches = "update_batches"
     }
 }
 

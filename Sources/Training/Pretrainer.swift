@@ -172,10 +172,11 @@ public final class Pretrainer {
         loader = try ShardLoader(set: shards, options: .init(batchSize: options.batchSize, seed: options.seed,
                                                              padToLongest: options.groupWindowBatches > 0,
                                                              groupWindowBatches: options.groupWindowBatches,
-                                                             slice: processGroup.size > 1 ? BatchSlice(index: processGroup.rank, count: processGroup.size) : nil),
+                                                             slice: processGroup.size > 1 ? BatchSlice(index: processGroup.rank, count: processGroup.size) : nil,
+                                                             microBatches: options.accumulate),
                                  masker: maskerForDynamic)
         guard options.maxSteps.map({ $0 >= 1 }) ?? true else { throw TrainingError.invalidSetting(name: "--max-steps", reason: "must be at least 1") }
-        let updatesPerEpoch = (loader.batchesPerEpoch + options.accumulate - 1) / options.accumulate
+        let updatesPerEpoch = loader.updatesPerEpoch
         let total = min(updatesPerEpoch * options.epochs, options.maxSteps ?? Int.max)
         schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps ?? max(1, total / 10), totalSteps: total)
         // MLM alone leaves the NSP head and the pooler as they started: no gradient reaches them, and
@@ -266,6 +267,9 @@ public final class Pretrainer {
         }
         guard (state.optimizer ?? .adamw) == options.optimizer else {
             return "the run used the \((state.optimizer ?? .adamw).rawValue) optimizer, this one \(options.optimizer.rawValue)"
+        }
+        if options.accumulate > 1 && options.groupWindowBatches > 0 && state.updateBatches != true {
+            return "the run accumulated micro-batches that were length-grouped one by one (BertKit before update batches); this one forms each update's batch whole, in another order"
         }
         guard (state.groupWindowBatches ?? 0) == options.groupWindowBatches else {
             return "the run used a length-grouping window of \(state.groupWindowBatches ?? 0) batches, this one \(options.groupWindowBatches)"
@@ -475,7 +479,7 @@ public final class Pretrainer {
             optimizer: options.optimizer == .adamw ? nil : options.optimizer, precision: options.precision.stateName,
             objective: options.objective == .mlmNsp ? nil : options.objective,
             freezeEncoderSteps: options.freezeEncoderSteps == 0 ? nil : options.freezeEncoderSteps, initFrom: initialWeights?.directory,
-            initSHA256: initialWeights?.weightsSHA256)
+            initSHA256: initialWeights?.weightsSHA256, updateBatches: options.accumulate > 1 ? true : nil)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state,
                              tokenizer: TokenizerConfig(doLowerCase: lowercase, modelMaxLength: nil))

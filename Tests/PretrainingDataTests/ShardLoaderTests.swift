@@ -146,7 +146,7 @@ final class ShardLoaderTests: XCTestCase {
     func testEveryInstanceOncePerEpochPaddedAndShuffled() throws {
         let (dir, items) = try Self.makeShards(103)
         let loader = try Self.loader(dir, batch: 8)
-        XCTAssertEqual(loader.batchesPerEpoch, 13)
+        XCTAssertEqual(loader.updatesPerEpoch, 13)
         let e0 = try Self.all(loader.batches(epoch: 0))
         XCTAssertEqual(e0.map(\.size), [Int](repeating: 8, count: 12) + [7])
         for b in e0 {

@@ -73,7 +73,7 @@ final class AccumulationTests: XCTestCase {
     }
 
     /// `updates` updates with micro-batches of `batch` instances, `accumulate` per update.
-    func train(_ shards: ShardSet, batch: Int, accumulate: Int, updates: Int) throws -> Run {
+    func train(_ shards: ShardSet, batch: Int, accumulate: Int, updates: Int, window: Int = 0) throws -> Run {
         var o = PretrainOptions(runDirectory: Fixtures.temporaryDirectory().appendingPathComponent("run").path)
         o.batchSize = batch
         o.accumulate = accumulate
@@ -84,6 +84,7 @@ final class AccumulationTests: XCTestCase {
         o.threads = 1
         o.logEverySteps = 1
         o.maxGradNorm = 1e9  // no clipping: the gradient's scale is compared too
+        o.groupWindowBatches = window
         let trainer = try Pretrainer(options: o, config: Self.config, shards: shards, vocabulary: Self.vocabulary, maskerForDynamic: nil)
         XCTAssertEqual(trainer.totalSteps, updates)
         let initial = Array(trainer.model.parameters)
@@ -107,13 +108,13 @@ final class AccumulationTests: XCTestCase {
         return out
     }
 
-    func expectSameUpdates(_ shards: ShardSet, file: StaticString = #filePath, line: UInt = #line) throws {
+    func expectSameUpdates(_ shards: ShardSet, window: Int = 0, file: StaticString = #filePath, line: UInt = #line) throws {
         let b = 2, updates = 3
         let micro = try maskedPerBatch(shards, batch: b)
         // The first update's gradient, from the same parameters: equal but for the float summation
         // order (~1e-6 of the gradient's size; allowed 1e-5).
-        let big1 = try train(shards, batch: 2 * b, accumulate: 1, updates: 1)
-        let accumulated1 = try train(shards, batch: b, accumulate: 2, updates: 1)
+        let big1 = try train(shards, batch: 2 * b, accumulate: 1, updates: 1, window: window)
+        let accumulated1 = try train(shards, batch: b, accumulate: 2, updates: 1, window: window)
         let scale = Double(big1.gradient.map { abs($0) }.max()!)
         XCTAssertGreaterThan(scale, 0, file: file, line: line)
         var gradientError = 0.0, at = 0
@@ -125,8 +126,8 @@ final class AccumulationTests: XCTestCase {
                                  "gradient entry \(at) of the first update: batch \(2 * b) gives \(big1.gradient[at]), \(b) × accumulate 2 gives \(accumulated1.gradient[at]) (largest entry \(scale)); masked positions per micro-batch \(micro)",
                                  file: file, line: line)
 
-        let big = try train(shards, batch: 2 * b, accumulate: 1, updates: updates)
-        let accumulated = try train(shards, batch: b, accumulate: 2, updates: updates)
+        let big = try train(shards, batch: 2 * b, accumulate: 1, updates: updates, window: window)
+        let accumulated = try train(shards, batch: b, accumulate: 2, updates: updates, window: window)
         XCTAssertEqual(big.initial, accumulated.initial, "the same initialisation", file: file, line: line)
         let tolerance = 1e-3 * big.rates.reduce(0, +)
         var moved = 0.0, worst = 0.0, worstIndex = 0
@@ -162,5 +163,14 @@ final class AccumulationTests: XCTestCase {
         let pairs = stride(from: 0, to: micro.count - 1, by: 2).map { (micro[$0], micro[$0 + 1]) }
         XCTAssertTrue(pairs.contains { $0.0 != $0.1 }, "some update's micro-batches hold different numbers of masked positions: \(micro)")
         try expectSameUpdates(shards)
+    }
+
+    /// Length grouping on (windows of 2 update batches, each batch padded to its longest instance): the
+    /// window, the sort and the shuffle are of whole update batches, then cut into micro-batches, so
+    /// batch 2 × accumulate 2 trains on the same instances in the same order as batch 4 (before, each
+    /// micro-batch was grouped on its own and the updates held other instances).
+    func testAccumulateEqualsOneBigBatchWithLengthGrouping() throws {
+        let shards = try Self.makeShards(count: 12) { i in 1 + (i * 5) % 3 }
+        try expectSameUpdates(shards, window: 2)
     }
 }
