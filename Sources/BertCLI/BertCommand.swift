@@ -18,7 +18,7 @@ struct Bert: ParsableCommand {
         abstract: "BertKit: BERT pre-training and fine-tuning on CPU: vocabularies, tokenization, shards, training, classifiers.",
         version: "0.1.0",
         subcommands: [VocabCommand.self, TokenizeCommand.self, ShardsCommand.self, MergeShardsCommand.self, InspectCommand.self, PretrainCommand.self,
-                      FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self, RunCommand.self, BenchmarkTrainCommand.self,
+                      FinetuneCommand.self, PredictCommand.self, EvaluateCommand.self, RunCommand.self, ReportCommand.self, BenchmarkTrainCommand.self,
                       CLIReferenceCommand.self]
     )
 

@@ -139,7 +139,66 @@ public struct PipelineEngine {
             text += Self.gainLine(name: gain.name, pretrained: a.map { $0! }, baseline: b.map { $0! })
         }
         try writeFileAtomically(Data(text.utf8), to: out + "/report.txt")
+        try writeFileAtomically(Data(htmlReport(stages: report, total: total).utf8), to: out + "/report.html")
         return text
+    }
+
+    /// report.html: the stage table, the curves of every pre-training (and the dev accuracy of every fine-tuning)
+    /// run, the held-out and evaluation figures, and each gain with every seed's point.
+    func htmlReport(stages report: [(String, String, Double)], total: Double) -> String {
+        let file = self.file, out = file.output
+        var sections: [(heading: String, html: String)] = []
+        sections.append(("Stages", HTMLReport.table(header: ["stage", "status", "seconds"],
+                                                     rows: report.map { [$0.0, $0.1, String(format: "%.1f", $0.2)] } + [["total", "", String(format: "%.1f", total)]])))
+        var pretraining: [String] = [], finetuning: [String] = []
+        for stage in file.stages where stage.commandName == "pretrain" || stage.commandName == "finetune" {
+            guard let dir = stage.workOutput(inside: out), let charts = try? HTMLReport.runCharts(metrics: dir + "/metrics.jsonl", title: stage.name) else { continue }
+            if stage.commandName == "pretrain" { pretraining += charts.map(HTMLReport.svg) } else if let accuracy = charts.first(where: { $0.yLabel == "accuracy" }) {
+                finetuning.append(HTMLReport.svg(accuracy))
+            }
+        }
+        if !pretraining.isEmpty { sections.append(("Pre-training", pretraining.joined(separator: "\n"))) }
+        // Evaluation reports (JSON): the pre-training figures (held-out against training) and the fine-tuned classifiers.
+        var mlm: [(String, [String: Double])] = [], classifiers: [(String, [String: Double])] = []
+        for stage in file.stages {
+            guard let path = stage.reportFile, path.hasSuffix(".json"), let data = FileManager.default.contents(atPath: path),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { continue }
+            var numbers: [String: Double] = [:]
+            for (k, v) in object { if let n = v as? NSNumber, !(v is Bool) { numbers[k] = n.doubleValue } }
+            if numbers["mlm_accuracy"] != nil { mlm.append((stage.name, numbers)) } else { classifiers.append((stage.name, numbers)) }
+        }
+        for (heading, reports) in [("Pre-training figures (held-out against training)", mlm), ("Fine-tuned classifiers on the test split", classifiers)] where !reports.isEmpty {
+            let keys = Set(reports.flatMap { $0.1.keys }).sorted()
+            let rows = keys.map { k in [k] + reports.map { r in r.1[k].map { String(format: "%.4f", $0) } ?? "" } }
+            sections.append((heading, HTMLReport.table(header: ["metric"] + reports.map(\.0), rows: rows)))
+        }
+        if !finetuning.isEmpty { sections.append(("Fine-tuning: accuracy against updates", finetuning.joined(separator: "\n"))) }
+        // Gains: each fine-tuning seed's pair of points (from scratch → pre-trained), and the single-seed gains in order as a curve.
+        var gainHTML: [String] = [], curve: [(String, Double)] = []
+        for gain in file.gains {
+            func value(_ path: String) -> Double? {
+                guard let data = FileManager.default.contents(atPath: path),
+                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+                return (object[gain.metric] as? NSNumber)?.doubleValue
+            }
+            let a = gain.pretrained.compactMap(value), b = gain.baseline.compactMap(value)
+            guard a.count == gain.pretrained.count, b.count == gain.baseline.count else { continue }
+            if a.count == 1 && b.count == 1 { curve.append((gain.name, 100 * (a[0] - b[0]))) }
+            let series = a.count == b.count
+                ? zip(a, b).enumerated().map { HTMLReport.Series(name: "fine-tuning \($0.offset + 1)", points: [(0, $0.element.1), (1, $0.element.0)]) }
+                : [HTMLReport.Series(name: "baseline", points: b.map { (0, $0) }), HTMLReport.Series(name: "pre-trained", points: a.map { (1, $0) })]
+            gainHTML.append(HTMLReport.svg(HTMLReport.Chart(title: gain.name, xLabel: "", yLabel: gain.metric, series: series,
+                                                            connect: a.count == b.count, xNames: ["baseline", "pre-trained"]))
+                            + "<p>" + HTMLReport.escape(Self.gainLine(name: gain.name, pretrained: a, baseline: b).trimmingCharacters(in: .whitespacesAndNewlines)) + "</p>")
+        }
+        if curve.count > 1 {
+            gainHTML.append(HTMLReport.svg(HTMLReport.Chart(
+                title: "Single-seed gains, in the order declared", xLabel: "gain", yLabel: "points",
+                series: [HTMLReport.Series(name: "gain", points: curve.enumerated().map { (Double($0.offset), $0.element.1) })],
+                xNames: curve.map { name in name.0.components(separatedBy: " after ").last ?? name.0 })))
+        }
+        if !gainHTML.isEmpty { sections.append(("What pre-training bought", gainHTML.joined(separator: "\n"))) }
+        return HTMLReport.page(title: "bert run \(file.name)", sections: sections)
     }
 }
 

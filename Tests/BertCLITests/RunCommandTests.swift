@@ -67,6 +67,14 @@ final class RunCommandTests: XCTestCase {
         // standard error of the mean paired difference (differences +25 and 0: mean 12.5, s.e. 12.5).
         XCTAssertTrue(r.stdoutText.contains("over seeds: pre-trained 0.6250, from scratch 0.5000 (means of 2 and 2 fine-tunings), gain +12.5 points ± 12.5 (standard error over 2 paired seeds: +25.0, +0.0)"), r.stdoutText)
         XCTAssertTrue(r.stdoutText.contains("unpaired: pre-trained 0.6250, from scratch 0.5000 (means of 2 and 1 fine-tunings), gain +12.5 points\n"), r.stdoutText)
+        // report.html draws each gain: for paired seeds, one line per seed from the baseline (x 0) to the pre-trained arm (x 1).
+        let html = try String(contentsOfFile: dir + "/out/report.html", encoding: .utf8)
+        let seeds = html.components(separatedBy: "<title>over seeds</title>")[1].components(separatedBy: "</svg>")[0]
+        let points = seeds.components(separatedBy: "<circle ").dropFirst().map { c in
+            ["data-x", "data-y"].map { Double(c.components(separatedBy: "\($0)=\"")[1].prefix { $0 != "\"" })! }
+        }
+        XCTAssertEqual(points, [[0, 0.5], [1, 0.75], [0, 0.5], [1, 0.5]])
+        XCTAssertTrue(html.contains("gain +12.5 points ± 12.5"), html)
         let notFiles = file.replacingOccurrences(of: #""baseline": ["${out}/d.json"]"#, with: #""baseline": ["${out}/d.json", 3]"#)
         try Data(notFiles.utf8).write(to: URL(fileURLWithPath: dir + "/notfiles.json"))
         let refusedList = try runBert(["run", dir + "/notfiles.json"])
@@ -91,6 +99,15 @@ final class RunCommandTests: XCTestCase {
         let report = try Report(first.stdoutText)
         let saved = try String(contentsOfFile: dir + "/out/report.txt", encoding: .utf8)
         XCTAssertTrue(saved.contains("== bert run test: report ==") && first.stdoutText.hasSuffix(saved), "report.txt is the report printed after the stages' output")
+        // report.html beside it draws the pre-training losses exactly as metrics.jsonl logged them.
+        let html = try String(contentsOfFile: dir + "/out/report.html", encoding: .utf8)
+        let lossChart = html.components(separatedBy: "<title>pretrain: training loss</title>")[1].components(separatedBy: "</svg>")[0]
+        let drawn = lossChart.components(separatedBy: "data-name=\"loss\"")[1].components(separatedBy: "</g>")[0]
+            .components(separatedBy: "data-y=\"").dropFirst().map { Double($0.prefix { $0 != "\"" })! }
+        let logged = try String(contentsOfFile: dir + "/out/pretrain/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double) }
+        XCTAssertEqual(drawn, logged)
+        XCTAssertTrue(html.contains("Pre-training figures (held-out against training)") && html.contains("Fine-tuned classifiers on the test split"))
         // Every stage ran, in order; the times (to 0.1 s) add up to no more than the total, itself within the wall time.
         XCTAssertEqual(report.stages.map(\.name), stages)
         XCTAssertEqual(report.stages.map(\.what), [String](repeating: "ran", count: stages.count), first.stdoutText)
