@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "PretrainingData", targets: ["PretrainingData"]),
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "BertModel", targets: ["BertModel"]),
+        .library(name: "ClassificationData", targets: ["ClassificationData"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "DataParallel", targets: ["DataParallel"]),
@@ -46,12 +47,15 @@ let package = Package(
         .target(name: "Support", dependencies: ["CZstd", "CSHA256"], swiftSettings: optimized),
         .target(name: "TextNormalization", dependencies: ["CICUShim", "Support"], swiftSettings: optimized),
         .target(name: "WordPiece", dependencies: ["Support", "TextNormalization"], swiftSettings: optimized),
-        .target(name: "PretrainingData", dependencies: ["Support", "TextNormalization", "WordPiece", "CZstd"], swiftSettings: optimized),
+        // Fine-tuning data: classification files (TSV/CSV/JSONL/plain text), the split policy and label map, and
+        // the tokenized example store.
+        .target(name: "ClassificationData", dependencies: ["Support", "WordPiece"], swiftSettings: optimized),
+        .target(name: "PretrainingData", dependencies: ["Support", "TextNormalization", "WordPiece", "ClassificationData", "CZstd"], swiftSettings: optimized),
         // Optimised in debug builds too: the SIMD kernels are ~20x slower unoptimised, which would make
         // the model's numerical tests slow.
         .target(name: "Kernels", dependencies: ["Support", "CBLAS", "CDNNLShim"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "BertModel", dependencies: ["Support", "Kernels"], swiftSettings: optimized),
-        .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "TextNormalization", "WordPiece"], swiftSettings: optimized),
+        .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "ClassificationData", "TextNormalization", "WordPiece"], swiftSettings: optimized),
         // Data-parallel training across processes: the MPI ProcessGroup (used only under mpirun).
         .target(name: "DataParallel", dependencies: ["CMPIShim", "Training"], swiftSettings: optimized),
         // The `bert run` engine: pipeline files, stages and stamps, the report with the gains.
@@ -59,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "BertCLI",
             dependencies: [
-                "Support", "TextNormalization", "WordPiece", "PretrainingData", "Kernels", "BertModel", "Training", "Pipeline",
+                "Support", "TextNormalization", "WordPiece", "ClassificationData", "PretrainingData", "Kernels", "BertModel", "Training", "Pipeline",
                 "DataParallel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized
@@ -69,7 +73,8 @@ let package = Package(
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
         .testTarget(name: "TextNormalizationTests", dependencies: ["TextNormalization", "TestSupport"]),
         .testTarget(name: "WordPieceTests", dependencies: ["WordPiece", "TestSupport"]),
-        .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "Support", "CZstd", "TestSupport"]),
+        .testTarget(name: "ClassificationDataTests", dependencies: ["ClassificationData", "Support", "WordPiece", "TestSupport"]),
+        .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "ClassificationData", "Support", "CZstd", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "CBLAS", "CDNNLShim", "TestSupport"]),
         .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport", "ModelTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport", "ModelTestSupport"]),

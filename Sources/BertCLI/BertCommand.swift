@@ -5,6 +5,7 @@ import Kernels
 import BertModel
 import DataParallel
 import Pipeline
+import ClassificationData
 import PretrainingData
 import Training
 import WordPiece
@@ -65,6 +66,7 @@ func isEnvironmentFailure(_ error: Error) -> Bool {
     case let e as SafetensorsError: if case .writeFailed = e { return true }
     case let e as TrainingError: if case .io = e { return true }
     case let e as StoreError: if case .corrupt = e { return true }
+    case is ExampleStoreError: return true
     case is MPIError: return true
     default: break
     }
@@ -76,6 +78,7 @@ extension OutputError: UserInputError {}
 extension CorpusError: UserInputError {}
 extension ShardError: UserInputError {}
 extension StoreError: UserInputError {}
+extension ExampleStoreError: UserInputError {}
 extension TrainingError: UserInputError {}
 extension ConfigError: UserInputError {}
 extension SafetensorsError: UserInputError {}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ClassificationData
 import PretrainingData
 import Support
 import Training

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BertModel
 import Foundation
+import ClassificationData
 import PretrainingData
 import Support
 import TextNormalization

@@ -2,6 +2,7 @@ import Support
 import ArgumentParser
 import Foundation
 import TextNormalization
+import ClassificationData
 import PretrainingData
 import WordPiece
 

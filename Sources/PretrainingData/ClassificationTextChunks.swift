@@ -1,4 +1,5 @@
 import Foundation
+import ClassificationData
 import Support
 
 /// A classification file's text as pre-training text (task-adaptive pre-training, Gururangan et al.

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ClassificationData
 import Support
 import TextNormalization
 import WordPiece

@@ -2,6 +2,7 @@ import Support
 import BertModel
 import Foundation
 import Kernels
+import ClassificationData
 import PretrainingData
 import WordPiece
 

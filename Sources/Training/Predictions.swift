@@ -1,5 +1,6 @@
 import BertModel
 import Foundation
+import ClassificationData
 import PretrainingData
 import Support
 

@@ -22,13 +22,13 @@ public final class ExampleStore: @unchecked Sendable {
     public init(path: String) throws {
         file = try MappedFile(path: path)
         guard file.count >= 16, let p = file.pointer, Array(UnsafeRawBufferPointer(start: p, count: 8)) == Self.magic else {
-            throw StoreError.corrupt(path: path, reason: "not an example store")
+            throw ExampleStoreError.corrupt(path: path, reason: "not an example store")
         }
         self.path = path
         maxLength = Int(p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         count = Int(p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
         guard file.count == 16 + count * (8 + 4 * maxLength) else {
-            throw StoreError.corrupt(path: path, reason: "\(file.count) bytes for \(count) records of length \(maxLength)")
+            throw ExampleStoreError.corrupt(path: path, reason: "\(file.count) bytes for \(count) records of length \(maxLength)")
         }
     }
 
@@ -102,5 +102,16 @@ public final class ExampleStore: @unchecked Sendable {
             labels.append(e.label)
         }
         return (t, ids, types, mask, labels)
+    }
+}
+
+/// A damaged example store (a cache under the fine-tuning output): delete it and run again.
+public enum ExampleStoreError: Error, CustomStringConvertible {
+    case corrupt(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .corrupt(path, reason): return "\(path): example store is damaged (\(reason)); delete it and run again"
+        }
     }
 }
