@@ -33,7 +33,7 @@ setup: deps venv
 # oneDNN (bf16 matrix products).
 deps:
 	@missing=""; \
-	for p in libicu-dev libzstd-dev libopenblas-dev zstd pkg-config python3-venv libopenmpi-dev openmpi-bin libdnnl-dev; do \
+	for p in libicu-dev libzstd-dev libssl-dev libopenblas-dev zstd pkg-config python3-venv libopenmpi-dev openmpi-bin libdnnl-dev; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -31,8 +31,8 @@ let package = Package(
             name: "CICUShim",
             linkerSettings: [.linkedLibrary("icuuc"), .linkedLibrary("icui18n"), .linkedLibrary("icudata")]
         ),
-        // SHA-256 blocks with the x86 SHA extensions (Swift cannot emit those instructions).
-        .target(name: "CSHA256", cSettings: [.unsafeFlags(["-O2"])]),
+        // OpenSSL's libcrypto: SHA-256 (checksums of vocabularies, shards, checkpoints' sources).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         // Open MPI's headers and library (pkg-config ompi-c); only CMPIShim includes <mpi.h>.
@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "CDNNLShim", linkerSettings: [.linkedLibrary("dnnl")]),
         // The foundation under every Swift module: byte sources and sinks (files, stdin, streaming zstd),
         // atomic files, SHA-256, the seeded generators, the one unchecked-Sendable wrapper.
-        .target(name: "Support", dependencies: ["CZstd", "CSHA256"], swiftSettings: optimized),
+        .target(name: "Support", dependencies: ["CZstd", "COpenSSL"], swiftSettings: optimized),
         .target(name: "TextNormalization", dependencies: ["CICUShim", "Support"], swiftSettings: optimized),
         .target(name: "WordPiece", dependencies: ["Support", "TextNormalization"], swiftSettings: optimized),
         // Fine-tuning data: classification files (TSV/CSV/JSONL/plain text), the split policy and label map, and

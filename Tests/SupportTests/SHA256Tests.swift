@@ -49,28 +49,33 @@ final class SHA256Tests: XCTestCase {
         XCTAssertEqual(SHA256.hex(try SHA256.hash(file: url.path)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
-    /// The SHA-extension path (fast) against the portable Swift code (naive) on random data of many
-    /// lengths, fed whole and in uneven pieces; plus the NIST vectors through the portable code.
-    func testHardwareMatchesPortable() throws {
-        var portableABC = SHA256(hardware: false)
-        portableABC.update(Array("abc".utf8))
-        XCTAssertEqual(SHA256.hex(portableABC.finalize()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        try XCTSkipUnless(SHA256.hardwareAvailable, "this CPU has no SHA extensions: only the portable SHA-256 runs here")
-        XCTAssertTrue(SHA256().usesHardware)
-        var rng = SystemRandomNumberGenerator()
+    /// Random data of many lengths, fed in uneven pieces, against coreutils' `sha256sum` (an
+    /// independent implementation) of the same bytes; and a copy of a hash goes on on its own.
+    func testPiecesMatchSha256sumAndCopiesAreIndependent() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var rng = SeededRandom(seed: 11)
         for n in [0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 1000, 4096, 100_003] {
             let data = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            var fast = SHA256(hardware: true), slow = SHA256(hardware: false)
-            XCTAssertTrue(fast.usesHardware)
-            XCTAssertFalse(slow.usesHardware)
+            var h = SHA256()
             var i = 0
             while i < n {
                 let step = min(n - i, Int.random(in: 1...300, using: &rng))
-                fast.update(data[i..<(i + step)])
+                h.update(data[i..<(i + step)])
                 i += step
             }
-            slow.update(data)
-            XCTAssertEqual(SHA256.hex(fast.finalize()), SHA256.hex(slow.finalize()), "length \(n)")
+            let url = dir.appendingPathComponent("d\(n)")
+            try Data(data).write(to: url)
+            let r = try runProgram("/usr/bin/env", ["sha256sum", url.path], environment: ProcessInfo.processInfo.environment)
+            XCTAssertEqual(SHA256.hex(h.finalize()), String(r.stdoutText.prefix(64)), "length \(n)")
         }
+        var a = SHA256()
+        a.update(Array("ab".utf8))
+        var b = a  // a copy: each goes on with its own bytes
+        a.update(Array("c".utf8))
+        b.update(Array("d".utf8))
+        XCTAssertEqual(SHA256.hex(a.finalize()), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SHA256.hex(b.finalize()), hex(Array("abd".utf8)))
+        XCTAssertNotEqual(hex(Array("abd".utf8)), hex(Array("abc".utf8)))
     }
 }
