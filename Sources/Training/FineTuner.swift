@@ -6,6 +6,19 @@ import ClassificationData
 import PretrainingData
 import WordPiece
 
+/// What the fine-tuner reports as it goes: training accuracy of the classifier over the last window.
+public struct FineTuneProgress: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    /// Zero-based epoch.
+    public var epoch: Int
+    public var loss: Double
+    /// Classification accuracy on the training batches of the window.
+    public var accuracy: Double
+    public var tokensPerSecond: Double
+    public var elapsed: Double
+}
+
 /// Settings of a fine-tuning run (Hugging Face Trainer / run_classifier.py defaults).
 public struct FineTuneOptions: Sendable {
     public var outputDirectory: String

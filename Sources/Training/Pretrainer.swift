@@ -79,19 +79,6 @@ public struct PretrainProgress: Sendable {
     public var elapsed: Double
 }
 
-/// What the fine-tuner reports as it goes: training accuracy of the classifier over the last window.
-public struct FineTuneProgress: Sendable {
-    public var step: Int
-    public var totalSteps: Int
-    /// Zero-based epoch.
-    public var epoch: Int
-    public var loss: Double
-    /// Classification accuracy on the training batches of the window.
-    public var accuracy: Double
-    public var tokensPerSecond: Double
-    public var elapsed: Double
-}
-
 /// Pre-trains a BertForPreTraining on shards: the loader's threads prefetch batches while the
 /// model computes; AdamW with warm-up and linear decay; clipping; accumulation; a checkpoint at the
 /// end of every epoch (and every `saveEverySteps`); exact resume.
@@ -506,48 +493,5 @@ extension PretrainingBatch {
         self.init(batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
                   attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
                   nextSentenceLabels: b.nextSentenceLabels)
-    }
-}
-
-/// MLM and NSP loss and accuracy of a model over shards, in evaluation mode (no dropout).
-public struct PretrainingEvaluation: Codable, Equatable, Sendable {
-    public var instances: Int
-    public var maskedPositions: Int
-    public var mlmLoss: Double
-    public var mlmAccuracy: Double
-    public var nspLoss: Double
-    public var nspAccuracy: Double
-    /// MLM accuracy of always predicting the most frequent masked token of this data (a floor).
-    public var majorityTokenAccuracy: Double
-
-    enum CodingKeys: String, CodingKey {
-        case instances
-        case maskedPositions = "masked_positions", mlmLoss = "mlm_loss", mlmAccuracy = "mlm_accuracy"
-        case nspLoss = "nsp_loss", nspAccuracy = "nsp_accuracy", majorityTokenAccuracy = "majority_token_accuracy"
-    }
-
-    /// Evaluates `model` on every instance `loader` gives in epoch 0 (static masks as stored; dynamic
-    /// masks as epoch 0 draws them). `limit`: stop after this many instances.
-    public static func run(model: BertForPreTraining, loader: ShardLoader, limit: Int? = nil) throws -> PretrainingEvaluation {
-        var instances = 0, masked = 0, mlmCorrect = 0, nspCorrect = 0
-        var mlmLossSum = 0.0, nspLossSum = 0.0
-        var labelCounts = [Int](repeating: 0, count: model.config.vocabSize)
-        let batches = try loader.batches(epoch: 0)
-        while let b = try batches.next() {
-            for l in b.maskedLabels { labelCounts[Int(l)] += 1 }
-            let out = try model.forward(PretrainingBatch(b), dropoutSeed: nil)
-            instances += b.size
-            masked += out.mlmCount
-            mlmCorrect += out.mlmCorrect
-            nspCorrect += out.nspCorrect
-            mlmLossSum += Double(out.mlmLoss) * Double(out.mlmCount)
-            nspLossSum += Double(out.nspLoss) * Double(out.nspCount)
-            if let limit, instances >= limit { break }
-        }
-        return PretrainingEvaluation(
-            instances: instances, maskedPositions: masked, mlmLoss: mlmLossSum / Double(max(1, masked)),
-            mlmAccuracy: Double(mlmCorrect) / Double(max(1, masked)), nspLoss: nspLossSum / Double(max(1, instances)),
-            nspAccuracy: Double(nspCorrect) / Double(max(1, instances)),
-            majorityTokenAccuracy: Double(labelCounts.max() ?? 0) / Double(max(1, masked)))
     }
 }

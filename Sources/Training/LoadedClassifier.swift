@@ -86,25 +86,3 @@ public struct LoadedClassifier {
         model.precision = precision
     }
 }
-
-extension PretrainingEvaluation {
-    /// MLM and NSP of the pre-trained checkpoint in `checkpoint` on the shards in `shards` (at most `limit`
-    /// instances). The shards must have been built with the checkpoint's vocabulary; dynamic shards are
-    /// masked as the loader masks them for epoch 0.
-    public static func run(checkpoint: String, shards: String, batchSize: Int, limit: Int?, threads: Int,
-                           precision: ModelPrecision = .fp32) throws -> PretrainingEvaluation {
-        let source = try PretrainedSource(directory: checkpoint)
-        let set = try ShardSet(directory: shards)
-        let vocabData = try Data(contentsOf: URL(fileURLWithPath: source.vocabularyPath))
-        try set.index.requireVocabulary(sha256: SHA256.hex(SHA256.hash(Array(vocabData))), reportingPath: shards + "/index.json")
-        let p = set.index.parameters
-        let vocabulary = try Vocabulary.parse(vocabData, source: source.vocabularyPath)
-        let loader = try ShardLoader(set: set, options: .init(batchSize: batchSize, seed: 0),
-                                     masker: Masker.forLoading(vocabulary: vocabulary, parameters: p))
-        let model = try BertForPreTraining(config: source.config, maxBatch: batchSize, maxSeqLength: p.maxSeqLength,
-                                           maxMaskedPositions: batchSize * p.maxPredictionsPerSeq, threads: threads)
-        try Checkpoint.loadParameters(from: source.weights!, layout: model.layout, into: model.parameters)  // a directory always has weights
-        model.precision = precision
-        return try run(model: model, loader: loader, limit: limit)
-    }
-}
