@@ -25,7 +25,7 @@ ZH_CORPUS := $(if $(wildcard $(SHARED)/corpus_zh.txt.zst),$(SHARED)/corpus_zh.tx
 UNCASED_VOCAB := Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt
 RUN_ENV := env -u OPENBLAS_CORETYPE
 
-.PHONY: setup deps venv public-model build debug test unit parity vocab-quality bench bench-mpi bench-predict pipeline adapt docs corpus clean
+.PHONY: setup deps venv public-model build debug test unit parity vocab-quality bench bench-mpi bench-predict pipeline adapt docs tsan asan corpus clean
 
 setup: deps venv
 
@@ -65,6 +65,13 @@ debug: deps
 
 corpus:
 	Corpora/build.sh
+
+# The library tests under ThreadSanitizer and AddressSanitizer (separate build folders; the CLI tests,
+# which run the bert binary, are not included). Any report fails the run.
+tsan: deps corpus
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build/tsan --skip BertCLITests
+asan: deps corpus
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 $(SWIFT) test --sanitize=address --scratch-path .build/asan --skip BertCLITests
 
 # docs/cli.md from the commands' own help (a test fails when it is stale).
 docs: build
