@@ -125,11 +125,7 @@ public struct PipelineEngine {
         }
         if !file.gains.isEmpty { text += "\n-- what pre-training bought (fine-tuned from the pre-trained encoder vs from a random one)\n" }
         for gain in file.gains {
-            func value(_ path: String) -> Double? {
-                guard let data = FileManager.default.contents(atPath: path),
-                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-                return (object[gain.metric] as? NSNumber)?.doubleValue
-            }
+            let value = { (path: String) in Self.metric(gain.metric, in: path) }
             let a = gain.pretrained.map(value), b = gain.baseline.map(value)
             guard a.allSatisfy({ $0 != nil }), b.allSatisfy({ $0 != nil }) else {
                 let missing = zip(gain.pretrained + gain.baseline, a + b).filter { $0.1 == nil }.map(\.0)
@@ -176,11 +172,7 @@ public struct PipelineEngine {
         // Gains: each fine-tuning seed's pair of points (from scratch → pre-trained), and the single-seed gains in order as a curve.
         var gainHTML: [String] = [], curve: [(String, Double)] = []
         for gain in file.gains {
-            func value(_ path: String) -> Double? {
-                guard let data = FileManager.default.contents(atPath: path),
-                      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-                return (object[gain.metric] as? NSNumber)?.doubleValue
-            }
+            let value = { (path: String) in Self.metric(gain.metric, in: path) }
             let a = gain.pretrained.compactMap(value), b = gain.baseline.compactMap(value)
             guard a.count == gain.pretrained.count, b.count == gain.baseline.count else { continue }
             if a.count == 1 && b.count == 1 { curve.append((gain.name, 100 * (a[0] - b[0]))) }
@@ -203,6 +195,13 @@ public struct PipelineEngine {
 }
 
 extension PipelineEngine {
+    /// The top-level number `metric` of the evaluation JSON file at `path`; nil when it is missing.
+    static func metric(_ metric: String, in path: String) -> Double? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return (object[metric] as? NSNumber)?.doubleValue
+    }
+
     /// One line of the report's gains: the metric from the pre-trained encoder and from the baseline
     /// (means when there is one value per fine-tuning seed), the gain in points and, for paired
     /// seeds, the standard error of the mean paired difference and each seed's gain.
