@@ -29,8 +29,24 @@ final class Arena {
 /// passes. A model runs `forward`, then its heads on `output` and `acts.pooled`; its backward writes
 /// d(loss)/d(output) into `grads.dx` and d(loss)/d(pooled) into `grads.dpooled`, then calls `backward`.
 struct Encoder {
+    /// Where an encoder's tensors are in a layout: BERT's names, or ELECTRA's (whose generator has an
+    /// embedding projection and shares another encoder's embedding tables, and neither has a pooler).
+    struct Names {
+        /// Prefix of the embedding tables and their LayerNorm, e.g. "bert.embeddings.".
+        let embeddings: String
+        /// Prefix of the Linear(E → H) after the embeddings, when E ≠ H (ELECTRA's `embeddings_project`).
+        let projection: String?
+        /// Prefix of the layers, followed by the layer number, e.g. "bert.encoder.layer.".
+        let layers: String
+        /// Prefix of the tanh pooler over [CLS], or nil for an encoder without one.
+        let pooler: String?
+
+        static let bert = Names(embeddings: "bert.embeddings.", projection: nil, layers: "bert.encoder.layer.", pooler: "bert.pooler.")
+    }
+
     struct Dims {
-        let v, h, i, nh, hs, layers, typeVocab, positions: Int
+        /// e: the embedding width (= h unless the encoder has a projection).
+        let v, e, h, i, nh, hs, layers, typeVocab, positions: Int
         let eps: Float
         let paddingId: Int32?
     }
@@ -61,18 +77,27 @@ struct Encoder {
     struct Offsets {
         struct Layer { let qkvW, qkvB, aoW, aoB, ln1W, ln1B, iW, iB, oW, oB, ln2W, ln2B: Int }
         let word, position, tokenType, embLnW, embLnB: Int
+        /// The embedding projection's weight (H,E) and bias (H,), when the encoder has one.
+        let projW, projB: Int?
         let layers: [Layer]
-        let poolW, poolB: Int
+        /// The pooler's weight and bias, when the encoder has one.
+        let poolW, poolB: Int?
 
-        init(_ layout: ParameterLayout, layers n: Int) {
-            func o(_ name: String) -> Int { layout.entry(named: name)!.offset }
-            word = o("bert.embeddings.word_embeddings.weight")
-            position = o("bert.embeddings.position_embeddings.weight")
-            tokenType = o("bert.embeddings.token_type_embeddings.weight")
-            embLnW = o("bert.embeddings.LayerNorm.weight")
-            embLnB = o("bert.embeddings.LayerNorm.bias")
+        init(_ layout: ParameterLayout, names: Names, layers n: Int) {
+            func o(_ name: String) -> Int {
+                guard let e = layout.entry(named: name) else { preconditionFailure("the layout has no tensor \(name)") }
+                return e.offset
+            }
+            let emb = names.embeddings
+            word = o(emb + "word_embeddings.weight")
+            position = o(emb + "position_embeddings.weight")
+            tokenType = o(emb + "token_type_embeddings.weight")
+            embLnW = o(emb + "LayerNorm.weight")
+            embLnB = o(emb + "LayerNorm.bias")
+            projW = names.projection.map { o($0 + "weight") }
+            projB = names.projection.map { o($0 + "bias") }
             layers = (0..<n).map { l in
-                let p = "bert.encoder.layer.\(l)."
+                let p = names.layers + "\(l)."
                 return Layer(qkvW: o(p + "attention.self.query.weight"), qkvB: o(p + "attention.self.query.bias"),
                              aoW: o(p + "attention.output.dense.weight"), aoB: o(p + "attention.output.dense.bias"),
                              ln1W: o(p + "attention.output.LayerNorm.weight"), ln1B: o(p + "attention.output.LayerNorm.bias"),
@@ -80,8 +105,8 @@ struct Encoder {
                              oW: o(p + "output.dense.weight"), oB: o(p + "output.dense.bias"),
                              ln2W: o(p + "output.LayerNorm.weight"), ln2B: o(p + "output.LayerNorm.bias"))
             }
-            poolW = o("bert.pooler.dense.weight")
-            poolB = o("bert.pooler.dense.bias")
+            poolW = names.pooler.map { o($0 + "dense.weight") }
+            poolB = names.pooler.map { o($0 + "dense.bias") }
         }
     }
 
@@ -103,10 +128,11 @@ struct Encoder {
             let mean2, rstd2: UnsafeMutablePointer<Float> // (N,)
             let out: UnsafeMutablePointer<Float> // (N,H) layer output
         }
-        let embSum: UnsafeMutablePointer<Float> // (N,H) word + position + type
+        let embSum: UnsafeMutablePointer<Float> // (N,E) word + position + type
         let embMean, embRstd: UnsafeMutablePointer<Float> // (N,)
-        let x0: UnsafeMutablePointer<Float> // (N,H) dropout(LayerNorm(embSum)), encoder input
-        let embMask: UnsafeMutablePointer<UInt8>? // (N,H)
+        let embOut: UnsafeMutablePointer<Float> // (N,E) dropout(LayerNorm(embSum)); x0 itself without a projection
+        let x0: UnsafeMutablePointer<Float> // (N,H) encoder input: embOut, or projection(embOut)
+        let embMask: UnsafeMutablePointer<UInt8>? // (N,E)
         let layers: [Layer]
         let clsIn: UnsafeMutablePointer<Float> // (B,H) h[:,0]
         let pooled: UnsafeMutablePointer<Float> // (B,H) tanh(dense(clsIn))
@@ -117,8 +143,9 @@ struct Encoder {
     /// Gradients of activations: scratch reused by every layer of the backward pass.
     struct Gradients {
         let dx: UnsafeMutablePointer<Float> // (N,H) d(encoder output) from the heads, then d(layer input)
-        let dres: UnsafeMutablePointer<Float> // (N,H) d(LayerNorm input)
-        let dmid: UnsafeMutablePointer<Float> // (N,H) d(dropout input)
+        let dres: UnsafeMutablePointer<Float> // (N,max(H,E)) d(LayerNorm input)
+        let dmid: UnsafeMutablePointer<Float> // (N,max(H,E)) d(dropout input)
+        let dembOut: UnsafeMutablePointer<Float> // (N,E) d(embOut) with a projection (else unused)
         let dln1: UnsafeMutablePointer<Float> // (N,H)
         let dact: UnsafeMutablePointer<Float> // (N,I)
         let dinter: UnsafeMutablePointer<Float> // (N,I)
@@ -155,11 +182,12 @@ struct Encoder {
     let dummyMask: UnsafeMutablePointer<UInt8>
     let maxBatch, maxSeqLength, threads: Int
 
-    /// Checks the config and sizes, builds the model's layout with `makeLayout` (whose "bert.*" tensors
-    /// must be `ParameterLayout.bertTensors`') and allocates the encoder's buffers from `arena`.
-    /// `maxHeadRows`: the most rows besides [CLS] that the heads read from the output (for pruning).
-    init(config: BertConfig, maxBatch: Int, maxSeqLength: Int, maxHeadRows: Int, threads: Int, arena: Arena,
-         layout makeLayout: (BertConfig) -> ParameterLayout) throws {
+    /// Checks the config and sizes, finds the encoder's tensors in `layout` under `names` and allocates
+    /// the encoder's buffers from `arena`. `embeddingSize`: the width E of the embedding tables (the
+    /// config's hidden size unless `names` has a projection). `maxHeadRows`: the most rows besides [CLS]
+    /// that the heads read from the output (for pruning).
+    init(config: BertConfig, layout: ParameterLayout, names: Names = .bert, embeddingSize: Int? = nil, maxBatch: Int, maxSeqLength: Int,
+         maxHeadRows: Int, threads: Int, arena: Arena) throws {
         try config.validate()
         guard let act = Activation(huggingFaceName: config.hiddenAct) else {
             throw ModelError.unsupportedActivation(name: config.hiddenAct)
@@ -174,13 +202,17 @@ struct Encoder {
         self.maxBatch = maxBatch
         self.maxSeqLength = maxSeqLength
         self.threads = threads
-        let d = Dims(v: config.vocabSize, h: config.hiddenSize, i: config.intermediateSize, nh: config.numAttentionHeads,
+        let e = embeddingSize ?? config.hiddenSize
+        guard e > 0, names.projection != nil || e == config.hiddenSize else {
+            throw ModelError.invalidSize(what: "embedding width \(e) differs from hidden_size \(config.hiddenSize) without a projection")
+        }
+        let d = Dims(v: config.vocabSize, e: e, h: config.hiddenSize, i: config.intermediateSize, nh: config.numAttentionHeads,
                      hs: config.headSize, layers: config.numHiddenLayers, typeVocab: config.typeVocabSize,
                      positions: config.maxPositionEmbeddings, eps: Float(config.layerNormEps),
                      paddingId: (0..<config.vocabSize).contains(config.padTokenId) ? Int32(config.padTokenId) : nil)
         dims = d
-        layout = makeLayout(config)
-        off = Offsets(layout, layers: d.layers)
+        self.layout = layout
+        off = Offsets(layout, names: names, layers: d.layers)
 
         let (b, n, h, i, nh) = (maxBatch, maxBatch * maxSeqLength, d.h, d.i, d.nh)
         let rMax = min(n, maxHeadRows + b)
@@ -194,10 +226,13 @@ struct Encoder {
                               res2: floats(n * h), ffMask: hiddenDrop ? bytes(n * h) : nil, mean2: floats(n), rstd2: floats(n),
                               out: floats(n * h))
         }
-        acts = Activations(embSum: floats(n * h), embMean: floats(n), embRstd: floats(n), x0: floats(n * h),
-                           embMask: hiddenDrop ? bytes(n * h) : nil, layers: layers, clsIn: floats(b * h), pooled: floats(b * h),
+        let x0 = floats(n * h)
+        let projects = off.projW != nil
+        acts = Activations(embSum: floats(n * d.e), embMean: floats(n), embRstd: floats(n), embOut: projects ? floats(n * d.e) : x0, x0: x0,
+                           embMask: hiddenDrop ? bytes(n * d.e) : nil, layers: layers, clsIn: floats(b * h), pooled: floats(b * h),
                            qR: floats(rMax * h), xR: floats(rMax * h))
-        grads = Gradients(dx: floats(n * h), dres: floats(n * h), dmid: floats(n * h), dln1: floats(n * h),
+        grads = Gradients(dx: floats(n * h), dres: floats(n * max(h, d.e)), dmid: floats(n * max(h, d.e)),
+                          dembOut: floats(projects ? n * d.e : 1), dln1: floats(n * h),
                           dact: floats(n * i), dinter: floats(n * i), dctx: floats(n * h), dqkv: floats(n * 3 * h),
                           dpooled: floats(b * h), dpooledPre: floats(b * h), dclsIn: floats(b * h), dqR: floats(rMax * h))
         ints = Inputs(ids: int32s(n), typeIds: int32s(n), mask: int32s(n), clsIndex: int32s(b), seen: bytes(n),
@@ -226,7 +261,7 @@ struct Encoder {
                 for j in 0..<e.count { dst[j] = Float(rng.next() * std) }
             }
         }
-        if let pad = dims.paddingId { (p + off.word + Int(pad) * dims.h).update(repeating: 0, count: dims.h) }
+        if let pad = dims.paddingId { (p + off.word + Int(pad) * dims.e).update(repeating: 0, count: dims.e) }
     }
 
     /// Overwrites the position embeddings, (P,H), with the Transformer's sinusoids (Vaswani et al.
@@ -235,7 +270,7 @@ struct Encoder {
     /// rotation, so attention by relative position is easy to learn from the first updates; the
     /// tensor stays an ordinary learned one (what transformers' BertModel loads).
     func sinusoidalPositions(_ p: UnsafeMutablePointer<Float>, std: Double) {
-        let h = dims.h
+        let h = dims.e
         let scale = std * 2.0.squareRoot()  // sin and cos have variance 1/2
         for t in 0..<dims.positions {
             for k in 0..<(h / 2) {
@@ -307,16 +342,19 @@ struct Encoder {
     func forward(_ P: UnsafeMutablePointer<Float>, _ pass: Pass) {
         products.prepare(threads: threads)
         let (b, t, hp, seed) = (pass.b, pass.t, pass.hiddenP, pass.seed)
-        let (n, h) = (b * t, dims.h)
+        let (n, h, e) = (b * t, dims.h, dims.e)
         let th = threads
         let a = acts, w = off
 
-        // Embeddings → LayerNorm → dropout
+        // Embeddings → LayerNorm → dropout (→ projection to H)
         embeddingsForward(out: a.embSum, ids: ints.ids, typeIds: ints.typeIds, word: P + w.word, position: P + w.position,
-                          tokenType: P + w.tokenType, b: b, t: t, h: h, threads: th)
-        layerNormForward(out: a.x0, mean: a.embMean, rstd: a.embRstd, inp: a.embSum, weight: P + w.embLnW, bias: P + w.embLnB,
-                         n: n, c: h, eps: dims.eps, threads: th)
-        dropoutForward(out: a.x0, mask: a.embMask ?? dummyMask, inp: a.x0, count: n * h, p: hp, seed: deriveSeed(seed, 0), threads: th)
+                          tokenType: P + w.tokenType, b: b, t: t, h: e, threads: th)
+        layerNormForward(out: a.embOut, mean: a.embMean, rstd: a.embRstd, inp: a.embSum, weight: P + w.embLnW, bias: P + w.embLnB,
+                         n: n, c: e, eps: dims.eps, threads: th)
+        dropoutForward(out: a.embOut, mask: a.embMask ?? dummyMask, inp: a.embOut, count: n * e, p: hp, seed: deriveSeed(seed, 0), threads: th)
+        if let projW = w.projW, let projB = w.projB {
+            products.linearForward(out: a.x0, inp: a.embOut, weight: P + projW, bias: P + projB, n: n, inFeatures: e, outFeatures: h, threads: th)
+        }
 
         // Encoder layers (post-LayerNorm); the last one only at the kept rows when pruning.
         for l in 0..<dims.layers {
@@ -324,8 +362,9 @@ struct Encoder {
         }
 
         // Pooler: pooled (B,H) = tanh(dense(h[:,0]))
+        guard let poolW = w.poolW, let poolB = w.poolB else { return }
         gatherRows(out: a.clsIn, inp: output, index: pass.kept == nil ? ints.clsIndex : ints.clsRow, m: b, c: h)
-        products.linearForward(out: a.pooled, inp: a.clsIn, weight: P + w.poolW, bias: P + w.poolB, n: b, inFeatures: h, outFeatures: h, threads: th)
+        products.linearForward(out: a.pooled, inp: a.clsIn, weight: P + poolW, bias: P + poolB, n: b, inFeatures: h, outFeatures: h, threads: th)
         tanhForward(out: a.pooled, inp: a.pooled, count: b * h)
     }
 
@@ -339,17 +378,19 @@ struct Encoder {
     /// each layer from the last, and the last stage after the embeddings (0, the head, is the model's).
     func backward(_ P: UnsafeMutablePointer<Float>, _ G: UnsafeMutablePointer<Float>, _ pass: Pass, ready: ((Int) -> Void)?) {
         let (b, t, hp) = (pass.b, pass.t, pass.hiddenP)
-        let (n, h) = (b * t, dims.h)
+        let (n, h, e) = (b * t, dims.h, dims.e)
         let th = threads
         let a = acts, w = off, d = grads
 
-        // Pooler
-        zero(d.dpooledPre, count: b * h, threads: th)
-        tanhBackward(dinp: d.dpooledPre, dout: d.dpooled, out: a.pooled, count: b * h)
-        zero(d.dclsIn, count: b * h, threads: th)
-        products.linearBackward(dinp: d.dclsIn, dweight: G + w.poolW, dbias: G + w.poolB, dout: d.dpooledPre, inp: a.clsIn, weight: P + w.poolW,
-                       n: b, inFeatures: h, outFeatures: h, threads: th)
-        scatterAddRows(dinp: d.dx, dout: d.dclsIn, index: pass.kept == nil ? ints.clsIndex : ints.clsRow, m: b, c: h)
+        // Pooler (d.dpooled is not read by an encoder without one)
+        if let poolW = w.poolW, let poolB = w.poolB {
+            zero(d.dpooledPre, count: b * h, threads: th)
+            tanhBackward(dinp: d.dpooledPre, dout: d.dpooled, out: a.pooled, count: b * h)
+            zero(d.dclsIn, count: b * h, threads: th)
+            products.linearBackward(dinp: d.dclsIn, dweight: G + poolW, dbias: G + poolB, dout: d.dpooledPre, inp: a.clsIn, weight: P + poolW,
+                           n: b, inFeatures: h, outFeatures: h, threads: th)
+            scatterAddRows(dinp: d.dx, dout: d.dclsIn, index: pass.kept == nil ? ints.clsIndex : ints.clsRow, m: b, c: h)
+        }
         ready?(1)
 
         // Encoder layers, last first; d.dx holds d(layer output) on entry and d(layer input) on exit.
@@ -358,13 +399,20 @@ struct Encoder {
             ready?(2 + (dims.layers - 1 - l))
         }
 
-        // Embeddings
-        let demb = dropoutBackwardOrPass(d.dx, mask: a.embMask, count: n * h, p: hp)
-        zero(d.dres, count: n * h, threads: th)
+        // (Projection,) embeddings
+        var dembOut = d.dx
+        if let projW = w.projW, let projB = w.projB {
+            zero(d.dembOut, count: n * e, threads: th)
+            products.linearBackward(dinp: d.dembOut, dweight: G + projW, dbias: G + projB, dout: d.dx, inp: a.embOut, weight: P + projW,
+                                    n: n, inFeatures: e, outFeatures: h, threads: th)
+            dembOut = d.dembOut
+        }
+        let demb = dropoutBackwardOrPass(dembOut, mask: a.embMask, count: n * e, p: hp)
+        zero(d.dres, count: n * e, threads: th)
         layerNormBackward(dinp: d.dres, dweight: G + w.embLnW, dbias: G + w.embLnB, dout: demb, inp: a.embSum, weight: P + w.embLnW,
-                          mean: a.embMean, rstd: a.embRstd, n: n, c: h, threads: th)
+                          mean: a.embMean, rstd: a.embRstd, n: n, c: e, threads: th)
         embeddingsBackward(dword: G + w.word, dposition: G + w.position, dtokenType: G + w.tokenType, dout: d.dres, ids: ints.ids,
-                           typeIds: ints.typeIds, paddingId: dims.paddingId, b: b, t: t, h: h, threads: th)
+                           typeIds: ints.typeIds, paddingId: dims.paddingId, b: b, t: t, h: e, threads: th)
         ready?(2 + dims.layers)
     }
 

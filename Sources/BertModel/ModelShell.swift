@@ -40,8 +40,9 @@ public final class ModelShell {
     init(config: BertConfig, maxBatch: Int, maxSeqLength: Int, maxHeadRows: Int, threads: Int,
          layout makeLayout: (BertConfig) -> ParameterLayout) throws {
         let arena = Arena()
-        encoder = try Encoder(config: config, maxBatch: maxBatch, maxSeqLength: maxSeqLength, maxHeadRows: maxHeadRows,
-                              threads: threads, arena: arena, layout: makeLayout)
+        try config.validate()
+        encoder = try Encoder(config: config, layout: makeLayout(config), maxBatch: maxBatch, maxSeqLength: maxSeqLength,
+                              maxHeadRows: maxHeadRows, threads: threads, arena: arena)
         self.arena = arena
         self.config = config
         self.maxBatch = maxBatch

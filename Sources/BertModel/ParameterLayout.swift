@@ -90,27 +90,67 @@ public struct ParameterLayout: Sendable {
             ("bert.embeddings.LayerNorm.weight", [h]),
             ("bert.embeddings.LayerNorm.bias", [h]),
         ]
-        for l in 0..<config.numHiddenLayers {
-            let p = "bert.encoder.layer.\(l)."
-            t += [
-                (p + "attention.self.query.weight", [h, h]),
-                (p + "attention.self.key.weight", [h, h]),
-                (p + "attention.self.value.weight", [h, h]),
-                (p + "attention.self.query.bias", [h]),
-                (p + "attention.self.key.bias", [h]),
-                (p + "attention.self.value.bias", [h]),
-                (p + "attention.output.dense.weight", [h, h]),
-                (p + "attention.output.dense.bias", [h]),
-                (p + "attention.output.LayerNorm.weight", [h]),
-                (p + "attention.output.LayerNorm.bias", [h]),
-                (p + "intermediate.dense.weight", [i, h]),
-                (p + "intermediate.dense.bias", [i]),
-                (p + "output.dense.weight", [h, i]),
-                (p + "output.dense.bias", [h]),
-                (p + "output.LayerNorm.weight", [h]),
-                (p + "output.LayerNorm.bias", [h]),
-            ]
-        }
+        for l in 0..<config.numHiddenLayers { t += layerTensors("bert.encoder.layer.\(l).", hidden: h, intermediate: i) }
         return t + [("bert.pooler.dense.weight", [h, h]), ("bert.pooler.dense.bias", [h])]
+    }
+
+    /// One post-LayerNorm encoder layer's tensors under `prefix` (Hugging Face's names; the query, key
+    /// and value weights adjacent, then their biases).
+    static func layerTensors(_ prefix: String, hidden h: Int, intermediate i: Int) -> [(name: String, shape: [Int])] {
+        let p = prefix
+        return [
+            (p + "attention.self.query.weight", [h, h]),
+            (p + "attention.self.key.weight", [h, h]),
+            (p + "attention.self.value.weight", [h, h]),
+            (p + "attention.self.query.bias", [h]),
+            (p + "attention.self.key.bias", [h]),
+            (p + "attention.self.value.bias", [h]),
+            (p + "attention.output.dense.weight", [h, h]),
+            (p + "attention.output.dense.bias", [h]),
+            (p + "attention.output.LayerNorm.weight", [h]),
+            (p + "attention.output.LayerNorm.bias", [h]),
+            (p + "intermediate.dense.weight", [i, h]),
+            (p + "intermediate.dense.bias", [i]),
+            (p + "output.dense.weight", [h, i]),
+            (p + "output.dense.bias", [h]),
+            (p + "output.LayerNorm.weight", [h]),
+            (p + "output.LayerNorm.bias", [h]),
+        ]
+    }
+
+    /// ELECTRA's pre-training parameters in one buffer, named as transformers' checkpoints name them:
+    /// the discriminator (`ElectraForPreTraining`: "electra.embeddings.*" of width E = its hidden size,
+    /// "electra.encoder.layer.*", "discriminator_predictions.*"), then the generator
+    /// (`ElectraForMaskedLM`) under "generator.": its embedding projection E → H_g when the widths
+    /// differ, its layers, "generator_predictions.*" (H_g → E, LayerNorm) and the LM head's bias. The
+    /// generator has no embedding tables of its own (it reads the discriminator's) and its LM head's
+    /// weight is the word-embedding table.
+    public static func electraForPreTraining(discriminator d: BertConfig, generator g: BertConfig) -> ParameterLayout {
+        let (v, e, h, gh) = (d.vocabSize, d.hiddenSize, d.hiddenSize, g.hiddenSize)
+        var t: [(name: String, shape: [Int])] = [
+            ("electra.embeddings.word_embeddings.weight", [v, e]),
+            ("electra.embeddings.position_embeddings.weight", [d.maxPositionEmbeddings, e]),
+            ("electra.embeddings.token_type_embeddings.weight", [d.typeVocabSize, e]),
+            ("electra.embeddings.LayerNorm.weight", [e]),
+            ("electra.embeddings.LayerNorm.bias", [e]),
+        ]
+        for l in 0..<d.numHiddenLayers { t += layerTensors("electra.encoder.layer.\(l).", hidden: h, intermediate: d.intermediateSize) }
+        t += [
+            ("discriminator_predictions.dense.weight", [h, h]),
+            ("discriminator_predictions.dense.bias", [h]),
+            ("discriminator_predictions.dense_prediction.weight", [1, h]),
+            ("discriminator_predictions.dense_prediction.bias", [1]),
+        ]
+        if gh != e { t += [("generator.electra.embeddings_project.weight", [gh, e]), ("generator.electra.embeddings_project.bias", [gh])] }
+        for l in 0..<g.numHiddenLayers {
+            t += layerTensors("generator.electra.encoder.layer.\(l).", hidden: gh, intermediate: g.intermediateSize)
+        }
+        return ParameterLayout(t + [
+            ("generator.generator_predictions.dense.weight", [e, gh]),
+            ("generator.generator_predictions.dense.bias", [e]),
+            ("generator.generator_predictions.LayerNorm.weight", [e]),
+            ("generator.generator_predictions.LayerNorm.bias", [e]),
+            ("generator.generator_lm_head.bias", [v]),
+        ])
     }
 }

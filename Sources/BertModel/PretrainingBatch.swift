@@ -47,9 +47,12 @@ public struct PretrainingOutput: Sendable, Equatable {
     public var nspCorrect: Int
     /// Number of sequences.
     public var nspCount: Int
+    /// ELECTRA's discriminator (nil for BERT's objectives).
+    public var replacedToken: ReplacedTokenOutput?
 
     /// An output with every field given.
-    public init(loss: Float, mlmLoss: Float, nspLoss: Float, mlmCorrect: Int, mlmCount: Int, nspCorrect: Int, nspCount: Int) {
+    public init(loss: Float, mlmLoss: Float, nspLoss: Float, mlmCorrect: Int, mlmCount: Int, nspCorrect: Int, nspCount: Int,
+                replacedToken: ReplacedTokenOutput? = nil) {
         self.loss = loss
         self.mlmLoss = mlmLoss
         self.nspLoss = nspLoss
@@ -57,6 +60,27 @@ public struct PretrainingOutput: Sendable, Equatable {
         self.mlmCount = mlmCount
         self.nspCorrect = nspCorrect
         self.nspCount = nspCount
+        self.replacedToken = replacedToken
+    }
+}
+
+/// The replaced-token-detection side of one ELECTRA forward pass (counts over the batch's real tokens).
+public struct ReplacedTokenOutput: Sendable, Equatable {
+    /// Mean binary cross-entropy of the discriminator over the real tokens (λ not applied).
+    public var loss: Float
+    /// Real tokens the discriminator classified right (replaced or original).
+    public var correct: Int
+    /// Real tokens (attention mask 1).
+    public var count: Int
+    /// Tokens the generator replaced (its sample differs from the original).
+    public var replaced: Int
+    /// Replaced tokens the discriminator called replaced (recall = detected / replaced).
+    public var detected: Int
+    /// Masked positions where the generator's sample is the original token.
+    public var sampledOriginal: Int
+
+    public init(loss: Float, correct: Int, count: Int, replaced: Int, detected: Int, sampledOriginal: Int) {
+        (self.loss, self.correct, self.count, self.replaced, self.detected, self.sampledOriginal) = (loss, correct, count, replaced, detected, sampledOriginal)
     }
 }
 
