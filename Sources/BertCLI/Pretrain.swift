@@ -20,8 +20,12 @@ struct PretrainCommand: ParsableCommand {
         "Continue pre-training from a model directory: a Hugging Face BERT (config.json, vocab.txt, model.safetensors), a BertKit checkpoint or a fine-tuned classifier.",
         discussion: "The run trains DIR's architecture from its weights (BertModel, BertForPreTraining, BertForMaskedLM or BertForSequenceClassification names, F32/F16/BF16); heads it lacks are initialised as transformers does. The shards must be built with DIR's vocab.txt and casing."))
     var initFrom: String?
-    @Option(help: "mlm-nsp (BERT's masked LM and next-sentence prediction) or mlm (masked LM alone, as RoBERTa and DAPT/TAPT; the NSP head and pooler stay as they start).")
+    @Option(help: ArgumentHelp("mlm-nsp (BERT's masked LM and next-sentence prediction), mlm (masked LM alone, as RoBERTa and DAPT/TAPT; the NSP head and pooler stay as they start) or electra (replaced-token detection).",
+        discussion: "electra trains a small generator with masked LM and a discriminator that says, at every token, whether the generator's sample replaced it (Clark et al. 2020); loss = MLM + λ·RTD. The checkpoint is the discriminator as transformers' ElectraForPreTraining (a BERT encoder for finetune, predict, evaluate and --init) with the generator in generator/ as ElectraForMaskedLM."))
     var objective: PretrainObjective = .mlmNsp
+    @Option(help: "With --objective electra: the generator's width (hidden size, heads, intermediate size) as a fraction of the discriminator's, in (0, 1].")
+    var generatorSize = 0.25
+    @Option(help: "With --objective electra: λ, the weight of the discriminator's loss.") var discriminatorWeight = 50.0
     @Option(help: "Train only the MLM and NSP heads for the first N updates, the encoder unchanged (for --init from a checkpoint without an MLM head, whose new head starts random).")
     var freezeEncoderSteps = 0
     @Option(help: "Passes over the shards.") var epochs = 1
@@ -68,6 +72,11 @@ struct PretrainCommand: ParsableCommand {
         if !(maxGradNorm > 0) { throw ValidationError("--max-grad-norm must be positive (a large value effectively turns clipping off)") }
         if !(allreduceBucketMb >= 0) { throw ValidationError("--allreduce-bucket-mb must be 0 or more") }
         if freezeEncoderSteps < 0 { throw ValidationError("--freeze-encoder-steps must be 0 or more") }
+        if !(generatorSize > 0 && generatorSize <= 1) { throw ValidationError("--generator-size must be in (0, 1], is \(generatorSize)") }
+        if !(discriminatorWeight >= 0 && discriminatorWeight.isFinite) { throw ValidationError("--discriminator-weight must be a finite number ≥ 0") }
+        if objective == .electra && initFrom != nil {
+            throw ValidationError("--objective electra trains from a random initialisation; continue pre-training a checkpoint with --objective mlm")
+        }
         if initFrom != nil && sinusoidalPositions == true { throw ValidationError("--sinusoidal-positions starts positions anew; with --init they come from the checkpoint") }
     }
 
@@ -93,6 +102,8 @@ struct PretrainCommand: ParsableCommand {
         options.groupWindowBatches = (groupByLength ?? recipe.groupByLength) ? 64 : 0
         options.sinusoidalPositions = initial == nil && (sinusoidalPositions ?? recipe.sinusoidalPositions)
         options.objective = objective
+        options.generatorSize = generatorSize
+        options.discriminatorWeight = discriminatorWeight
         options.freezeEncoderSteps = freezeEncoderSteps
         options.learningRate = learningRate ?? recipe.learningRate
         options.warmupSteps = warmupSteps
@@ -123,13 +134,15 @@ struct PretrainCommand: ParsableCommand {
                    options.groupWindowBatches > 0 ? ", length-grouped" : "", options.sinusoidalPositions ? ", sinusoidal positions" : "",
                    processes, options.threads, options.threads == 1 ? "" : "s", compute.precision.summary(precision), trainer.step > 0 ? ", resuming at update \(trainer.step)" : "")
                    + (objective == .mlm ? ", objective mlm (no NSP)" : "")
+                   + (objective == .electra ? String(format: ", objective electra (generator %g of the width, λ %g)", generatorSize, discriminatorWeight) : "")
                    + (freezeEncoderSteps > 0 ? ", heads only for the first \(freezeEncoderSteps) updates" : ""))
             if let report = trainer.initReport, let initFrom { log(report.message(directory: initFrom)) }
         }
         let progress = ProgressReporter(label: "pretrain")
         trainer.onProgress = { p in
             progress.update(done: p.step, total: p.totalSteps, detail: String(
-                format: "epoch %d loss %.4f mlm acc %.3f %.0f tok/s", p.epoch, p.loss, p.mlmAccuracy, p.tokensPerSecond))
+                format: "epoch %d loss %.4f %@ acc %.3f %.0f tok/s", p.epoch, p.loss, objective == .electra ? "generator mlm" : "mlm",
+                p.mlmAccuracy, p.tokensPerSecond))
         }
         let last = try trainer.run()
         progress.finish()

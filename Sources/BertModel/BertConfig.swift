@@ -44,8 +44,12 @@ public struct BertConfig: Codable, Equatable, Sendable {
     public var label2id: [String: Int]? = nil
     /// Recorded for transformers; always ["BertForPreTraining"] or ["BertForSequenceClassification"].
     public var architectures: [String]? = nil
-    /// Always "bert".
+    /// "bert", or "electra" for an ELECTRA discriminator's config (read as the BERT encoder it is:
+    /// see `embeddingSize`; `asBertEncoder` makes it a BERT config again).
     public var modelType: String = "bert"
+    /// ELECTRA's embedding width (`embedding_size`); nil for BERT. BertKit's BERT encoder has none of
+    /// ELECTRA's embedding projection, so it must equal `hiddenSize` where present.
+    public var embeddingSize: Int? = nil
     /// Always "absolute" (the only kind implemented).
     public var positionEmbeddingType: String = "absolute"
 
@@ -76,7 +80,7 @@ public struct BertConfig: Codable, Equatable, Sendable {
         case maxPositionEmbeddings = "max_position_embeddings", typeVocabSize = "type_vocab_size"
         case initializerRange = "initializer_range", layerNormEps = "layer_norm_eps", padTokenId = "pad_token_id"
         case classifierDropout = "classifier_dropout", id2label, label2id, architectures
-        case modelType = "model_type", positionEmbeddingType = "position_embedding_type"
+        case modelType = "model_type", positionEmbeddingType = "position_embedding_type", embeddingSize = "embedding_size"
     }
 
     /// Decodes a config.json; missing keys take bert-base's defaults, as transformers' `BertConfig` does.
@@ -101,7 +105,28 @@ public struct BertConfig: Codable, Equatable, Sendable {
         label2id = try c.decodeIfPresent([String: Int].self, forKey: .label2id)
         architectures = try c.decodeIfPresent([String].self, forKey: .architectures)
         modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "bert"
+        embeddingSize = try c.decodeIfPresent(Int.self, forKey: .embeddingSize)
         positionEmbeddingType = try c.decodeIfPresent(String.self, forKey: .positionEmbeddingType) ?? "absolute"
+    }
+
+    /// The same encoder as a BERT config (model_type "bert", no embedding_size, and for an ELECTRA
+    /// config no architectures): what a model fine-tuned or pre-trained further from an ELECTRA
+    /// discriminator is. A BERT config is returned as it is.
+    public func asBertEncoder() -> BertConfig {
+        guard modelType != "bert" || embeddingSize != nil else { return self }
+        var c = self
+        (c.modelType, c.embeddingSize, c.architectures) = ("bert", nil, nil)
+        return c
+    }
+
+    /// transformers' ElectraConfig JSON for this encoder: model_type "electra", embedding_size =
+    /// `embeddingSize` (the hidden size unless given), `architectures` as given; the other keys as
+    /// `encoded()` writes them.
+    public func electraJSON(embeddingSize: Int? = nil, architectures: [String]) -> Data {
+        var c = self
+        (c.modelType, c.embeddingSize, c.architectures) = ("electra", embeddingSize ?? hiddenSize, architectures)
+        (c.id2label, c.label2id, c.classifierDropout) = (nil, nil, nil)
+        return c.encoded()
     }
 
     /// Width of one attention head.
@@ -147,7 +172,12 @@ public struct BertConfig: Codable, Equatable, Sendable {
         guard maxPositionEmbeddings > 0 else { throw fail(.maxPositionEmbeddings, "must be positive") }
         guard typeVocabSize > 0 else { throw fail(.typeVocabSize, "must be positive") }
         guard layerNormEps > 0 else { throw fail(.layerNormEps, "must be positive") }
-        guard modelType == "bert" else { throw fail(.modelType, "\"\(modelType)\" is not \"bert\"") }
+        guard modelType == "bert" || modelType == "electra" else { throw fail(.modelType, "\"\(modelType)\" is not \"bert\" or \"electra\"") }
+        if let e = embeddingSize, e != hiddenSize {
+            throw fail(.embeddingSize, "\(e) differs from hidden_size \(hiddenSize): BertKit's encoder has no embedding projection, "
+                + "so it reads ELECTRA discriminators whose embedding_size equals hidden_size (BertKit's, electra-base, electra-large), "
+                + "not ELECTRA-small or a generator")
+        }
         guard positionEmbeddingType == "absolute" else { throw fail(.positionEmbeddingType, "only \"absolute\" is supported") }
     }
 

@@ -103,23 +103,28 @@ extension ElectraForPreTraining {
                                                       detected: detected, sampledOriginal: sampledOriginal))
     }
 
-    /// Draws one token per masked row from softmax(logits) by inverting its distribution at a uniform.
+    /// Draws one token per masked row from softmax(logits) by inverting its distribution at a uniform:
+    /// the first token whose cumulative probability exceeds u. Rows run in parallel; each draw depends
+    /// only on its row and counter, so the samples do not depend on the thread count.
     func sample(m: Int, seed: UInt64) {
         let v = config.vocabSize
-        for k in 0..<m {
-            let row = acts.logits + k * v
-            let lse = acts.mlmLse[k]
-            let u = Double(randomBits(seed: seed, counter: UInt64(k)) >> 11) * 0x1p-53  // [0, 1)
-            var cumulative = 0.0
-            var chosen = Int32(-1), likeliest = Int32(0)
+        let logits = acts.logits, lse = acts.mlmLse, sampled = ints.sampled
+        Parallel.forEach(m, threads: m * v < 65_536 ? 1 : threads) { k in
+            let row = logits + k * v
+            let shift = lse[k]
+            let u = Float(Double(randomBits(seed: seed, counter: UInt64(k)) >> 11) * 0x1p-53)  // [0, 1)
+            var cumulative: Float = 0
             for j in 0..<v {
-                if row[j] > row[Int(likeliest)] { likeliest = Int32(j) }
-                if chosen < 0 {
-                    cumulative += Double(Foundation.exp(row[j] - lse))
-                    if cumulative > u { chosen = Int32(j) }
+                cumulative += Foundation.exp(row[j] - shift)
+                if cumulative > u {
+                    sampled[k] = Int32(j)
+                    return
                 }
             }
-            ints.sampled[k] = chosen >= 0 ? chosen : likeliest  // rounding left the sum below u: the likeliest token
+            // Rounding left the total below u: the likeliest token.
+            var best = 0
+            for j in 1..<v where row[j] > row[best] { best = j }
+            sampled[k] = Int32(best)
         }
     }
 

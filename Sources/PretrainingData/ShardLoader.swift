@@ -28,6 +28,9 @@ public struct InstanceBatch: Sendable, Equatable {
     /// Masked positions in the whole batch this one is a slice of: the denominator of this slice's
     /// share of the MLM loss. Equal to `maskedPositions.count` when the batch is not sliced.
     public var wholeBatchMaskedPositions: Int
+    /// Real tokens in the whole batch this one is a slice of: the denominator of this slice's share of a
+    /// per-token loss (ELECTRA's discriminator). Equal to `tokenCount` when the batch is not sliced.
+    public var wholeBatchTokens: Int
 
     /// Real (non-padding) tokens in the batch.
     public var tokenCount: Int { attentionMask.reduce(0) { $0 + Int($1) } }
@@ -458,7 +461,8 @@ struct BatchProducer {
         var batch = InstanceBatch(
             size: b, seqLength: t, inputIds: [Int32](repeating: 0, count: b * t), segmentIds: [Int32](repeating: 0, count: b * t),
             attentionMask: [Int32](repeating: 0, count: b * t), maskedPositions: [], maskedLabels: [],
-            nextSentenceLabels: [Int32](repeating: 0, count: b), wholeBatchSize: whole.count, wholeBatchMaskedPositions: wholeMasked)
+            nextSentenceLabels: [Int32](repeating: 0, count: b), wholeBatchSize: whole.count, wholeBatchMaskedPositions: wholeMasked,
+            wholeBatchTokens: whole.reduce(0) { $0 + $1.length })
         let masked = instances.reduce(0) { $0 + $1.maskedPositions.count }
         batch.maskedPositions.reserveCapacity(masked)
         batch.maskedLabels.reserveCapacity(masked)

@@ -58,6 +58,9 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// when `accumulate` > 1; before, each micro-batch was formed, and length-grouped, on its own, so such a
     /// run cannot be resumed in the same order).
     public var updateBatches: Bool? = nil
+    /// ELECTRA's generator size and λ (absent for BERT's objectives).
+    public var generatorSize: Double? = nil
+    public var discriminatorWeight: Double? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -72,6 +75,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
         case processes, optimizer, precision, objective, freezeEncoderSteps = "freeze_encoder_steps"
         case initFrom = "init_from", initSHA256 = "init_sha256", updateBatches = "update_batches"
+        case generatorSize = "generator_size", discriminatorWeight = "discriminator_weight"
     }
 }
 
@@ -109,15 +113,17 @@ public enum Checkpoint {
     }
 
     /// Fills `parameters` from a safetensors file with the layout's names (a `prefix` such as
-    /// "bert." may be missing from the file's names, as in models saved from BertModel). Every
-    /// entry must be present with the right shape; `ignoring` names may be absent or extra.
+    /// "bert." may be missing from the file's names, as in models saved from BertModel, or be
+    /// "electra.", as in an ELECTRA discriminator's). Every entry must be present with the right shape;
+    /// `ignoring` names may be absent or extra.
     public static func loadParameters(from file: SafetensorsFile, layout: ParameterLayout,
                                       into parameters: UnsafeMutableBufferPointer<Float>,
                                       optionalPrefix: String = "bert.", ignoring: Set<String> = []) throws {
         for e in layout.entries where !ignoring.contains(e.name) {
             var name = e.name
-            if !file.contains(name), name.hasPrefix(optionalPrefix), file.contains(String(name.dropFirst(optionalPrefix.count))) {
-                name = String(name.dropFirst(optionalPrefix.count))
+            if !file.contains(name), name.hasPrefix(optionalPrefix) {
+                let bare = String(name.dropFirst(optionalPrefix.count))
+                if file.contains(bare) { name = bare } else if file.contains("electra." + bare) { name = "electra." + bare }
             }
             guard file.contains(name) else {
                 throw TrainingError.badCheckpoint(path: file.path, reason: "tensor \(e.name) is missing")
@@ -137,7 +143,7 @@ public enum Checkpoint {
     public static func write(runDirectory: String, name: String, config: BertConfig, vocabulary: Data,
                              layout: ParameterLayout, parameters: UnsafeBufferPointer<Float>,
                              optimizer: MomentOptimizer, state: TrainingState, tokenizer: TokenizerConfig? = nil,
-                             afterFile: ((String) throws -> Void)? = nil) throws {
+                             electraGenerator: BertConfig? = nil, afterFile: ((String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
         let final = (runDirectory as NSString).appendingPathComponent(name)
         let temporary = (runDirectory as NSString).appendingPathComponent(".tmp-\(name)-\(getpid())")
@@ -150,7 +156,12 @@ public enum Checkpoint {
         var done = false
         defer { if !done { try? fm.removeItem(atPath: temporary) } }
         func path(_ file: String) -> String { (temporary as NSString).appendingPathComponent(file) }
-        try SafetensorsWriter.write(modelTensors(layout: layout, parameters: parameters), to: path(modelFile))
+        if let generator = electraGenerator {
+            try writeElectraModels(into: temporary, config: config, generator: generator, layout: layout, parameters: parameters,
+                                   vocabulary: vocabulary, tokenizer: tokenizer)
+        } else {
+            try SafetensorsWriter.write(modelTensors(layout: layout, parameters: parameters), to: path(modelFile))
+        }
         try afterFile?(modelFile)
         var optimizerTensors: [SafetensorsTensor] = []
         for e in layout.entries {
@@ -163,7 +174,8 @@ public enum Checkpoint {
         try afterFile?(optimizerFile)
         var cfg = config
         cfg.architectures = cfg.architectures ?? ["BertForPreTraining"]
-        try writeCheckpointFile(cfg.encoded(), to: path(configFile))
+        try writeCheckpointFile(electraGenerator == nil ? cfg.encoded() : config.electraJSON(architectures: ["ElectraForPreTraining"]),
+                                to: path(configFile))
         try writeCheckpointFile(vocabulary, to: path(vocabFile))
         if let tokenizer { try writeCheckpointFile(tokenizer.encoded(), to: path(TokenizerConfig.fileName)) }
         let e = JSONEncoder()

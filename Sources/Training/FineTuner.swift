@@ -105,7 +105,8 @@ public struct PretrainedSource {
             throw TrainingError.badCheckpoint(path: directory, reason: "not a directory; give a checkpoint directory (config.json, model.safetensors)")
         }
         self.directory = directory
-        config = try BertConfig.load(path: (directory as NSString).appendingPathComponent("config.json"))
+        // An ELECTRA discriminator's config reads as the BERT encoder it is.
+        config = try BertConfig.load(path: (directory as NSString).appendingPathComponent("config.json")).asBertEncoder()
         let weightsPath = (directory as NSString).appendingPathComponent("model.safetensors")
         do { weights = try SafetensorsFile(path: weightsPath) } catch {
             throw TrainingError.badCheckpoint(path: weightsPath, reason: "\(error)")

@@ -38,7 +38,7 @@ public struct InitialWeights {
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw TrainingError.badCheckpoint(path: configPath, reason: "missing; --init takes a Hugging Face BERT directory or a BertKit checkpoint")
         }
-        var config = try BertConfig.load(path: configPath)
+        var config = try BertConfig.load(path: configPath).asBertEncoder()  // an ELECTRA discriminator is a BERT encoder
         // A classifier's labels and architecture are not the pre-training model's.
         (config.id2label, config.label2id, config.architectures) = (nil, nil, nil)
         self.config = config
@@ -105,10 +105,11 @@ public struct InitialWeights {
     static func mayBeMissing(_ name: String) -> Bool { name.hasPrefix("cls.") || name.hasPrefix("bert.pooler.") }
 
     /// The file's names for a model tensor, most specific first: as is, without the `bert.` prefix
-    /// (BertModel's weights), and for the decoder bias transformers' tied copy's name.
+    /// (BertModel's weights), with `electra.` in its place (an ELECTRA discriminator's), and for the
+    /// decoder bias transformers' tied copy's name.
     static func candidates(_ name: String) -> [String] {
         var out = [name]
-        if name.hasPrefix("bert.") { out.append(String(name.dropFirst(5))) }
+        if name.hasPrefix("bert.") { out += [String(name.dropFirst(5)), "electra." + name.dropFirst(5)] }
         if name == "cls.predictions.bias" { out.append("cls.predictions.decoder.bias") }
         return out
     }
@@ -116,6 +117,7 @@ public struct InitialWeights {
     /// File tensors that are another tensor's copy or a buffer, not weights: not reported as ignored.
     static func isCopyOrBuffer(_ name: String) -> Bool {
         name == "cls.predictions.decoder.weight" || name == "cls.predictions.decoder.bias" || name.hasSuffix("position_ids")
+            || name.hasPrefix("discriminator_predictions.")  // an ELECTRA discriminator's head
     }
 
     /// Fills the model's tensors from the file (converting F16/BF16 to fp32): every encoder tensor must

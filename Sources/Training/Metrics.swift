@@ -14,6 +14,14 @@ public struct StepMetrics: Codable, Equatable, Sendable {
     public var gradientNorm: Double?
     public var tokensPerSecond: Double?
     public var seconds: Double?
+    /// ELECTRA: the discriminator's mean binary cross-entropy over real tokens (λ not applied).
+    public var rtdLoss: Double? = nil
+    /// ELECTRA: the share of real tokens the discriminator classified right.
+    public var rtdAccuracy: Double? = nil
+    /// ELECTRA: the share of replaced tokens the discriminator called replaced.
+    public var rtdRecall: Double? = nil
+    /// ELECTRA: the share of masked positions where the generator sampled the original token.
+    public var sampledOriginal: Double? = nil
 
     /// A row; optional fields are left out of the JSON when nil.
     public init(step: Int, epoch: Int, loss: Double, mlmLoss: Double? = nil, nspLoss: Double? = nil, mlmAccuracy: Double? = nil,
@@ -37,6 +45,7 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         case step, epoch, loss, accuracy, seconds
         case mlmLoss = "mlm_loss", nspLoss = "nsp_loss", mlmAccuracy = "mlm_accuracy", nspAccuracy = "nsp_accuracy"
         case learningRate = "learning_rate", gradientNorm = "gradient_norm", tokensPerSecond = "tokens_per_second"
+        case rtdLoss = "rtd_loss", rtdAccuracy = "rtd_accuracy", rtdRecall = "rtd_recall", sampledOriginal = "sampled_original"
     }
 
     /// Scalars for TensorBoard, tagged as Hugging Face's Trainer does (train/…).
@@ -47,6 +56,10 @@ public struct StepMetrics: Codable, Equatable, Sendable {
         if let x = mlmAccuracy { out.append(("train/mlm_accuracy", x)) }
         if let x = nspAccuracy { out.append(("train/nsp_accuracy", x)) }
         if let x = accuracy { out.append(("train/accuracy", x)) }
+        if let x = rtdLoss { out.append(("train/rtd_loss", x)) }
+        if let x = rtdAccuracy { out.append(("train/rtd_accuracy", x)) }
+        if let x = rtdRecall { out.append(("train/rtd_recall", x)) }
+        if let x = sampledOriginal { out.append(("train/sampled_original", x)) }
         if let x = gradientNorm { out.append(("train/grad_norm", x)) }
         if let x = tokensPerSecond { out.append(("train/tokens_per_second", x)) }
         return out

@@ -45,4 +45,7 @@ public enum PretrainObjective: String, CaseIterable, Sendable, Codable {
     /// pooler are left exactly as they started (no gradient, no weight decay), so a public checkpoint's
     /// pooler reaches fine-tuning unchanged.
     case mlm
+    /// ELECTRA's replaced-token detection (Clark et al. 2020): a small generator learns MLM, a
+    /// discriminator learns at every token whether the generator replaced it; the discriminator is kept.
+    case electra
 }

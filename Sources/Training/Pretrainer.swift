@@ -57,8 +57,12 @@ public struct PretrainOptions: Sendable {
     /// Train for at most this many updates in all (the schedule decays to zero there), then
     /// checkpoint as `step-NNNNNNNN`; nil = whole epochs.
     public var maxSteps: Int?
-    /// MLM and NSP, or MLM alone.
+    /// MLM and NSP, MLM alone, or ELECTRA's replaced-token detection.
     public var objective = PretrainObjective.mlmNsp
+    /// ELECTRA's generator width as a fraction of the discriminator's (hidden size, heads, intermediate size).
+    public var generatorSize = 0.25
+    /// ELECTRA's λ: loss = MLM(generator) + λ · RTD(discriminator).
+    public var discriminatorWeight = 50.0
     /// Train only the heads (`cls.*`) for the first N updates, the encoder (every `bert.*` tensor, the
     /// word embeddings that the decoder shares included) left exactly as it started: with `--init`, a
     /// head the checkpoint lacks starts random, and its first gradients would otherwise reach the
@@ -85,7 +89,8 @@ public struct PretrainProgress: Sendable {
 public final class Pretrainer {
     public let options: PretrainOptions
     public let config: BertConfig
-    public let model: BertForPreTraining
+    /// `BertForPreTraining`, or `ElectraForPreTraining` for `--objective electra`.
+    public let model: any PretrainingModel
     public let loader: ShardLoader
     /// AdamW or LAMB (`options.optimizer`).
     public let optimizer: MomentOptimizer
@@ -148,11 +153,31 @@ public final class Pretrainer {
         lowercase = p.lowercase
         let localBatch = options.batchSize / processGroup.size  // this process's slice of each batch
         let maxMasked = localBatch * max(1, p.dynamicMasking ? (maskerForDynamic?.maxPredictions ?? p.maxPredictionsPerSeq) : p.maxPredictionsPerSeq)
-        model = try BertForPreTraining(config: config, maxBatch: localBatch, maxSeqLength: p.maxSeqLength,
-                                       maxMaskedPositions: maxMasked, threads: options.threads)
+        if options.objective == .electra {
+            guard initialWeights == nil else {
+                throw TrainingError.invalidSetting(name: "--init", reason: "--objective electra trains from a random initialisation; "
+                    + "continued pre-training from --init uses --objective mlm")
+            }
+            guard options.freezeEncoderSteps == 0 else {
+                throw TrainingError.invalidSetting(name: "--freeze-encoder-steps", reason: "is for --init with a BERT objective, not --objective electra")
+            }
+            guard options.discriminatorWeight.isFinite, options.discriminatorWeight >= 0 else {
+                throw TrainingError.invalidSetting(name: "--discriminator-weight", reason: "must be a finite number ≥ 0, is \(options.discriminatorWeight)")
+            }
+            let generator: BertConfig
+            do { generator = try ElectraForPreTraining.generatorConfig(discriminator: config, size: options.generatorSize) } catch {
+                throw TrainingError.invalidSetting(name: "--generator-size", reason: "must be in (0, 1], is \(options.generatorSize)")
+            }
+            model = try ElectraForPreTraining(config: config, generator: generator, discriminatorWeight: Float(options.discriminatorWeight),
+                                              maxBatch: localBatch, maxSeqLength: p.maxSeqLength, maxMaskedPositions: maxMasked,
+                                              threads: options.threads)
+        } else {
+            model = try BertForPreTraining(config: config, maxBatch: localBatch, maxSeqLength: p.maxSeqLength,
+                                           maxMaskedPositions: maxMasked, threads: options.threads)
+        }
         model.precision = options.precision
         gradientReducer = processGroup.size == 1 ? LocalGradients()
-            : AllReduceGradients(group: processGroup, stages: model.shell.gradientStages, bucketElements: options.allReduceBucketElements)
+            : AllReduceGradients(group: processGroup, stages: model.gradientStages, bucketElements: options.allReduceBucketElements)
         guard options.groupWindowBatches >= 0 else {
             throw TrainingError.invalidSetting(name: "--group-by-length", reason: "the window must be 0 (off) or positive")
         }
@@ -268,6 +293,10 @@ public final class Pretrainer {
         guard (state.objective ?? .mlmNsp) == options.objective else {
             return "the run's objective was \((state.objective ?? .mlmNsp).rawValue), this one \(options.objective.rawValue)"
         }
+        if options.objective == .electra, state.generatorSize != options.generatorSize || state.discriminatorWeight != options.discriminatorWeight {
+            return "the run used --generator-size \(state.generatorSize ?? 0) and --discriminator-weight \(state.discriminatorWeight ?? 0), "
+                + "this one \(options.generatorSize) and \(options.discriminatorWeight)"
+        }
         guard state.initSHA256 == initialWeights?.weightsSHA256 else {
             return state.initSHA256 == nil ? "the run started from random weights, this one from --init \(initialWeights!.directory)"
                 : "the run started from --init \(state.initFrom ?? "?") (model.safetensors sha256 \(state.initSHA256!.prefix(12))…)"
@@ -292,9 +321,13 @@ public final class Pretrainer {
                 + "\(options.precision.stateName ?? "fp32") (the weights and moments are fp32 either way)\n").utf8))
         }
         let modelPath = (directory as NSString).appendingPathComponent(Checkpoint.modelFile)
-        let file: SafetensorsFile
-        do { file = try SafetensorsFile(path: modelPath) } catch { throw TrainingError.badCheckpoint(path: modelPath, reason: "\(error)") }
-        try Checkpoint.loadParameters(from: file, layout: model.layout, into: model.parameters)
+        if model is ElectraForPreTraining {
+            try Checkpoint.loadElectraParameters(directory: directory, layout: model.layout, into: model.parameters)
+        } else {
+            let file: SafetensorsFile
+            do { file = try SafetensorsFile(path: modelPath) } catch { throw TrainingError.badCheckpoint(path: modelPath, reason: "\(error)") }
+            try Checkpoint.loadParameters(from: file, layout: model.layout, into: model.parameters)
+        }
         model.parametersDidChange()
         try Checkpoint.loadOptimizer(optimizer, layout: model.layout, directory: directory)
         step = state.step
@@ -311,6 +344,12 @@ public final class Pretrainer {
         return g.next()
     }
 
+    /// The seed of ELECTRA's generator samples in micro-batch `micro` of update `step`.
+    func sampleSeed(step: Int, micro: Int) -> UInt64 {
+        var g = SeededGenerator(seed: options.seed, stream: [0x53414D50, UInt64(step), UInt64(micro)])  // "SAMP"
+        return g.next()
+    }
+
     /// Trains to the end (or to `stopAfterSteps`); returns the last checkpoint directory.
     @discardableResult
     public func run() throws -> String? {
@@ -322,7 +361,7 @@ public final class Pretrainer {
         if step >= totalSteps { return lastCheckpoint }  // a finished run
         // Sums over the logging window; the MLM and NSP losses weighted by masked positions and
         // sequences, so that they are the window's means whatever the micro-batch sizes.
-        var window = (loss: 0.0, mlmLossSum: 0.0, nspLossSum: 0.0, mlmCorrect: 0, mlmCount: 0, nspCorrect: 0, nspCount: 0, tokens: 0, updates: 0, norm: 0.0)
+        var window = MetricsWindow()
         var windowStart = Date()
         while position.epoch < options.epochs {
             let batches = try loader.batches(epoch: position.epoch, skipping: position.instancesConsumed)
@@ -338,6 +377,7 @@ public final class Pretrainer {
                 // of the whole update (all processes' slices), and the reducer sums the processes.
                 let maskedInUpdate = micros.reduce(0) { $0 + $1.wholeBatchMaskedPositions }
                 let sequencesInUpdate = micros.reduce(0) { $0 + $1.wholeBatchSize }
+                let tokensInUpdate = micros.reduce(0) { $0 + $1.wholeBatchTokens }
                 let whole = micros.count == 1 && group.size == 1
                 // The last backward of the update hands the reducer each completed stage (overlap).
                 let lastBackward = micros.lastIndex { $0.size > 0 }
@@ -346,24 +386,25 @@ public final class Pretrainer {
                 for (micro, batch) in micros.enumerated() where batch.size > 0 {
                     if let overlapped = gradientReducer as? AllReduceGradients, micro == lastBackward {
                         let gradients = model.gradients
-                        model.shell.onGradientStageReady = { k in overlapped.stageReady(k, gradients: gradients) }
+                        model.onGradientStageReady = { k in overlapped.stageReady(k, gradients: gradients) }
                     }
-                    defer { model.shell.onGradientStageReady = nil }
-                    // The dropout seed of the micro-batch a single process with accumulation would have here.
-                    let seed = dropoutSeed(step: step, micro: micro * group.size + group.rank)
-                    let out = try model.forward(PretrainingBatch(batch), dropoutSeed: seed)
+                    defer { model.onGradientStageReady = nil }
+                    // The seeds of the micro-batch a single process with accumulation would have here.
+                    let micro = micro * group.size + group.rank
+                    let out = try model.forward(PretrainingBatch(batch), dropoutSeed: dropoutSeed(step: step, micro: micro),
+                                                sampleSeed: sampleSeed(step: step, micro: micro))
                     guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: lastCheckpoint) }
                     let mlmShare = whole ? 1 : Float(out.mlmCount) / Float(maskedInUpdate)
-                    let nspShare = options.objective == .mlm ? 0 : whole ? 1 : Float(out.nspCount) / Float(sequencesInUpdate)
-                    model.backward(mlmScale: mlmShare, nspScale: nspShare)
-                    stepLoss += Double(mlmShare) * Double(out.mlmLoss) + Double(nspShare) * Double(out.nspLoss)
-                    window.mlmLossSum += Double(out.mlmLoss) * Double(out.mlmCount)
-                    window.nspLossSum += Double(out.nspLoss) * Double(out.nspCount)
-                    window.mlmCorrect += out.mlmCorrect
-                    window.mlmCount += out.mlmCount
-                    window.nspCorrect += out.nspCorrect
-                    window.nspCount += out.nspCount
-                    window.tokens += batch.tokenCount
+                    // NSP is a mean over sequences, RTD over real tokens; MLM alone has no second loss.
+                    let otherShare: Float = switch options.objective {
+                    case .mlm: 0
+                    case .mlmNsp: whole ? 1 : Float(out.nspCount) / Float(sequencesInUpdate)
+                    case .electra: whole ? 1 : Float(batch.tokenCount) / Float(tokensInUpdate)
+                    }
+                    model.backward(mlmScale: mlmShare, otherScale: otherShare)
+                    let otherLoss = out.replacedToken.map { Double($0.loss) * options.discriminatorWeight } ?? Double(out.nspLoss)
+                    stepLoss += Double(mlmShare) * Double(out.mlmLoss) + Double(otherShare) * otherLoss
+                    window.add(out, tokens: batch.tokenCount)
                 }
                 let lr = schedule.rate(at: step)
                 // A frozen encoder: its gradients zeroed once complete (after any all-reduce, before clipping), and
@@ -387,20 +428,14 @@ public final class Pretrainer {
                 if step % options.logEverySteps == 0 || step == totalSteps {
                     if group.size > 1 { try sumOverProcesses(&window) }
                     let seconds = Date().timeIntervalSince(windowStart)
-                    let row = StepMetrics(
-                        step: step, epoch: position.epoch, loss: window.loss / Double(window.updates),
-                        mlmLoss: window.mlmLossSum / Double(max(1, window.mlmCount)),
-                        nspLoss: window.nspLossSum / Double(max(1, window.nspCount)),
-                        mlmAccuracy: Double(window.mlmCorrect) / Double(max(1, window.mlmCount)),
-                        nspAccuracy: Double(window.nspCorrect) / Double(max(1, window.nspCount)),
-                        learningRate: lr, gradientNorm: window.norm / Double(window.updates),
-                        tokensPerSecond: Double(window.tokens) / max(1e-9, seconds), seconds: elapsed)
+                    let row = window.row(step: step, epoch: position.epoch, learningRate: lr, seconds: seconds, elapsed: elapsed,
+                                         electra: options.objective == .electra)
                     try metrics?.append(row)
                     try board?.add(step: step, scalars: row.scalars)
                     if group.isRoot { onProgress?(PretrainProgress(step: step, totalSteps: totalSteps, epoch: position.epoch, loss: row.loss,
                                                  mlmAccuracy: row.mlmAccuracy ?? 0, tokensPerSecond: row.tokensPerSecond ?? 0,
                                                  elapsed: elapsed)) }
-                    window = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                    window = MetricsWindow()
                     windowStart = Date()
                 }
                 if let every = options.saveEverySteps, step % every == 0 {
@@ -429,12 +464,8 @@ public final class Pretrainer {
 
     /// The window's sums over the processes (the losses are already weighted by global shares; the
     /// update count and gradient norm are the same everywhere).
-    func sumOverProcesses(_ w: inout (loss: Double, mlmLossSum: Double, nspLossSum: Double, mlmCorrect: Int, mlmCount: Int, nspCorrect: Int,
-                                      nspCount: Int, tokens: Int, updates: Int, norm: Double)) throws {
-        let v = try group.allReduceSum([w.loss, w.mlmLossSum, w.nspLossSum, Double(w.mlmCorrect), Double(w.mlmCount), Double(w.nspCorrect),
-                                        Double(w.nspCount), Double(w.tokens)])
-        (w.loss, w.mlmLossSum, w.nspLossSum) = (v[0], v[1], v[2])
-        (w.mlmCorrect, w.mlmCount, w.nspCorrect, w.nspCount, w.tokens) = (Int(v[3]), Int(v[4]), Int(v[5]), Int(v[6]), Int(v[7]))
+    func sumOverProcesses(_ w: inout MetricsWindow) throws {
+        w.sums = try group.allReduceSum(w.sums)
     }
 
     /// Writes a checkpoint (process 0; the others wait for it). With several processes it first checks
@@ -466,10 +497,13 @@ public final class Pretrainer {
             optimizer: options.optimizer == .adamw ? nil : options.optimizer, precision: options.precision.stateName,
             objective: options.objective == .mlmNsp ? nil : options.objective,
             freezeEncoderSteps: options.freezeEncoderSteps == 0 ? nil : options.freezeEncoderSteps, initFrom: initialWeights?.directory,
-            initSHA256: initialWeights?.weightsSHA256, updateBatches: options.accumulate > 1 ? true : nil)
+            initSHA256: initialWeights?.weightsSHA256, updateBatches: options.accumulate > 1 ? true : nil,
+            generatorSize: options.objective == .electra ? options.generatorSize : nil,
+            discriminatorWeight: options.objective == .electra ? options.discriminatorWeight : nil)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state,
-                             tokenizer: TokenizerConfig(doLowerCase: lowercase, modelMaxLength: nil))
+                             tokenizer: TokenizerConfig(doLowerCase: lowercase, modelMaxLength: nil),
+                             electraGenerator: (model as? ElectraForPreTraining)?.generatorConfig)
         lastCheckpoint = directory
         if let keep = options.keepLast { try Checkpoint.pruneStepCheckpoints(runDirectory: options.runDirectory, keeping: keep) }
         try group.barrier()
@@ -493,5 +527,67 @@ extension PretrainingBatch {
         self.init(batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
                   attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
                   nextSentenceLabels: b.nextSentenceLabels)
+    }
+}
+
+/// Sums over a logging window: losses weighted by their counts (masked positions, sequences, real
+/// tokens) so that they are the window's means whatever the micro-batch sizes. `sums` is the vector
+/// that data-parallel processes add up.
+struct MetricsWindow {
+    var loss = 0.0, mlmLossSum = 0.0, nspLossSum = 0.0, rtdLossSum = 0.0
+    var mlmCorrect = 0, mlmCount = 0, nspCorrect = 0, nspCount = 0, tokens = 0
+    var rtdCorrect = 0, rtdCount = 0, replaced = 0, detected = 0, sampledOriginal = 0
+    var updates = 0, norm = 0.0
+
+    /// Adds one micro-batch's forward pass (`tokens`: its real tokens).
+    mutating func add(_ out: PretrainingOutput, tokens: Int) {
+        mlmLossSum += Double(out.mlmLoss) * Double(out.mlmCount)
+        nspLossSum += Double(out.nspLoss) * Double(out.nspCount)
+        mlmCorrect += out.mlmCorrect
+        mlmCount += out.mlmCount
+        nspCorrect += out.nspCorrect
+        nspCount += out.nspCount
+        self.tokens += tokens
+        if let r = out.replacedToken {
+            rtdLossSum += Double(r.loss) * Double(r.count)
+            rtdCorrect += r.correct
+            rtdCount += r.count
+            replaced += r.replaced
+            detected += r.detected
+            sampledOriginal += r.sampledOriginal
+        }
+    }
+
+    /// The fields every process adds up (not the update count and norm, the same everywhere).
+    var sums: [Double] {
+        get {
+            [loss, mlmLossSum, nspLossSum, rtdLossSum, Double(mlmCorrect), Double(mlmCount), Double(nspCorrect), Double(nspCount), Double(tokens),
+             Double(rtdCorrect), Double(rtdCount), Double(replaced), Double(detected), Double(sampledOriginal)]
+        }
+        set {
+            (loss, mlmLossSum, nspLossSum, rtdLossSum) = (newValue[0], newValue[1], newValue[2], newValue[3])
+            (mlmCorrect, mlmCount, nspCorrect, nspCount, tokens) = (Int(newValue[4]), Int(newValue[5]), Int(newValue[6]), Int(newValue[7]), Int(newValue[8]))
+            (rtdCorrect, rtdCount, replaced, detected, sampledOriginal) = (Int(newValue[9]), Int(newValue[10]), Int(newValue[11]), Int(newValue[12]),
+                                                                           Int(newValue[13]))
+        }
+    }
+
+    /// The metrics row of the window: for ELECTRA the MLM fields are the generator's, with the
+    /// discriminator's loss, accuracy and recall on replaced tokens, and the share of masked positions
+    /// where the generator sampled the original token, in place of NSP.
+    func row(step: Int, epoch: Int, learningRate: Double, seconds: Double, elapsed: Double, electra: Bool) -> StepMetrics {
+        func ratio(_ a: Int, _ b: Int) -> Double { Double(a) / Double(max(1, b)) }
+        var row = StepMetrics(
+            step: step, epoch: epoch, loss: loss / Double(max(1, updates)), mlmLoss: mlmLossSum / Double(max(1, mlmCount)),
+            nspLoss: electra ? nil : nspLossSum / Double(max(1, nspCount)), mlmAccuracy: ratio(mlmCorrect, mlmCount),
+            nspAccuracy: electra ? nil : ratio(nspCorrect, nspCount), learningRate: learningRate,
+            gradientNorm: norm / Double(max(1, updates)), tokensPerSecond: Double(tokens) / max(1e-9, seconds), seconds: elapsed)
+        if electra {
+            row.rtdLoss = rtdLossSum / Double(max(1, rtdCount))
+            row.rtdAccuracy = ratio(rtdCorrect, rtdCount)
+            row.rtdRecall = ratio(detected, replaced)
+            row.sampledOriginal = ratio(sampledOriginal, mlmCount)
+        }
+        return row
     }
 }

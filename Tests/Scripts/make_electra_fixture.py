@@ -8,6 +8,9 @@ Writes Tests/Fixtures/model/:
                                   "generator."; the shared embeddings once)
     electra_batch.safetensors     the batch (int64): input_ids, token_type_ids, attention_mask,
                                   masked_positions (flat b*T+t, increasing), masked_labels, replacements
+    electra_keys.json             the state_dict keys and shapes of both transformers models (what a BertKit
+                                  ELECTRA checkpoint must hold: checkpoint model.safetensors and
+                                  generator/model.safetensors), without the position_ids buffers
     electra_expected.safetensors  float64: mlm_loss, rtd_loss, loss = mlm + 50 * rtd, the generator's
                                   logits at the masked positions (M, V), the discriminator's logits (B, T)
                                   and the gradient of `loss` for every parameter ("grad.NAME")
@@ -31,6 +34,7 @@ Usage (the venv outside the repository; see make_model_fixtures.py):
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -136,6 +140,9 @@ def main() -> None:
         "replacements": torch.tensor([r for _, _, _, r in MASKED]),
     }, str(out / "electra_batch.safetensors"))
     save_file(expected, str(out / "electra_expected.safetensors"))
+    keys = {role: {k: list(v.shape) for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+            for role, model in (("discriminator", disc), ("generator", gen))}
+    (out / "electra_keys.json").write_text(json.dumps(keys, indent=1, sort_keys=True) + "\n")
     print(f"mlm {g.loss.item():.6f} rtd {d.loss.item():.6f} loss {loss.item():.6f}; {len(params)} tensors")
 
 
