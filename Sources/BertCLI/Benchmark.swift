@@ -23,12 +23,13 @@ struct BenchmarkTrainCommand: ParsableCommand {
     @Option var steps = 10
     @OptionGroup var threading: ThreadOptions
     @Option(help: "fp32, bf16 (exit 2 without bf16 units) or auto.") var precision: PrecisionChoice = .fp32
+    @Option(help: "mlm-nsp or electra (a generator at 1/4 of the width).") var objective: PretrainObjective = .mlmNsp
 
     func run() throws {
         let threads = threading.count
         let out = try TrainingBenchmark.run(model: model, batchSize: batchSize, seqLength: seqLength, masked: masked,
                                             vocabSize: vocabSize, warmup: warmup, steps: steps, threads: threads,
-                                            precision: try precision.resolve())
+                                            precision: try precision.resolve(), objective: objective)
         print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
     }
 }

@@ -160,6 +160,43 @@ final class ElectraTests: XCTestCase {
         XCTAssertGreaterThan(counts.filter { $0 > 0 }.count, 90)
     }
 
+    /// bf16 products (both encoders and every head): the reference backend near fp32 on any CPU, and
+    /// where the CPU has bf16 units oneDNN's equal to the reference up to the order of the fp32 sums
+    /// and the same on 1 and 2 threads.
+    func testBF16() throws {
+        func run(_ model: ElectraForPreTraining, _ precision: ModelPrecision) throws -> (loss: Float, gradients: [Float]) {
+            model.precision = precision
+            model.zeroGradients()
+            let out = try model.forward(tinyBatch(), dropoutSeed: nil, sampleSeed: 0, replacements: replacements)
+            model.backward()
+            return (out.loss, Array(model.gradients))
+        }
+        func cosine(_ a: [Float], _ b: [Float]) -> Double {
+            let dot = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let na = a.reduce(0.0) { $0 + Double($1) * Double($1) }, nb = b.reduce(0.0) { $0 + Double($1) * Double($1) }
+            return dot / (na * nb).squareRoot()
+        }
+        let model = try tinyElectra()
+        randomizeParameters(model.layout, model.parameters, seed: 205)
+        let fp32 = try run(model, .fp32)
+        let reference = try run(model, .bf16(.reference))
+        XCTAssertEqual(Double(reference.loss), Double(fp32.loss), accuracy: 0.02 * Double(fp32.loss))
+        XCTAssertGreaterThan(cosine(reference.gradients, fp32.gradients), 0.999)
+        guard BF16Support.isNative else {
+            throw XCTSkip("native bf16 ELECTRA not checked on this machine: \(BF16Support.unavailableReason ?? "")")
+        }
+        let native = try run(model, .bf16(.oneDNN))
+        let config = tinyConfig()
+        let single = try ElectraForPreTraining(config: config, generator: try ElectraForPreTraining.generatorConfig(discriminator: config, size: 0.5),
+                                               discriminatorWeight: 5, maxBatch: 3, maxSeqLength: 7, maxMaskedPositions: 5, threads: 1)
+        for i in 0..<model.parameters.count { single.parameters[i] = model.parameters[i] }
+        let oneThread = try run(single, .bf16(.oneDNN))
+        XCTAssertEqual(native.loss, oneThread.loss)
+        XCTAssertEqual(native.gradients, oneThread.gradients, "native bf16: 2 threads = 1 thread")
+        XCTAssertEqual(Double(native.loss), Double(reference.loss), accuracy: 1e-4 * Double(reference.loss))
+        XCTAssertGreaterThan(cosine(native.gradients, reference.gradients), 0.9999)
+    }
+
     /// The generator config: fractions of the discriminator's width, heads that divide it.
     func testGeneratorConfig() throws {
         let base = try BertConfig.preset("base", vocabSize: 100)

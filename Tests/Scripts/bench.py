@@ -36,6 +36,10 @@ Rows:
      gives PyTorch's bf16 tokens/s. Where torch has no oneDNN bf16 kernels (its bf16 step is then
      several times slower than its fp32) the bf16 variant runs 1 warm-up and 3 timed steps (2 with
      --quick).
+  7b. ELECTRA (group `electra`): `BIN benchmark-train --objective electra --model P` (generator at 1/4
+     of the width, λ 50, same batches) beside bench_torch_pretrain.py's electra variant (transformers'
+     ElectraForMaskedLM + ElectraForPreTraining sharing their embeddings, head at the masked rows,
+     torch.multinomial samples); the notes give our ELECTRA step's cost in our MLM + NSP steps, same run.
   8. Predict (group `predict`): `BIN predict --checkpoint C --input FILE --threads N --precision P
      --batch-size 32 --max-seq-length 128` for each preset, fp32 and bf16 (bf16 refused with exit 2
      on a CPU without bf16 units: "not measured", PyTorch's figure still given). C is a randomly
@@ -112,7 +116,7 @@ MAX_RATIO = 1.02
 REPO = HERE.parent.parent
 PRESETS = ("tiny", "mini", "small")
 KNOWN_PRESETS = PRESETS + ("minilm",)  # minilm: MiniLM-L6-H384, the shape continued pre-training meets; not run by default
-GROUPS = ("tokenize", "vocab", "memory", "shards", "training", "predict")
+GROUPS = ("tokenize", "vocab", "memory", "shards", "training", "electra", "predict")
 PREDICT_ROWS, QUICK_PREDICT_ROWS = 2048, 512  # the small input of the difference is a quarter of these
 PREDICT_BATCH, PREDICT_MAX_LENGTH = 32, 128
 
@@ -700,6 +704,42 @@ class Bench:
                        + f"useful {r['useful_gflops']:.0f} GFLOP/s = {100 * r['useful_gflops'] / peak:.0f}% of the bf16 peak "
                        f"(taken as 2 × the fp32 sgemm peak, {peak:.0f} GFLOP/s); {peer_notes}", ours_data=r, peer_data=peer)
 
+    def electra_rows(self) -> None:
+        """ELECTRA's step (`benchmark-train --objective electra`: generator at 1/4 of the width, λ 50)
+        beside transformers' ElectraForMaskedLM + ElectraForPreTraining of the same shapes, sharing their
+        embeddings, head only at the masked rows, samples by torch.multinomial (bench_torch_pretrain.py's
+        electra variant); and the ratio of our ELECTRA step to our MLM + NSP step in the same run."""
+        n = self.args.threads
+        torch = {}
+        if self.args.torch_python:
+            args = ["--threads", str(n), "--presets", ",".join(self.presets), "--variants", "electra"]
+            if self.quick:
+                args += ["--steps", "3"]
+            try:
+                r = self.torch_json("bench_torch_pretrain.py", args, "bench_torch_pretrain.py (electra)")
+                torch = {row["preset"]: row for row in r.get("rows", [])}
+                torch["version"] = r.get("torch")
+            except Exception as e:  # noqa: BLE001 -- best effort
+                torch = {"error": str(e).strip().splitlines()[-1][:200] if str(e).strip() else repr(e)}
+        for preset in self.presets:
+            name = f"ELECTRA pre-training step, {preset} (generator 1/4), batch 32 × seq 128, 20 masked/seq, {n} threads"
+            log(name)
+            steps = "3" if self.quick else "8"
+            r = run_json(self.bert + ["benchmark-train", "--model", preset, "--threads", str(n), "--steps", steps,
+                                      "--objective", "electra"], f"bert benchmark-train --objective electra --model {preset}", child_env())
+            bert = run_json(self.bert + ["benchmark-train", "--model", preset, "--threads", str(n), "--steps", steps],
+                            f"bert benchmark-train --model {preset}", child_env())
+            peer = torch.get(preset)
+            self.table.add(name, f"{r['tokens_per_second']:.0f} tok/s ({r['seconds_per_step'] * 1000:.0f} ms/step)",
+                           f"{peer['tokens_per_s']:.0f} tok/s" if peer else None,
+                           f"{r['tokens_per_second'] / peer['tokens_per_s']:.2f}× PyTorch ELECTRA" if peer else None,
+                           f"an ELECTRA step costs {bert['tokens_per_second'] / r['tokens_per_second']:.2f}× our MLM + NSP step "
+                           f"({bert['tokens_per_second']:.0f} tok/s, same run); useful {r['useful_gflops']:.0f} GFLOP/s = "
+                           f"{100 * r['fraction_of_peak']:.0f}% of the sgemm peak"
+                           + (f"; PyTorch {torch.get('version')}, median of {peer['timed_steps']} steps, CPU/wall "
+                              f"{peer['cpu_per_wall']:.2f}; {self.peer_env().summary()}" if peer else "; " + self.torch_missing(torch, "ELECTRA")),
+                           ours_data={"electra": r, "mlm_nsp": bert}, peer_data=peer)
+
     # -- row 8: bert predict ---------------------------------------------------------------------------
     def make_classifier(self, preset: str, data: Path) -> Path:
         """A randomly initialised sequence classifier of the preset's shape: `bert finetune --from-scratch
@@ -905,6 +945,7 @@ class Bench:
         self.section("Bounded memory", self.memory_rows, "memory")
         self.section("Shards", self.shards_rows, "shards")
         self.section("Training", self.training_rows, "training")
+        self.section("ELECTRA", self.electra_rows, "electra")
         self.section("Predict", self.predict_rows, "predict")
 
 

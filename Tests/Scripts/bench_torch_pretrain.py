@@ -21,6 +21,15 @@ of transformers' BertForPreTraining in train mode (dropout 0.1, attention dropou
          elsewhere to its own slower bf16 code) and keeps softmax, LayerNorm and the losses in fp32.
          Its eval-mode loss at initialisation is compared with tuned's (bf16 rounding only).
 
+  electra  ELECTRA's step (bert pretrain --objective electra, bert benchmark-train --objective electra):
+         transformers' ElectraForMaskedLM (the generator: the preset's depth at 1/4 of its hidden size,
+         heads and intermediate size, embedding_size = the preset's hidden size, so an embeddings_project)
+         and ElectraForPreTraining (the discriminator: the preset) sharing one embeddings module, the
+         generator's LM head tied to the word table. The generator runs on the masked batch; its head only
+         at the masked rows (as tuned); a token is drawn at each from its softmax (torch.multinomial, no
+         gradient); the discriminator runs on the batch with the samples in place; loss = MLM CE + 50 x
+         binary CE over every token. AdamW over both models' parameters.
+
 tokens/s = 32 * 128 / (median seconds per step over --steps steps, after --warmup untimed steps; the bf16
 variant's counts can be set apart with --bf16-steps / --bf16-warmup, as bench.py does where torch has no
 bf16 kernels and that step is several times slower);
@@ -59,7 +68,7 @@ import time
 import torch
 import torch.nn.functional as F
 import transformers
-from transformers import BertConfig, BertForPreTraining
+from transformers import BertConfig, BertForPreTraining, ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
 PRESETS = {
     "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
@@ -167,14 +176,52 @@ def bf16_loss(model: BertForPreTraining, batch) -> torch.Tensor:
         return tuned_loss(model, batch)
 
 
-LOSSES = {"stock": stock_loss, "tuned": tuned_loss, "bf16": bf16_loss}
-PRECISION = {"stock": "fp32", "tuned": "fp32", "bf16": "bf16 autocast (fp32 weights and AdamW)"}
+class ElectraPair(torch.nn.Module):
+    """ELECTRA's generator and discriminator sharing their embeddings (the generator at 1/4 of the width)."""
+
+    def __init__(self, preset: str):
+        super().__init__()
+        p = PRESETS[preset]
+        common = dict(vocab_size=VOCAB, embedding_size=p["hidden_size"], max_position_embeddings=512, type_vocab_size=2,
+                      hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, num_hidden_layers=p["num_hidden_layers"])
+        self.disc = ElectraForPreTraining(ElectraConfig(**common, hidden_size=p["hidden_size"], num_attention_heads=p["num_attention_heads"],
+                                                        intermediate_size=p["intermediate_size"]))
+        self.gen = ElectraForMaskedLM(ElectraConfig(**common, hidden_size=p["hidden_size"] // 4,
+                                                    num_attention_heads=max(1, round(p["num_attention_heads"] / 4)),
+                                                    intermediate_size=p["intermediate_size"] // 4))
+        self.gen.electra.embeddings = self.disc.electra.embeddings
+        self.gen.generator_lm_head.weight = self.disc.electra.embeddings.word_embeddings.weight
+        self.sampler = torch.Generator().manual_seed(5)
 
 
-def make_model(preset: str) -> BertForPreTraining:
+def electra_loss(pair: ElectraPair, batch) -> torch.Tensor:
+    ids, tt, mask = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+    seq = pair.gen.electra(input_ids=ids, token_type_ids=tt, attention_mask=mask).last_hidden_state
+    flat = (torch.arange(BATCH).unsqueeze(1) * SEQ + batch["positions"]).reshape(-1)
+    rows = seq.reshape(-1, seq.shape[-1]).index_select(0, flat)
+    logits = pair.gen.generator_lm_head(pair.gen.generator_predictions(rows))
+    labels = batch["masked_labels"].reshape(-1)
+    mlm = F.cross_entropy(logits, labels)
+    with torch.no_grad():
+        sampled = torch.multinomial(F.softmax(logits.float(), dim=-1), 1, generator=pair.sampler).squeeze(1)
+    disc_ids = ids.reshape(-1).clone()
+    disc_ids[flat] = sampled
+    replaced = torch.zeros(BATCH * SEQ)
+    replaced[flat] = (sampled != labels).float()
+    d = pair.disc(input_ids=disc_ids.view(BATCH, SEQ), token_type_ids=tt, attention_mask=mask).logits
+    return mlm + 50 * F.binary_cross_entropy_with_logits(d.reshape(-1), replaced)
+
+
+LOSSES = {"stock": stock_loss, "tuned": tuned_loss, "bf16": bf16_loss, "electra": electra_loss}
+PRECISION = {"stock": "fp32", "tuned": "fp32", "bf16": "bf16 autocast (fp32 weights and AdamW)", "electra": "fp32"}
+
+
+def make_model(preset: str, variant: str = "tuned") -> torch.nn.Module:
+    torch.manual_seed(0)
+    if variant == "electra":
+        return ElectraPair(preset)
     config = BertConfig(vocab_size=VOCAB, max_position_embeddings=512, type_vocab_size=2,
                         hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, **PRESETS[preset])
-    torch.manual_seed(0)
     return BertForPreTraining(config)
 
 
@@ -232,16 +279,15 @@ def main() -> int:
     gen = torch.Generator().manual_seed(1234)
     batch = make_batch(gen)
     for preset in presets:
-        model = make_model(preset)
-        n_params = sum(p.numel() for p in model.parameters())
-        # The two losses agree (eval mode: no dropout).
-        model.eval()
-        with torch.no_grad():
-            check = {v: LOSSES[v](model, batch).item() for v in variants}
-        model.train()
+        check = {}
+        for v in variants:  # the BERT losses agree (eval mode: no dropout)
+            m = make_model(preset, v).eval()
+            with torch.no_grad():
+                check[v] = LOSSES[v](m, batch).item()
         for variant in variants:
             torch.manual_seed(0)
-            model = make_model(preset).train()
+            model = make_model(preset, variant).train()
+            n_params = sum(p.numel() for p in model.parameters())
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
             fn = LOSSES[variant]
             warmup, steps = args.warmup, args.steps
@@ -267,7 +313,7 @@ def main() -> int:
             med = statistics.median(times)
             row = {
                 "preset": preset, "variant": variant, "precision": PRECISION[variant], "params": n_params,
-                "attn_implementation": model.config._attn_implementation,
+                "attn_implementation": (model.disc if variant == "electra" else model).config._attn_implementation,
                 "tokens_per_s": BATCH * SEQ / med, "seconds_per_step": med, "step_seconds": times,
                 # the fastest timed step: the least disturbed by other processes on a shared machine
                 "tokens_per_s_best": BATCH * SEQ / min(times), "seconds_per_step_best": min(times),
