@@ -52,10 +52,14 @@ public enum HTMLReport {
             return points.isEmpty ? nil : Series(name: name, points: points)
         }
         var charts: [Chart] = []
-        let losses = [series("loss", "loss"), series("mlm_loss", "MLM loss"), series("nsp_loss", "NSP loss")].compactMap { $0 }
+        // ELECTRA's runs: the generator's MLM, the discriminator's RTD loss, accuracy and recall on replaced tokens.
+        let losses = [series("loss", "loss"), series("mlm_loss", "MLM loss"), series("nsp_loss", "NSP loss"),
+                      series("rtd_loss", "RTD loss")].compactMap { $0 }
         if !losses.isEmpty { charts.append(Chart(title: "\(title): training loss", xLabel: "update", yLabel: "loss", series: losses)) }
         let accuracies = [series("mlm_accuracy", "MLM accuracy"), series("nsp_accuracy", "NSP accuracy"), series("accuracy", "training batches"),
-                          series("eval_accuracy", "dev split"), series("eval_macro_f1", "dev macro-F1")].compactMap { $0 }
+                          series("eval_accuracy", "dev split"), series("eval_macro_f1", "dev macro-F1"),
+                          series("rtd_accuracy", "RTD accuracy"), series("rtd_recall", "RTD recall"),
+                          series("sampled_original", "sampled = original")].compactMap { $0 }
         if !accuracies.isEmpty { charts.append(Chart(title: "\(title): accuracy", xLabel: "update", yLabel: "accuracy", series: accuracies)) }
         if let lr = series("learning_rate", "learning rate") {
             charts.append(Chart(title: "\(title): learning rate", xLabel: "update", yLabel: "learning rate", series: [lr]))

@@ -73,6 +73,15 @@ final class ElectraCommandTests: XCTestCase {
             XCTAssertNotNil(row[key] as? Double, key)
         }
         XCTAssertNil(row["nsp_loss"])
+        let events = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: dir + "/whole").first { $0.hasPrefix("events.out.tfevents") })
+        let board = try Data(contentsOf: URL(fileURLWithPath: dir + "/whole/" + events))
+        for tag in ["train/rtd_loss", "train/rtd_accuracy", "train/rtd_recall", "train/sampled_original"] {
+            XCTAssertNotNil(board.range(of: Data(tag.utf8)), "TensorBoard has \(tag)")
+        }
+        let report = try runBert(["report", dir + "/whole"])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        let html = try String(contentsOfFile: dir + "/whole/report.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("RTD recall") && html.contains("RTD loss"), "report.html charts the discriminator")
         let state = try json(dir + "/whole/latest/training_state.json")
         XCTAssertEqual(state["objective"] as? String, "electra")
         XCTAssertEqual(state["generator_size"] as? Double, 0.34)

@@ -548,6 +548,62 @@ def forward(model, batch) -> dict:
     return dict(mlm=mlm, nsp=nsp, mlm_count=m, nsp_count=pooled.shape[0], mlm_correct=mlm_correct, nsp_correct=nsp_correct)
 
 
+class ElectraPair(torch.nn.Module):
+    """--objective electra: transformers' ElectraForPreTraining (the discriminator, `config`'s shape,
+    embedding_size = hidden_size) and ElectraForMaskedLM (the generator: the same depth at
+    --generator-size of the hidden size, heads and intermediate size, rounded as BertKit's
+    ElectraForPreTraining.generatorConfig does), sharing one embeddings module; the generator's LM head
+    is the word table."""
+
+    def __init__(self, config, generator_size: float):
+        super().__init__()
+        from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+        keys = ("vocab_size", "num_hidden_layers", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
+                "max_position_embeddings", "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id")
+        common = {k: getattr(config, k) for k in keys}
+        common["embedding_size"] = config.hidden_size
+        self.disc = ElectraForPreTraining(ElectraConfig(**common, hidden_size=config.hidden_size, num_attention_heads=config.num_attention_heads,
+                                                        intermediate_size=config.intermediate_size))
+        g = max(1, math.floor(config.hidden_size * generator_size + 0.5))
+        heads = max(1, math.floor(config.num_attention_heads * generator_size + 0.5))
+        while g % heads:
+            heads -= 1
+        self.gen = ElectraForMaskedLM(ElectraConfig(**common, hidden_size=g, num_attention_heads=heads,
+                                                    intermediate_size=max(1, math.floor(config.intermediate_size * generator_size + 0.5))))
+        self.gen.electra.embeddings = self.disc.electra.embeddings
+        self.gen.generator_lm_head.weight = self.disc.electra.embeddings.word_embeddings.weight
+
+
+def forward_electra(pair: ElectraPair, batch, sampler: torch.Generator, weight: float) -> dict:
+    """ELECTRA's step: the generator's MLM at the masked positions (gathered before its head), a token
+    drawn at each from its softmax (no gradient), the discriminator on the batch with the samples in
+    place, binary cross-entropy over the real tokens (transformers' ElectraForPreTraining loss)."""
+    ids, tt, mask = batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+    seq = pair.gen.electra(input_ids=ids, token_type_ids=tt, attention_mask=mask).last_hidden_state
+    rows = seq[batch["masked_rows"], batch["masked_positions"]]
+    logits = pair.gen.generator_lm_head(pair.gen.generator_predictions(rows))
+    labels = batch["masked_labels"]
+    m = rows.shape[0]
+    mlm = F.cross_entropy(logits, labels, reduction="sum") / max(1, m)
+    with torch.no_grad():
+        sampled = torch.multinomial(F.softmax(logits.float(), dim=-1), 1, generator=sampler).squeeze(1)
+        disc_ids = ids.clone()
+        disc_ids[batch["masked_rows"], batch["masked_positions"]] = sampled
+        replaced = torch.zeros_like(ids, dtype=torch.float32)
+        replaced[batch["masked_rows"], batch["masked_positions"]] = (sampled != labels).float()
+    d = pair.disc(input_ids=disc_ids, token_type_ids=tt, attention_mask=mask).logits
+    active = mask == 1
+    rtd = F.binary_cross_entropy_with_logits(d[active], replaced[active])
+    with torch.no_grad():
+        mlm_correct = int((logits.argmax(-1) == labels).sum())
+        says = d[active] > 0
+        truth = replaced[active] == 1
+        rtd_correct = int((says == truth).sum())
+    return dict(mlm=mlm, nsp=weight * rtd, mlm_count=m, nsp_count=int(active.sum()), mlm_correct=mlm_correct, nsp_correct=rtd_correct,
+                rtd=float(rtd.detach()), replaced=int(truth.sum()), detected=int((says & truth).sum()),
+                sampled_original=int((sampled == labels).sum()))
+
+
 def stock_loss(model, batch) -> torch.Tensor:
     """transformers' own loss: the MLM head at every position, labels -100 off the masked ones."""
     labels = torch.full_like(batch["input_ids"], -100)
@@ -927,7 +983,12 @@ def check_sinusoids() -> list[str]:
 # ---------------------------------------------------------------------------------------------------
 
 def write_model(model, vocab_path: Path, directory: Path) -> None:
-    """save_pretrained (config.json, model.safetensors) + vocab.txt, files readable by all."""
+    """save_pretrained (config.json, model.safetensors) + vocab.txt, files readable by all; for ELECTRA the
+    discriminator there and the generator in generator/, as BertKit's ELECTRA checkpoints."""
+    if isinstance(model, ElectraPair):
+        write_model(model.disc, vocab_path, directory)
+        write_model(model.gen, vocab_path, directory / "generator")
+        return
     model.save_pretrained(str(directory), safe_serialization=True)
     shutil.copyfile(vocab_path, directory / "vocab.txt")
     for name in ("config.json", "model.safetensors", "vocab.txt"):
@@ -1001,7 +1062,11 @@ def train(args) -> int:
         raise RuntimeError(f"instances of up to {data.max_length} tokens, the model has {config.max_position_embeddings} positions")
 
     torch.manual_seed(args.seed)
-    model = BertForPreTraining(config)
+    electra = args.objective == "electra"
+    if electra and args.init:
+        raise UsageError("--objective electra starts from random weights; --init is for the BERT objectives")
+    model = ElectraPair(config, args.generator_size) if electra else BertForPreTraining(config)
+    sampler = torch.Generator().manual_seed(args.seed)
     init_info = load_init(model, args.init) if args.init else None
     if args.sinusoidal_positions:
         if args.init:
@@ -1009,8 +1074,9 @@ def train(args) -> int:
         else:
             table = sinusoidal_positions(config.max_position_embeddings, config.hidden_size, config.initializer_range)
             with torch.no_grad():
-                model.bert.embeddings.position_embeddings.weight.copy_(torch.from_numpy(table))
-    check_ties(model)
+                (model.disc.electra if electra else model.bert).embeddings.position_embeddings.weight.copy_(torch.from_numpy(table))
+    if not electra:
+        check_ties(model)
     model.train()
     named = [(n, p) for n, p in model.named_parameters()]  # each tied tensor once
     n_params = sum(p.numel() for _, p in named)
@@ -1063,7 +1129,7 @@ def train(args) -> int:
         while at < len(chunks) and step < total:
             micros = [make_batch(data, idx, masker, mask_rng) for idx in chunks[at:at + args.accumulate]]
             at += len(micros)
-            if not checked:
+            if not checked and not electra:
                 check = check_gathered_loss(model, micros[0])
                 control["first_batch_loss_check"] = check
                 log(f"first batch, {check['instances']} instances, eval mode: gathered loss {check['gathered']:.6f}, transformers' loss "
@@ -1077,7 +1143,7 @@ def train(args) -> int:
                 p.grad = None
             step_loss = 0.0
             for b in micros:
-                o = forward(model, b)
+                o = forward_electra(model, b, sampler, args.discriminator_weight) if electra else forward(model, b)
                 mlm_share = 1.0 if len(micros) == 1 else o["mlm_count"] / max(1, masked_in_update)
                 nsp_share = 1.0 if len(micros) == 1 else o["nsp_count"] / sequences_in_update
                 loss = mlm_share * o["mlm"] + nsp_share * o["nsp"]
@@ -1093,6 +1159,9 @@ def train(args) -> int:
                 window["nsp_correct"] += o["nsp_correct"]
                 window["nsp_count"] += o["nsp_count"]
                 window["tokens"] += int(b["attention_mask"].sum())
+                if electra:
+                    for k in ("replaced", "detected", "sampled_original"):
+                        window[k] = window.get(k, 0) + o[k]
             norm = clip_global_norm(all_params, args.max_grad_norm)
             lr = learning_rate(step, args.learning_rate, warmup, total)
             optimizer.step(lr)
@@ -1112,10 +1181,15 @@ def train(args) -> int:
                     "tokens_per_second": window["tokens"] / max(1e-9, now - window_start),
                     "seconds": now - train_start,
                 }
+                if electra:  # the second loss is RTD (λ·BCE in the sums), its accuracy over real tokens
+                    row["rtd_loss"] = row.pop("nsp_loss") / args.discriminator_weight
+                    row["rtd_accuracy"] = row.pop("nsp_accuracy")
+                    row["rtd_recall"] = window.get("detected", 0) / max(1, window.get("replaced", 0))
+                    row["sampled_original"] = window.get("sampled_original", 0) / max(1, window["mlm_count"])
                 metrics.write(json.dumps(row, sort_keys=True) + "\n")
                 metrics.flush()
-                log(f"step {step}/{total} epoch {epoch} loss {row['loss']:.4f} (mlm {row['mlm_loss']:.4f} nsp "
-                    f"{row['nsp_loss']:.4f}) mlm acc {row['mlm_accuracy']:.3f} lr {lr:.3e} |g| {row['gradient_norm']:.3f} "
+                log(f"step {step}/{total} epoch {epoch} loss {row['loss']:.4f} (mlm {row['mlm_loss']:.4f} "
+                    f"{'rtd' if electra else 'nsp'} {row.get('rtd_loss', row.get('nsp_loss')):.4f}) mlm acc {row['mlm_accuracy']:.3f} lr {lr:.3e} |g| {row['gradient_norm']:.3f} "
                     f"{row['tokens_per_second']:.0f} tok/s")
                 window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
                 window_start = time.time()
@@ -1144,6 +1218,10 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--accumulate", type=int, default=1, help="micro-batches per update (default: %(default)s)")
     ap.add_argument("--learning-rate", type=float, default=1e-4)
+    ap.add_argument("--objective", choices=("mlm-nsp", "electra"), default="mlm-nsp",
+                    help="BERT's MLM + NSP, or ELECTRA's replaced-token detection (as bert pretrain --objective)")
+    ap.add_argument("--generator-size", type=float, default=0.25, help="ELECTRA's generator width fraction (default: %(default)s)")
+    ap.add_argument("--discriminator-weight", type=float, default=50.0, help="ELECTRA's lambda (default: %(default)s)")
     ap.add_argument("--warmup-steps", type=int, help="warm-up updates (default: max(1, 10%% of all updates))")
     ap.add_argument("--weight-decay", type=float, default=0.01, help="not on biases and LayerNorm (default: %(default)s)")
     ap.add_argument("--bias-correction", action="store_true", help="Adam bias correction (torch.optim.AdamW's; BERT has none)")
@@ -1182,6 +1260,8 @@ def main() -> int:
             raise UsageError("--warmup-steps must not be negative")
         if not args.max_grad_norm > 0:
             raise UsageError("--max-grad-norm must be positive")
+        if args.objective == "electra" and args.accumulate != 1:
+            raise UsageError("--objective electra runs with --accumulate 1 here")
         if args.dropout is not None and not 0 <= args.dropout < 1:
             raise UsageError("--dropout must be in [0, 1)")
         if args.init is not None and not (args.init / "model.safetensors").is_file():
