@@ -160,6 +160,34 @@ final class ElectraTests: XCTestCase {
         XCTAssertGreaterThan(counts.filter { $0 > 0 }.count, 90)
     }
 
+    /// Accumulation: two micro-batches weighted by their shares of the masked positions (MLM) and of
+    /// the real tokens (RTD, a per-token mean) give the whole batch's gradient, as the trainer weights them.
+    func testMicroBatchesWeightedByTokensEqualTheWholeBatch() throws {
+        let model = try tinyElectra()
+        randomizeParameters(model.layout, model.parameters, seed: 206)
+        let whole = tinyBatch()
+        model.zeroGradients()
+        _ = try model.forward(whole, dropoutSeed: nil, sampleSeed: 0, replacements: replacements)
+        model.backward()
+        let expected = Array(model.gradients)
+        func slice(_ rows: Range<Int>, positions: [Int32], labels: [Int32]) -> PretrainingBatch {
+            let r = (rows.lowerBound * 7)..<(rows.upperBound * 7)
+            return PretrainingBatch(batchSize: rows.count, seqLength: 7, inputIds: Array(whole.inputIds[r]), tokenTypeIds: Array(whole.tokenTypeIds[r]),
+                                    attentionMask: Array(whole.attentionMask[r]), maskedPositions: positions, maskedLabels: labels,
+                                    nextSentenceLabels: Array(whole.nextSentenceLabels[rows]))
+        }
+        // tinyBatch's masked positions [9, 1, 16, 4, 15]: sequence 0 holds 1 and 4, sequences 1-2 the others.
+        let a = slice(0..<1, positions: [1, 4], labels: [12, 5]), b = slice(1..<3, positions: [2, 9, 8], labels: [57, 98, 40])
+        model.zeroGradients()
+        _ = try model.forward(a, dropoutSeed: nil, sampleSeed: 0, replacements: [13, 5])
+        model.backward(mlmScale: 2.0 / 5, rtdScale: 7.0 / 16)
+        _ = try model.forward(b, dropoutSeed: nil, sampleSeed: 0, replacements: [57, 7, 77])
+        model.backward(mlmScale: 3.0 / 5, rtdScale: 9.0 / 16)
+        let scale = expected.map(abs).max()!
+        let worst = zip(model.gradients, expected).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst / scale, 1e-5)
+    }
+
     /// bf16 products (both encoders and every head): the reference backend near fp32 on any CPU, and
     /// where the CPU has bf16 units oneDNN's equal to the reference up to the order of the fp32 sums
     /// and the same on 1 and 2 threads.
