@@ -69,6 +69,7 @@ final class ShardLoaderTests: XCTestCase {
                 for p in parts {
                     XCTAssertEqual(p.wholeBatchSize, b.size)
                     XCTAssertEqual(p.wholeBatchMaskedPositions, b.maskedPositions.count)
+                    XCTAssertEqual(p.wholeBatchTokens, b.tokenCount, "the whole batch's real tokens (ELECTRA's RTD share)")
                     if pad { XCTAssertEqual(p.seqLength, Self.unpack(p).map(\.tokens.count).max(), "padded to the slice's longest") }
                 }
             }
@@ -78,6 +79,7 @@ final class ShardLoaderTests: XCTestCase {
                     var b = $0
                     b.wholeBatchSize = b.size
                     b.wholeBatchMaskedPositions = b.maskedPositions.count
+                    b.wholeBatchTokens = b.tokenCount
                     return b
                 })
             }
