@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "BertModel", targets: ["BertModel"]),
         .library(name: "ClassificationData", targets: ["ClassificationData"]),
+        .library(name: "Checkpoints", targets: ["Checkpoints"]),
+        .library(name: "Inference", targets: ["Inference"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "DataParallel", targets: ["DataParallel"]),
@@ -55,15 +57,21 @@ let package = Package(
         // the model's numerical tests slow.
         .target(name: "Kernels", dependencies: ["Support", "CBLAS", "CDNNLShim"], swiftSettings: optimized + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "BertModel", dependencies: ["Support", "Kernels"], swiftSettings: optimized),
-        .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "PretrainingData", "ClassificationData", "TextNormalization", "WordPiece"], swiftSettings: optimized),
+        // Model directories as transformers reads and writes them: the safetensors format, config and vocabulary,
+        // the weights of a BertKit checkpoint, a public BERT or an ELECTRA pair loaded into a model's layout.
+        .target(name: "Checkpoints", dependencies: ["Support", "BertModel", "WordPiece"], swiftSettings: optimized),
+        // Using a trained model: a classifier loaded with its tokenizer, predictions and their metrics, and the
+        // MLM/NSP (or ELECTRA) evaluation of a pre-trained one on shards.
+        .target(name: "Inference", dependencies: ["Support", "BertModel", "Checkpoints", "ClassificationData", "PretrainingData", "TextNormalization", "WordPiece"], swiftSettings: optimized),
+        .target(name: "Training", dependencies: ["Support", "BertModel", "Kernels", "Checkpoints", "Inference", "PretrainingData", "ClassificationData", "TextNormalization", "WordPiece"], swiftSettings: optimized),
         // Data-parallel training across processes: the MPI ProcessGroup (used only under mpirun).
-        .target(name: "DataParallel", dependencies: ["CMPIShim", "Training"], swiftSettings: optimized),
+        .target(name: "DataParallel", dependencies: ["CMPIShim", "Support"], swiftSettings: optimized),
         // The `bert run` engine: pipeline files, stages and stamps, the report with the gains.
         .target(name: "Pipeline", dependencies: ["Support"], swiftSettings: optimized),
         .executableTarget(
             name: "BertCLI",
             dependencies: [
-                "Support", "TextNormalization", "WordPiece", "ClassificationData", "PretrainingData", "Kernels", "BertModel", "Training", "Pipeline",
+                "Support", "TextNormalization", "WordPiece", "ClassificationData", "PretrainingData", "Kernels", "BertModel", "Checkpoints", "Inference", "Training", "Pipeline",
                 "DataParallel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized
@@ -76,9 +84,10 @@ let package = Package(
         .testTarget(name: "ClassificationDataTests", dependencies: ["ClassificationData", "Support", "WordPiece", "TestSupport"]),
         .testTarget(name: "PretrainingDataTests", dependencies: ["PretrainingData", "ClassificationData", "Support", "CZstd", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "CBLAS", "CDNNLShim", "TestSupport"]),
-        .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "TestSupport", "ModelTestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport", "ModelTestSupport"]),
+        .testTarget(name: "BertModelTests", dependencies: ["BertModel", "Kernels", "Checkpoints", "TestSupport", "ModelTestSupport"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "BertModel", "Support", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Inference", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport", "ModelTestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TestSupport"]),
-        .testTarget(name: "BertCLITests", dependencies: ["TestSupport", "Kernels", "Training"]),
+        .testTarget(name: "BertCLITests", dependencies: ["TestSupport", "Kernels", "Checkpoints", "Training"]),
     ]
 )

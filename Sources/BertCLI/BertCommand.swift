@@ -9,6 +9,8 @@ import ClassificationData
 import PretrainingData
 import Training
 import WordPiece
+import Checkpoints
+import Inference
 
 /// The `bert` tool: thin commands over the BertKit libraries. Results go to stdout, progress and
 /// logs to stderr. Exit codes: 0 success, 2 bad usage or bad input, 1 internal error.
@@ -80,6 +82,8 @@ extension ShardError: UserInputError {}
 extension StoreError: UserInputError {}
 extension ExampleStoreError: UserInputError {}
 extension TrainingError: UserInputError {}
+extension CheckpointError: UserInputError {}
+extension InferenceError: UserInputError {}
 extension ConfigError: UserInputError {}
 extension SafetensorsError: UserInputError {}
 extension ModelError: UserInputError {}

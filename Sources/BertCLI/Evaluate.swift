@@ -4,6 +4,7 @@ import ClassificationData
 import PretrainingData
 import Support
 import Training
+import Inference
 
 /// `bert evaluate`: classification metrics on a labelled file, or MLM/NSP metrics on shards.
 struct EvaluateCommand: ParsableCommand {
@@ -49,7 +50,7 @@ struct EvaluateCommand: ParsableCommand {
         defer { unlink(temp) }
         let store = try ClassificationDataset.labelled(path: data!, columns: file.columns(), split: split, labels: labels,
                                                        tokenizer: classifier.tokenizer, maxLength: classifier.inputs.maxSeqLength, storePath: temp)
-        let m = try FineTuner.evaluate(model: model, store: store, labels: labels, batchSize: batchSize)
+        let m = try model.evaluate(store: store, labels: labels, batchSize: batchSize)
         let jsonData = try JSONSerialization.data(withJSONObject: m.jsonObject(), options: [.sortedKeys])
         if let output { try writeFileAtomically(jsonData + Data([0x0A]), to: output) }
         if json {

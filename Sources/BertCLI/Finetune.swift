@@ -7,6 +7,8 @@ import Support
 import TextNormalization
 import Training
 import WordPiece
+import Checkpoints
+import Inference
 
 /// Column names and the tokenizer's casing, shared by finetune, predict and evaluate.
 struct ClassificationFileOptions: ParsableArguments {
@@ -114,14 +116,9 @@ struct FinetuneCommand: ParsableCommand {
         }
         // Under mpirun, process 0 tokenizes into OUTPUT/.cache first; the others then read the same files.
         let group = Processes.group
-        func prepare() throws -> ClassificationDataset {
-            try ClassificationDataset.prepare(
-                data: data, columns: file.columns(), tokenizer: tokenizer, maxLength: maxSeqLength, evalFile: eval,
-                evalFraction: evalFraction, trainFraction: trainFraction, seed: seed, cacheDirectory: (output as NSString).appendingPathComponent(".cache"))
-        }
-        let first = group.isRoot ? try prepare() : nil
-        try group.barrier()
-        let dataset = try first ?? prepare()
+        let dataset = try ClassificationDataset.prepare(
+            data: data, columns: file.columns(), tokenizer: tokenizer, maxLength: maxSeqLength, evalFile: eval, evalFraction: evalFraction,
+            trainFraction: trainFraction, seed: seed, cacheDirectory: (output as NSString).appendingPathComponent(".cache"), group: group)
         let (labels, train, evalStore) = (dataset.labels, dataset.train, dataset.eval)
         var options = FineTuneOptions(outputDirectory: output)
         options.epochs = epochs

@@ -4,6 +4,7 @@ import ClassificationData
 import PretrainingData
 import Support
 import Training
+import Inference
 
 /// `bert predict`: labels and probabilities for every row of a file.
 struct PredictCommand: ParsableCommand {
@@ -39,8 +40,8 @@ struct PredictCommand: ParsableCommand {
                                                          tokenizer: classifier.tokenizer, maxLength: classifier.inputs.maxSeqLength,
                                                          storePath: temp)
         let chosen = format ?? ((output ?? "").hasSuffix(".jsonl") ? "jsonl" : "tsv")
-        try FineTuner.writePredictions(model: classifier.model, labels: classifier.labels, store: store, batchSize: batchSize,
-                                       format: chosen == "jsonl" ? .jsonl : .tsv, output: output)
+        try classifier.model.writePredictions(labels: classifier.labels, store: store, batchSize: batchSize,
+                                              format: chosen == "jsonl" ? .jsonl : .tsv, output: output)
     }
 }
 

@@ -1,4 +1,5 @@
 import DataParallel
+import Support
 import Foundation
 import Training
 

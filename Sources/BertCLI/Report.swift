@@ -15,6 +15,8 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let page = try HTMLReport.runPage(directory: directory)
         let path = output ?? (directory as NSString).appendingPathComponent("report.html")
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
         try writeFileAtomically(Data(page.utf8), to: path)
         print(path)
     }

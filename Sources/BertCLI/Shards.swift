@@ -55,18 +55,11 @@ struct ShardsCommand: ParsableCommand {
             return
         }
         // Under mpirun: rank r builds part r + 1 of N, then rank 0 merges the parts into OUTPUT.
-        let mine = try ShardPart(index: group.rank + 1, count: group.size)
-        let directory = (output as NSString).appendingPathComponent("parts/part-\(mine.index)-of-\(mine.count)")
-        let built = try build(part: mine, output: directory, printing: false)
-        let anyBuilt = try group.allReduceSum([built ? 1 : 0])[0] > 0
-        try group.barrier()
-        guard group.isRoot else { return }
-        let upToDate = !anyBuilt && FileManager.default.fileExists(atPath: (output as NSString).appendingPathComponent(ShardIndex.fileName))
-        if !upToDate {
-            let parts = (1...group.size).map { (output as NSString).appendingPathComponent("parts/part-\($0)-of-\(group.size)") }
-            let index = try ShardMerger.merge(parts: parts, output: output, overwrite: true)
+        switch try ShardMerger.buildAcrossProcesses(group: group, output: output, build: { try build(part: $0, output: $1, printing: false) }) {
+        case .builtPart: return
+        case let .merged(index):
             log("bert shards: merged \(group.size) parts: \(index.totalInstances) instances in \(index.shards.count) shards")
-        } else {
+        case .upToDate:
             log("bert shards: \(output) is up to date (\(group.size) parts)")
         }
         print(output)

@@ -35,9 +35,24 @@ public struct ClassificationDataset {
 
     /// Reads `data` (and `evalFile`) twice or three times, streaming, and writes the example stores under
     /// `cacheDirectory` (created if needed).
+    /// Under a data-parallel `group`, process 0 prepares first and the others wait for it, then read the
+    /// same cache (so the example stores are written once, by one process).
     public static func prepare(data: String, columns: ClassificationColumns, tokenizer: BertTokenizer, maxLength: Int,
                                evalFile: String?, evalFraction: Double, trainFraction: Double = 1, seed: UInt64,
-                               cacheDirectory: String) throws -> ClassificationDataset {
+                               cacheDirectory: String, group: ProcessGroup = SingleProcess()) throws -> ClassificationDataset {
+        func here() throws -> ClassificationDataset {
+            try prepareHere(data: data, columns: columns, tokenizer: tokenizer, maxLength: maxLength, evalFile: evalFile,
+                            evalFraction: evalFraction, trainFraction: trainFraction, seed: seed, cacheDirectory: cacheDirectory)
+        }
+        guard group.size > 1 else { return try here() }
+        let first = group.isRoot ? try here() : nil
+        try group.barrier()
+        return try first ?? here()
+    }
+
+    static func prepareHere(data: String, columns: ClassificationColumns, tokenizer: BertTokenizer, maxLength: Int,
+                            evalFile: String?, evalFraction: Double, trainFraction: Double, seed: UInt64,
+                            cacheDirectory: String) throws -> ClassificationDataset {
         precondition(trainFraction > 0 && trainFraction <= 1, "trainFraction must be in (0, 1]")
         let holdOut = HeldOutRows(active: evalFile == nil && evalFraction > 0, fraction: evalFraction, seed: seed)
         let subset = TrainSubset(fraction: trainFraction, seed: seed)

@@ -1,6 +1,6 @@
 import CMPIShim
 import Foundation
-import Training
+import Support
 
 /// An MPI call that failed: its name and MPI's text for the code.
 public struct MPIError: Error, CustomStringConvertible {

@@ -148,3 +148,34 @@ public enum ShardMerger {
         }
     }
 }
+
+extension ShardMerger {
+    /// What `buildAcrossProcesses` did on this process.
+    public enum DistributedOutcome {
+        /// Not process 0: this process built its part and is done.
+        case builtPart
+        /// Process 0 merged the parts into the output.
+        case merged(ShardIndex)
+        /// Process 0 found every part and the output up to date.
+        case upToDate
+    }
+
+    /// A shard build split across the processes of `group` (`bert shards` under mpirun): process r builds
+    /// part r + 1 of N into `output`/parts/part-(r+1)-of-N with `build` (which returns true when it wrote
+    /// shards, false when they were up to date); after all have built, process 0 merges the parts into
+    /// `output`, unless no part was rebuilt and `output` already holds a shard set.
+    public static func buildAcrossProcesses(group: ProcessGroup, output: String,
+                                            build: (ShardPart, String) throws -> Bool) throws -> DistributedOutcome {
+        let n = group.size
+        let mine = try ShardPart(index: group.rank + 1, count: n)
+        func directory(_ k: Int) -> String { (output as NSString).appendingPathComponent("parts/part-\(k)-of-\(n)") }
+        let built = try build(mine, directory(mine.index))
+        let anyBuilt = try group.allReduceSum([built ? 1 : 0])[0] > 0
+        try group.barrier()
+        guard group.isRoot else { return .builtPart }
+        if !anyBuilt && FileManager.default.fileExists(atPath: (output as NSString).appendingPathComponent(ShardIndex.fileName)) {
+            return .upToDate
+        }
+        return .merged(try merge(parts: (1...n).map(directory), output: output, overwrite: true))
+    }
+}

@@ -2,6 +2,7 @@ import BertModel
 import Foundation
 import Support
 import WordPiece
+import Checkpoints
 
 /// Everything besides the weights that a run needs to continue exactly where it stopped.
 /// Random draws are not stored as generator states: every random number of a step is drawn from a
@@ -79,63 +80,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
     }
 }
 
-/// Checkpoint directories: `RUN/epoch-NNNN/` (end of an epoch) and `RUN/step-NNNNNNNN/` (every N
-/// steps), each with model.safetensors (BertForPreTraining names, loadable by transformers),
-/// config.json, vocab.txt, optimizer.safetensors and training_state.json; `RUN/latest` is a symbolic
-/// link to the newest. A directory is written under a temporary name, fsynced and renamed, and
-/// `latest` is replaced atomically afterwards, so a crash leaves the previous checkpoint valid.
-public enum Checkpoint {
-    /// Names of the files in a checkpoint directory.
-    public static let modelFile = "model.safetensors", configFile = "config.json", vocabFile = "vocab.txt"
-    public static let optimizerFile = "optimizer.safetensors", stateFile = "training_state.json"
-    /// The link to the newest checkpoint in a run directory.
-    public static let latestLink = "latest"
-
-    /// Tied tensors written as copies so that loaders that do not tie weights find them too:
-    /// (copy's name, source name).
-    public static let tiedCopies = [("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
-                                    ("cls.predictions.decoder.bias", "cls.predictions.bias")]
-
-    /// The model's tensors with their names (F32), tied copies included.
-    public static func modelTensors(layout: ParameterLayout, parameters: UnsafeBufferPointer<Float>,
-                                    tied: [(String, String)] = tiedCopies) -> [SafetensorsTensor] {
-        var out: [SafetensorsTensor] = []
-        for e in layout.entries {
-            out.append(SafetensorsTensor(name: e.name, shape: e.shape,
-                                         floats: Array(parameters[e.offset..<(e.offset + e.count)])))
-        }
-        for (copy, source) in tied {
-            if let e = layout.entry(named: source) {
-                out.append(SafetensorsTensor(name: copy, shape: e.shape, floats: Array(parameters[e.offset..<(e.offset + e.count)])))
-            }
-        }
-        return out
-    }
-
-    /// Fills `parameters` from a safetensors file with the layout's names (a `prefix` such as
-    /// "bert." may be missing from the file's names, as in models saved from BertModel, or be
-    /// "electra.", as in an ELECTRA discriminator's). Every entry must be present with the right shape;
-    /// `ignoring` names may be absent or extra.
-    public static func loadParameters(from file: SafetensorsFile, layout: ParameterLayout,
-                                      into parameters: UnsafeMutableBufferPointer<Float>,
-                                      optionalPrefix: String = "bert.", ignoring: Set<String> = []) throws {
-        for e in layout.entries where !ignoring.contains(e.name) {
-            var name = e.name
-            if !file.contains(name), name.hasPrefix(optionalPrefix) {
-                let bare = String(name.dropFirst(optionalPrefix.count))
-                if file.contains(bare) { name = bare } else if file.contains("electra." + bare) { name = "electra." + bare }
-            }
-            guard file.contains(name) else {
-                throw TrainingError.badCheckpoint(path: file.path, reason: "tensor \(e.name) is missing")
-            }
-            let info = try file.info(name)
-            guard info.shape == e.shape else {
-                throw TrainingError.badCheckpoint(path: file.path, reason: "tensor \(name) has shape \(info.shape), the model needs \(e.shape)")
-            }
-            try file.copyFloats(name, into: UnsafeMutableBufferPointer(rebasing: parameters[e.offset..<(e.offset + e.count)]))
-        }
-    }
-
+extension Checkpoint {
     /// Writes a checkpoint directory atomically (temporary directory, fsync, rename) and points
     /// `RUN/latest` at it. On any failure (a full disk, say) the temporary directory is removed and
     /// the previous checkpoint and `latest` are untouched. `afterFile` is a test hook called with
@@ -201,14 +146,6 @@ public enum Checkpoint {
             throw TrainingError.io(path: link, reason: "cannot update the latest link: \(String(cString: strerror(errno)))")
         }
         syncDirectory(runDirectory)
-    }
-
-    /// The newest checkpoint directory of a run, from its `latest` link; nil when there is none.
-    public static func latest(runDirectory: String) -> String? {
-        let link = (runDirectory as NSString).appendingPathComponent(latestLink)
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return nil }
-        let dir = target.hasPrefix("/") ? target : (runDirectory as NSString).appendingPathComponent(target)
-        return FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent(stateFile)) ? dir : nil
     }
 
     /// Removes step checkpoints (`step-NNNNNNNN`) of a run but the newest `keeping` (at least 1), never

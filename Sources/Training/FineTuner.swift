@@ -5,6 +5,8 @@ import Kernels
 import ClassificationData
 import PretrainingData
 import WordPiece
+import Checkpoints
+import Inference
 
 /// What the fine-tuner reports as it goes: training accuracy of the classifier over the last window.
 public struct FineTuneProgress: Sendable {
@@ -48,75 +50,6 @@ public struct FineTuneOptions: Sendable {
     /// padding. Off by default, as in transformers.
     public var groupByLength = false
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
-}
-
-/// Where the initial weights come from: a BertKit pre-training checkpoint or any Hugging Face BERT
-/// directory (config.json + model.safetensors [+ vocab.txt]), with or without the `bert.` prefix,
-/// with or without pre-training heads (ignored) or a classifier (replaced).
-public struct PretrainedSource {
-    /// Where the config (and weights) came from: a checkpoint directory, or a description.
-    public var directory: String
-    public var config: BertConfig
-    /// The encoder's weights; nil for a randomly initialised encoder (the from-scratch baseline).
-    public var weights: SafetensorsFile?
-    public var vocabularyPath: String
-    /// The directory's tokenizer_config.json (casing, trained length), nil where it has none.
-    public var tokenizerConfig: TokenizerConfig?
-
-    /// No pre-trained weights: an encoder of `config` with Hugging Face's initialisation (normal(0,
-    /// initializer_range), seeded by the fine-tuning seed) and `vocabulary`. Fine-tuning it is the
-    /// baseline that says what pre-training bought.
-    public init(randomlyInitialized config: BertConfig, vocabulary: String, description: String) throws {
-        guard FileManager.default.fileExists(atPath: vocabulary) else {
-            throw TrainingError.invalidSetting(name: "--vocab", reason: "\(vocabulary) does not exist")
-        }
-        directory = description
-        self.config = config
-        weights = nil
-        vocabularyPath = vocabulary
-    }
-
-    /// The from-scratch baseline: a randomly initialised encoder shaped as the checkpoint in `directory`
-    /// (its config and vocabulary; its weights unused), or, without a directory, as `config` (a preset
-    /// name or a config.json path) over the vocabulary `vocabulary` (required then).
-    public init(randomlyInitializedLike directory: String?, config: String?, vocabulary: String?) throws {
-        if let directory {
-            let loaded = try PretrainedSource(directory: directory, vocabulary: vocabulary)
-            try self.init(randomlyInitialized: loaded.config, vocabulary: loaded.vocabularyPath,
-                          description: "random init shaped as \(directory)")
-            tokenizerConfig = loaded.tokenizerConfig  // the casing of its vocabulary
-            return
-        }
-        guard let vocabPath = vocabulary, let name = config else {
-            throw TrainingError.invalidSetting(name: "--from-scratch", reason: "needs a checkpoint, or a config and a vocabulary")
-        }
-        let words = try Vocabulary.load(path: vocabPath)
-        let cfg = FileManager.default.fileExists(atPath: name) ? try BertConfig.load(path: name)
-            : try BertConfig.preset(name, vocabSize: words.count)
-        try cfg.validate(path: name)
-        try self.init(randomlyInitialized: cfg, vocabulary: vocabPath, description: "random init (\(name))")
-    }
-
-    /// Reads and checks a checkpoint directory; `vocabulary` overrides its vocab.txt.
-    public init(directory: String, vocabulary: String? = nil) throws {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            throw TrainingError.badCheckpoint(path: directory, reason: "not a directory; give a checkpoint directory (config.json, model.safetensors)")
-        }
-        self.directory = directory
-        // An ELECTRA discriminator's config reads as the BERT encoder it is.
-        config = try BertConfig.load(path: (directory as NSString).appendingPathComponent("config.json")).asBertEncoder()
-        let weightsPath = (directory as NSString).appendingPathComponent("model.safetensors")
-        do { weights = try SafetensorsFile(path: weightsPath) } catch {
-            throw TrainingError.badCheckpoint(path: weightsPath, reason: "\(error)")
-        }
-        vocabularyPath = vocabulary ?? (directory as NSString).appendingPathComponent("vocab.txt")
-        guard fm.fileExists(atPath: vocabularyPath) else {
-            throw TrainingError.badCheckpoint(path: vocabularyPath, reason: "missing; give --vocab")
-        }
-        tokenizerConfig = try TokenizerConfig.load(directory: directory)
-    }
 }
 
 /// Fine-tunes BertForSequenceClassification: dropout + linear over the pooled [CLS], AdamW with
@@ -335,69 +268,7 @@ public final class FineTuner {
     /// Confusion counts of the model on a store (labels must be known ids); with `predictions`, each
     /// row's prediction is written there too, in store order.
     public func evaluate(_ store: ExampleStore, predictions: PredictionWriter? = nil) throws -> ClassificationMetrics {
-        try FineTuner.evaluate(model: model, store: store, labels: labels, batchSize: model.maxBatch, predictions: predictions)
-    }
-
-    /// Confusion counts of `model` on `store`; with `predictions`, each row's prediction is written there
-    /// too, in store order.
-    public static func evaluate(model: BertForSequenceClassification, store: ExampleStore, labels: [String], batchSize: Int,
-                                predictions: PredictionWriter? = nil) throws -> ClassificationMetrics {
-        var m = ClassificationMetrics(labels: labels)
-        try predict(model: model, store: store, batchSize: batchSize) { i, probabilities in
-            try predictions?.add(probabilities)
-            guard !probabilities.isEmpty else { return }
-            let truth = Int(store.example(i).label)
-            let predicted = probabilities.indices.max { probabilities[$0] < probabilities[$1] }!
-            m.add(truth: truth, predicted: predicted)
-        }
-        return m
-    }
-
-    /// Examples per length-sorted window of `predict`, in batches.
-    public static let predictionWindowBatches = 64
-
-    /// Class probabilities for every example of `store`, handed to `body` in store order. Each window of
-    /// `predictionWindowBatches` batches is sorted by length (longest first, ties in store order) before
-    /// it is cut into batches, and each batch is padded to its longest example, so the work follows the
-    /// real tokens; the window's results are then handed out in store order (memory: one window). A row
-    /// without tokens (a blank line of plain text) gets an empty array.
-    public static func predict(model: BertForSequenceClassification, store: ExampleStore, batchSize: Int,
-                               _ body: (Int, [Double]) throws -> Void) throws {
-        let l = model.numLabels
-        let b = max(1, min(batchSize, model.maxBatch))
-        let window = predictionWindowBatches * b
-        var start = 0
-        while start < store.count {
-            let end = min(store.count, start + window)
-            var keyed: [(index: Int, length: Int)] = []
-            for i in start..<end {
-                let n = store.example(i).ids.count
-                if n > 0 { keyed.append((i, n)) }
-            }
-            keyed.sort { $0.length != $1.length ? $0.length > $1.length : $0.index < $1.index }
-            let order: [Int] = keyed.map(\.index)
-            var results = [[Double]](repeating: [], count: end - start)  // (window,) probabilities per row
-            var next = 0
-            while next < order.count {
-                let indices = order[next..<min(order.count, next + b)]
-                next += b
-                let batch = store.batch(indices)
-                _ = try model.forward(ClassificationBatch(batchSize: indices.count, seqLength: batch.seqLength, inputIds: batch.ids,
-                                                          tokenTypeIds: batch.types, attentionMask: batch.mask,
-                                                          labels: [Int32](repeating: -1, count: indices.count)),
-                                      dropoutSeed: nil)
-                let logits = model.logits  // (batch, labels)
-                for (row, i) in indices.enumerated() {
-                    let z = (0..<l).map { Double(logits[row * l + $0]) }
-                    let mx = z.max()!
-                    let e = z.map { exp($0 - mx) }
-                    let s = e.reduce(0, +)
-                    results[i - start] = e.map { $0 / s }
-                }
-            }
-            for i in start..<end { try body(i, results[i - start]) }
-            start = end
-        }
+        try model.evaluate(store: store, labels: labels, batchSize: model.maxBatch, predictions: predictions)
     }
 
     /// Each epoch directory's predictions on the evaluation rows (bert predict's TSV, in the rows' order).

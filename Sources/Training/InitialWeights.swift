@@ -3,6 +3,7 @@ import Foundation
 import PretrainingData
 import Support
 import WordPiece
+import Checkpoints
 
 /// The starting weights of continued pre-training (`bert pretrain --init DIR`), as
 /// google-research/bert's `--init_checkpoint` and transformers' `run_mlm.py --model_name_or_path`: a

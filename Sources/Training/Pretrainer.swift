@@ -4,6 +4,8 @@ import Foundation
 import Kernels
 import PretrainingData
 import WordPiece
+import Checkpoints
+import Inference
 
 /// Settings of a pre-training run (google-research/bert's run_pretraining.py flags where they exist).
 public struct PretrainOptions: Sendable {
@@ -518,15 +520,6 @@ final class ZeroingGradients: GradientReducer {
     func reduce(_ gradients: UnsafeMutableBufferPointer<Float>) throws {
         try inner.reduce(gradients)
         for r in ranges { gradients.baseAddress!.advanced(by: r.lowerBound).update(repeating: 0, count: r.count) }
-    }
-}
-
-extension PretrainingBatch {
-    /// The loader's batch as the model's (the one conversion between the data and model modules).
-    init(_ b: InstanceBatch) {
-        self.init(batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
-                  attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
-                  nextSentenceLabels: b.nextSentenceLabels)
     }
 }
 

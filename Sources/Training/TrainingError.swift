@@ -14,8 +14,6 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case nonFiniteLoss(step: Int, lastCheckpoint: String?)
     /// A setting out of range.
     case invalidSetting(name: String, reason: String)
-    /// A checkpoint without a classifier's label names (config.json's id2label).
-    case notAClassifier(directory: String)
     /// The processes of a data-parallel run no longer hold the same parameters.
     case processesDiverged(step: Int, processes: Int)
 
@@ -31,8 +29,6 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
             return "the loss became NaN or infinite at step \(step); lower the learning rate or check the data"
                 + (last.map { "; the last good checkpoint is \($0)" } ?? "; no checkpoint was written yet")
         case let .invalidSetting(name, reason): return "\(name): \(reason)"
-        case let .notAClassifier(directory):
-            return "\(directory)/config.json: no id2label; give a directory written by bert finetune (or a transformers classifier)"
         case let .processesDiverged(step, processes):
             return "the \(processes) processes hold different parameters after update \(step), so no checkpoint was written; "
                 + "resume from the last checkpoint, and report this with the mpirun command"

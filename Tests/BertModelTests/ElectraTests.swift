@@ -4,6 +4,7 @@ import Kernels
 import ModelTestSupport
 import TestSupport
 import XCTest
+import Checkpoints
 
 /// ELECTRA's two models: gradients of every tensor (the discriminator head, the embedding projection,
 /// the generator head on the shared embeddings) against finite differences, as `GradientTests` does for
@@ -238,7 +239,7 @@ final class ElectraTests: XCTestCase {
 }
 
 /// The whole objective against transformers' ElectraForMaskedLM + ElectraForPreTraining in float64
-/// (Tests/Fixtures/model/electra_*, made by Tests/Scripts/make_electra_fixture.py): the same weights,
+/// (Tests/Fixtures/model/electra_*, made by Tests/Scripts/fixtures/make_electra_fixture.py): the same weights,
 /// batch and replacements give the same losses, logits and gradients of MLM + 50·RTD.
 final class ElectraFixtureTests: XCTestCase {
     func testMatchesTransformersInFloat64() throws {

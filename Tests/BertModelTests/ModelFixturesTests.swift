@@ -2,9 +2,10 @@ import BertModel
 import Foundation
 import TestSupport
 import XCTest
+import Checkpoints
 
 /// Checks the committed transformers fixtures (Tests/Fixtures/model, made by
-/// Tests/Scripts/make_model_fixtures.py) with our safetensors reader alone: no Python needed.
+/// Tests/Scripts/fixtures/make_model_fixtures.py) with our safetensors reader alone: no Python needed.
 final class ModelFixturesTests: XCTestCase {
     static let config = Fixtures.path("model/tiny_config.json")
     static let initFile = Fixtures.path("model/tiny_init.safetensors")

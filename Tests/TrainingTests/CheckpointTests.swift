@@ -5,6 +5,7 @@ import TestSupport
 import XCTest
 
 @testable import Training
+import Checkpoints
 
 final class CheckpointTests: XCTestCase {
     static func tinyModel() throws -> BertForPreTraining {

@@ -3,6 +3,7 @@ import XCTest
 
 import PretrainingData
 @testable import Training
+import Inference
 
 final class ClassificationMetricsTests: XCTestCase {
     /// y_true = [0,0,0,1,1,2,2,2,2,0], y_pred = [0,1,0,1,2,2,2,0,2,0], worked by hand from the

@@ -4,6 +4,7 @@ import TestSupport
 import XCTest
 
 @testable import Training
+import Checkpoints
 
 /// BertForSequenceClassification, its gradients, ten google-style AdamW steps and twenty updates of
 /// `bert finetune`'s optimizer against Hugging Face transformers' BertForSequenceClassification

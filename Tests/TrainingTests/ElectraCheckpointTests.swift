@@ -5,6 +5,7 @@ import TestSupport
 import XCTest
 
 @testable import Training
+import Checkpoints
 
 /// ELECTRA checkpoints: exactly the tensors transformers' two models hold (names and shapes from
 /// Tests/Fixtures/model/electra_keys.json, written by make_electra_fixture.py from their state_dicts),

@@ -4,9 +4,10 @@ import TestSupport
 import XCTest
 
 @testable import Training
+import Checkpoints
 
 /// `bert pretrain --init`'s loading, against the models transformers wrote in Tests/Fixtures/init (see its
-/// README and Tests/Scripts/make_init_fixtures.py): the four layouts a public BERT comes in, F32, F16 and
+/// README and Tests/Scripts/fixtures/make_init_fixtures.py): the four layouts a public BERT comes in, F32, F16 and
 /// BF16, and transformers' losses on one batch.
 final class InitialWeightsTests: XCTestCase {
     static func fixture(_ name: String) -> String { Fixtures.path("init/" + name) }

@@ -4,6 +4,7 @@ import TestSupport
 import XCTest
 
 @testable import Training
+import Checkpoints
 
 /// LAMB against NVIDIA's BERT optimizer (apex FusedLAMB), from a float64 PyTorch fixture whose written-out
 /// code was checked against torch_optimizer.Lamb (Tests/Fixtures/optimizer/README.md).

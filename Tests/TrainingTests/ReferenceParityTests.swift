@@ -4,6 +4,7 @@ import TestSupport
 import XCTest
 
 @testable import Training
+import Checkpoints
 
 /// The whole model, its gradients and ten AdamW steps against Hugging Face transformers'
 /// BertForPreTraining (PyTorch, float64), from Tests/Fixtures/model (see its README for how the

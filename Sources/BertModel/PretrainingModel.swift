@@ -1,5 +1,3 @@
-import BertModel
-
 /// What the pre-training loop needs of a model: BERT's (`BertForPreTraining`, MLM + NSP or MLM alone)
 /// or ELECTRA's generator and discriminator (`ElectraForPreTraining`).
 public protocol PretrainingModel: AnyObject {

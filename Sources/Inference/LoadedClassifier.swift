@@ -1,4 +1,5 @@
 import BertModel
+import Checkpoints
 import Foundation
 import ClassificationData
 import PretrainingData
@@ -33,9 +34,9 @@ public struct ClassifierInputs: Equatable, Sendable {
         } else {
             (length, lengthSource) = (min(fallbackLength, positions), "\(file) records none; the default, give --max-seq-length to change it")
         }
-        guard length >= 3 else { throw TrainingError.invalidSetting(name: "--max-seq-length", reason: "\(length) is less than 3 ([CLS], a token, [SEP])") }
+        guard length >= 3 else { throw InferenceError.invalidSetting(name: "--max-seq-length", reason: "\(length) is less than 3 ([CLS], a token, [SEP])") }
         guard length <= positions else {
-            throw TrainingError.invalidSetting(name: "--max-seq-length", reason: "\(length) (\(lengthSource)) is more than the model's max_position_embeddings \(positions)")
+            throw InferenceError.invalidSetting(name: "--max-seq-length", reason: "\(length) (\(lengthSource)) is more than the model's max_position_embeddings \(positions)")
         }
         let lowercase: Bool, caseSource: String
         if let cased {
@@ -67,7 +68,7 @@ public struct LoadedClassifier {
     public init(directory: String, vocabulary: String? = nil, maxSeqLength: Int?, cased: Bool?, maxBatch: Int, threads: Int,
                 precision: ModelPrecision = .fp32) throws {
         let source = try PretrainedSource(directory: directory, vocabulary: vocabulary)
-        guard let id2label = source.config.id2label, !id2label.isEmpty else { throw TrainingError.notAClassifier(directory: directory) }
+        guard let id2label = source.config.id2label, !id2label.isEmpty else { throw InferenceError.notAClassifier(directory: directory) }
         labels = (0..<id2label.count).map { id2label[String($0)] ?? "LABEL_\($0)" }
         inputs = try ClassifierInputs.resolve(recorded: source.tokenizerConfig,
                                               file: (directory as NSString).appendingPathComponent(TokenizerConfig.fileName),
@@ -76,7 +77,7 @@ public struct LoadedClassifier {
         options.lowercase = inputs.lowercase
         let words = try Vocabulary.load(path: source.vocabularyPath)
         guard words.count == source.config.vocabSize else {
-            throw TrainingError.badCheckpoint(path: source.vocabularyPath,
+            throw CheckpointError.badCheckpoint(path: source.vocabularyPath,
                                               reason: "\(words.count) tokens, but config.json has vocab_size \(source.config.vocabSize)")
         }
         tokenizer = BertTokenizer(vocabulary: words, options: options)

@@ -2,6 +2,7 @@ import BertModel
 import Foundation
 import TestSupport
 import XCTest
+import Checkpoints
 
 final class SafetensorsTests: XCTestCase {
     var dir: URL!
@@ -91,7 +92,7 @@ final class SafetensorsTests: XCTestCase {
     // MARK: Files written by the Python library
 
     /// `Tests/Fixtures/safetensors/python_mixed.safetensors` was written by
-    /// `Tests/Scripts/make_safetensors_fixtures.py` (safetensors 0.8.0, torch 2.15.0):
+    /// `Tests/Scripts/fixtures/make_safetensors_fixtures.py` (safetensors 0.8.0, torch 2.15.0):
     /// `safetensors.torch.save_file(mixed(), path, metadata={"format": "pt"})`; the values below are
     /// the script's literals.
     func testReadsEveryDTypeFromAFileWrittenByPython() throws {

@@ -1,4 +1,5 @@
 import BertModel
+import Checkpoints
 import Foundation
 import ClassificationData
 import PretrainingData
@@ -103,5 +104,14 @@ extension PretrainingEvaluation {
         model.precision = precision
         model.parametersDidChange()
         return try run(model: model, loader: loader, limit: limit)
+    }
+}
+
+extension PretrainingBatch {
+    /// The loader's batch as the model's (the one conversion between the data and model modules).
+    public init(_ b: InstanceBatch) {
+        self.init(batchSize: b.size, seqLength: b.seqLength, inputIds: b.inputIds, tokenTypeIds: b.segmentIds,
+                  attentionMask: b.attentionMask, maskedPositions: b.maskedPositions, maskedLabels: b.maskedLabels,
+                  nextSentenceLabels: b.nextSentenceLabels)
     }
 }
