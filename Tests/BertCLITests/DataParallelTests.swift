@@ -7,25 +7,10 @@ import XCTest
 /// openmpi-bin); its absence is a failure that says so, never a skip.
 final class DataParallelTests: XCTestCase {
     /// Open MPI's launcher.
-    static func mpirun() throws -> String {
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
-        for dir in path {
-            let p = dir + "/mpirun"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        struct NoMPI: Error, CustomStringConvertible {
-            var description: String { "no mpirun on PATH: install Open MPI (make deps installs openmpi-bin and libopenmpi-dev)" }
-        }
-        throw NoMPI()
-    }
+    static func mpirun() throws -> String { try mpirunPath() }
 
     /// The environment of a launch: bert's, plus what Open MPI needs to run as root in a container.
-    static var environment: [String: String] {
-        var env = bertEnvironment()
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        return env
-    }
+    static var environment: [String: String] { mpiEnvironment(bertEnvironment()) }
 
     /// `mpirun --oversubscribe -np N [--mca btl tcp,self] bert ARGS`.
     func mpirun(_ n: Int, tcp: Bool = false, _ args: [String]) throws -> ProcessResult {

@@ -6,7 +6,7 @@ import XCTest
 /// standard library's (`Int.random(in:using:)` and `shuffle(using:)` promise no algorithm).
 final class RandomTests: XCTestCase {
     /// Known answers from an independent Python implementation of the published algorithms
-    /// (`Tests/Scripts/seeded_generator_reference.py`: SplitMix64 seeding xoshiro256**, Lemire's
+    /// (`Tests/Scripts/fixtures/seeded_generator_reference.py`: SplitMix64 seeding xoshiro256**, Lemire's
     /// bounded integers, Fisher–Yates from the front).
     func testKnownAnswersFromTheReferenceScript() {
         var g = SeededGenerator(seed: 42)

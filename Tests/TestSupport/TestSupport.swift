@@ -108,6 +108,28 @@ public func bertEnvironment(blasCore: String? = nil) -> [String: String] {
     return env
 }
 
+/// Open MPI's launcher, from PATH (or /usr/bin). Its absence is an error that says how to install it:
+/// tests that need MPI fail without it, never skip.
+public func mpirunPath() throws -> String {
+    let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
+    for dir in path {
+        let p = dir + "/mpirun"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    struct NoMPI: Error, CustomStringConvertible {
+        var description: String { "no mpirun on PATH: install Open MPI (make deps installs openmpi-bin and libopenmpi-dev)" }
+    }
+    throw NoMPI()
+}
+
+/// `environment` plus what Open MPI needs to run as root in a container.
+public func mpiEnvironment(_ environment: [String: String]) -> [String: String] {
+    var env = environment
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    return env
+}
+
 /// Starts `bert` in the background with stdout and stderr discarded (for kill -9 tests).
 public func startBert(_ args: [String], environment: [String: String] = bertEnvironment()) throws -> Process {
     let p = Process()

@@ -5,7 +5,7 @@ import XCTest
 @testable import TextNormalization
 
 /// Every code point against Hugging Face tokenizers' BertNormalizer and BertPreTokenizer, from the
-/// table Tests/Scripts/make_codepoint_table.py wrote with tokenizers==0.23.3.
+/// table Tests/Scripts/fixtures/make_codepoint_table.py wrote with tokenizers==0.23.3.
 final class CodePointParityTests: XCTestCase {
     struct Row { var first: UInt32; var last: UInt32; var lower: String; var cased: String; var pre: Character }
 

@@ -96,7 +96,7 @@ final class WordPieceTests: XCTestCase {
     }
 }
 
-/// Tests/Fixtures/tokenizer/edge_cases.json, written by Tests/Scripts/make_tokenizer_fixtures.py.
+/// Tests/Fixtures/tokenizer/edge_cases.json, written by Tests/Scripts/fixtures/make_tokenizer_fixtures.py.
 struct TokenizerFixtures: Decodable {
     struct Case: Decodable {
         var name: String

@@ -59,7 +59,7 @@ Rows:
      The PyTorch peers run with LD_PRELOAD set by torch_peer_env.py: tcmalloc
      (/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4, optional package libtcmalloc-minimal4) when
      present, and, only when /proc/cpuinfo lists avx512f, libfakeintel.so (built into .build/bench/ from
-     ../shared/bench/fakeintel.c, else Tests/Scripts/fakeintel.c), which puts MKL on its AVX-512 path on
+     ../shared/bench/fakeintel.c, else Tests/Scripts/bench/fakeintel.c), which puts MKL on its AVX-512 path on
      non-Intel CPUs. A probe run of torch with MKL_VERBOSE/ONEDNN_VERBOSE gives the capability line
      every PyTorch row's notes carry (and printed under the table): the preloads found mapped in
      /proc/self/maps, what is not preloaded and why, ATen's CPU capability, MKL's dispatched code path,
@@ -81,7 +81,7 @@ or with --strict when the vocabulary quality target is missed.
 
 Usage (from the repository root; `make bench` runs it with OPENBLAS_CORETYPE unset):
 
-    .venv/bin/python Tests/Scripts/bench.py --bert .build/release/bert \\
+    .venv/bin/python Tests/Scripts/bench/bench.py --bert .build/release/bert \\
         --vocab Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt \\
         --input ../shared/data/corpus_en.txt.zst --threads 2 [--quick] [--long-line-bytes N] \\
         [--only training,predict] [--presets tiny] [--predict-rows N] [--torch-python /path/to/python]
@@ -104,6 +104,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+# corpus_io from Tests/Scripts/lib/, vocab_compare (`make vocab-quality`, also run below) from checks/.
+sys.path.insert(0, str(HERE.parent / "lib"))
+sys.path.insert(0, str(HERE.parent / "checks"))
 import torch_peer_env  # noqa: E402
 from corpus_io import read_bytes, split_lines  # noqa: E402
 from vocab_compare import bert_command  # noqa: E402
@@ -113,7 +116,7 @@ import tokenizers  # noqa: E402
 QUICK_CORPUS_BYTES = 2_000_000
 QUICK_LONG_LINE_BYTES = 64 << 20
 MAX_RATIO = 1.02
-REPO = HERE.parent.parent
+REPO = HERE.parents[2]
 PRESETS = ("tiny", "mini", "small")
 KNOWN_PRESETS = PRESETS + ("minilm",)  # minilm: MiniLM-L6-H384, the shape continued pre-training meets; not run by default
 GROUPS = ("tokenize", "vocab", "memory", "shards", "training", "electra", "predict")
@@ -481,7 +484,7 @@ class Bench:
         size = self.args.size
         name = f"Vocabulary quality: WordPiece tokens per word, held-out 1/10 of documents (size {size})"
         log(f"{name}: vocab_compare.py")
-        cmd = [sys.executable, str(HERE / "vocab_compare.py"), "--bert", self.args.bert, "--input",
+        cmd = [sys.executable, str(HERE.parent / "checks" / "vocab_compare.py"), "--bert", self.args.bert, "--input",
                str(self.corpus), "--size", str(size), "--json", "--max-ratio", "1e9"]
         r = run_json(cmd, "vocab_compare.py", child_env())
         rows = {row["vocab"]: row for row in r["rows"]}

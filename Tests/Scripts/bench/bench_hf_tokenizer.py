@@ -16,7 +16,7 @@ run in parallel (a busy machine; `load_average_1min` is recorded at start). Prin
 
 Usage (from the repository root):
 
-    .venv/bin/python Tests/Scripts/bench_hf_tokenizer.py \\
+    .venv/bin/python Tests/Scripts/bench/bench_hf_tokenizer.py \\
         --vocab Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt \\
         --input ../shared/data/corpus_en.txt.zst [--cased] [--repeat 3] [--threads 2] [--limit N]
 """
@@ -32,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# corpus_io lives in Tests/Scripts/lib/ (shared with checks/).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 from corpus_io import decode_line, read_bytes, split_lines  # noqa: E402
 
 

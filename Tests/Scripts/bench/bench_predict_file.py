@@ -53,7 +53,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--precisions", default="fp32,bf16")
     args = ap.parse_args()
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     peer = torch_peer_env.prepare(args.torch_python, dict(base, RAYON_NUM_THREADS=str(args.threads)), repo)
     rows = sum(1 for _ in open(args.input, encoding="utf-8"))
@@ -65,7 +65,7 @@ def main() -> int:
         for precision in args.precisions.split(","):
             ours_cmd = [args.bert, "predict", "--checkpoint", args.checkpoint, "--input", args.input, "--output",
                         f"{tmp}/ours.tsv", "--precision", precision, "--threads", str(args.threads)]
-            peer_cmd = [args.torch_python, str(repo / "Tests/Scripts/torch_predict_file.py"), args.checkpoint, args.input,
+            peer_cmd = [args.torch_python, str(repo / "Tests/Scripts/bench/torch_predict_file.py"), args.checkpoint, args.input,
                         f"{tmp}/peer.tsv", "--threads", str(args.threads)] + (["--bf16"] if precision == "bf16" else [])
             ours_t, peer_t, notes = [], [], {}
             for _ in range(args.repeats):

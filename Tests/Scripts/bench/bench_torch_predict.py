@@ -33,7 +33,7 @@ compare with ours.
 Usage (from the repository root; bench.py runs it with the LD_PRELOAD of torch_peer_env.py):
 
     env -u OPENBLAS_CORETYPE RAYON_NUM_THREADS=2 nice -n 10 /work/venv-torch/bin/python \\
-        Tests/Scripts/bench_torch_predict.py --checkpoint tiny=DIR [--checkpoint mini=DIR2 ...] \\
+        Tests/Scripts/bench/bench_torch_predict.py --checkpoint tiny=DIR [--checkpoint mini=DIR2 ...] \\
         --input rows.jsonl [--threads 2] [--batch-size 32] [--max-length 128] [--precisions fp32,bf16] \\
         [--repeats 3] [--bf16-rows M] [--probs-dir D]
 """

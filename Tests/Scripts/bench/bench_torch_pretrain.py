@@ -49,7 +49,7 @@ LD_PRELOAD it ran with.
 
 Usage (from the repository root):
 
-    env -u OPENBLAS_CORETYPE nice -n 10 /work/venv-torch/bin/python Tests/Scripts/bench_torch_pretrain.py \\
+    env -u OPENBLAS_CORETYPE nice -n 10 /work/venv-torch/bin/python Tests/Scripts/bench/bench_torch_pretrain.py \\
         [--threads 2] [--presets tiny,mini,small] [--variants stock,tuned,bf16] [--warmup 2] [--steps 5]
         [--bf16-warmup N] [--bf16-steps N]
 """

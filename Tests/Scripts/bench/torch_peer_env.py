@@ -6,7 +6,7 @@ Preloads (LD_PRELOAD, in this order, before any LD_PRELOAD already set):
   - libfakeintel.so, ONLY when /proc/cpuinfo's flags list avx512f: MKL takes its generic path on
     non-Intel CPUs; this shim makes MKL dispatch on the CPU's features, so torch's fp32 matrix products
     use MKL's AVX-512 kernels. Compiled with $CC (default cc) into .build/bench/libfakeintel.so from
-    ../shared/bench/fakeintel.c when that exists, else from Tests/Scripts/fakeintel.c (ours, the same
+    ../shared/bench/fakeintel.c when that exists, else from Tests/Scripts/bench/fakeintel.c (ours, the same
     two functions), at every run. On a CPU without AVX-512 there is no AVX-512
     path to unlock and it is not preloaded (the notes say so).
   - tcmalloc, when /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 exists (Debian/Ubuntu package
@@ -178,6 +178,6 @@ def prepare(torch_python: str, base_env: dict, repo: Path, build_dir: Path | Non
 if __name__ == "__main__":  # a look at what bench.py would use: python torch_peer_env.py TORCH_PYTHON
     import sys
     pe = prepare(sys.argv[1] if len(sys.argv) > 1 else sys.executable, dict(os.environ),
-                 Path(__file__).resolve().parents[2])
+                 Path(__file__).resolve().parents[3])
     print(json.dumps({"LD_PRELOAD": pe.env.get("LD_PRELOAD"), "probe": pe.probe}, indent=1))
     print(pe.summary())

@@ -23,11 +23,11 @@ above --tolerance; 2 on bad usage (directory or files missing). Loading messages
 
 Examples (from the repository root):
 
-    /work/venv-torch/bin/python Tests/Scripts/check_hf_checkpoint.py checkpoints/run/epoch-0001
-    /work/venv-torch/bin/python Tests/Scripts/check_hf_checkpoint.py DIR --run-batch
-    /work/venv-torch/bin/python Tests/Scripts/check_hf_checkpoint.py DIR --run-batch \\
+    /work/venv-torch/bin/python Tests/Scripts/checks/check_hf_checkpoint.py checkpoints/run/epoch-0001
+    /work/venv-torch/bin/python Tests/Scripts/checks/check_hf_checkpoint.py DIR --run-batch
+    /work/venv-torch/bin/python Tests/Scripts/checks/check_hf_checkpoint.py DIR --run-batch \\
         --compare Tests/Fixtures/model/tiny_expected.safetensors        # DIR made from tiny_init
-    /work/venv-torch/bin/python Tests/Scripts/check_hf_checkpoint.py DIR --classifier --run-batch
+    /work/venv-torch/bin/python Tests/Scripts/checks/check_hf_checkpoint.py DIR --classifier --run-batch
 
 The batch (--batch, default Tests/Fixtures/model/tiny_batch.safetensors) needs input_ids,
 token_type_ids and attention_mask; labels and next_sentence_label are used when present
@@ -41,7 +41,7 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEFAULT_BATCH = REPO / "Tests" / "Fixtures" / "model" / "tiny_batch.safetensors"
 
 

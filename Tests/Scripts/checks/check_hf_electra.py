@@ -8,7 +8,7 @@ input_ids, token_type_ids, attention_mask, masked_positions, masked_labels and r
 Tests/Fixtures/model/electra_batch.safetensors) also the generator's MLM loss and the discriminator's
 RTD loss on it. Exits 1 when a key is missing, unexpected or mismatched.
 
-    /work/venv-torch/bin/python Tests/Scripts/check_hf_electra.py checkpoints/run/latest [--batch FILE]
+    /work/venv-torch/bin/python Tests/Scripts/checks/check_hf_electra.py checkpoints/run/latest [--batch FILE]
 """
 
 from __future__ import annotations

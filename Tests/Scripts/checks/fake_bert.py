@@ -5,8 +5,8 @@ Only for testing the oracle scripts (parity.py, vocab_compare.py) before/without
 with it, parity.py must report `mismatches: 0` and vocab_compare.py a ratio of 1.0. It is not a
 reference implementation of anything.
 
-    Tests/Scripts/fake_bert.py tokenize --vocab V [--cased] [--ids] [--pair] [--no-special-tokens] [--threads N]
-    Tests/Scripts/fake_bert.py vocab --input PATH... --size N --output vocab.txt [--cased] [--min-frequency N]
+    Tests/Scripts/checks/fake_bert.py tokenize --vocab V [--cased] [--ids] [--pair] [--no-special-tokens] [--threads N]
+    Tests/Scripts/checks/fake_bert.py vocab --input PATH... --size N --output vocab.txt [--cased] [--min-frequency N]
 
 Fault injection, to prove the comparison catches differences:
     FAKE_BERT_CORRUPT=3,17   change the last id of output lines 3 and 17 (1-based) in `tokenize`
@@ -15,7 +15,7 @@ Fault injection, to prove the comparison catches differences:
 It re-executes itself with the repository's .venv/bin/python when `tokenizers` is not importable.
 Example:
 
-    .venv/bin/python Tests/Scripts/parity.py --bert Tests/Scripts/fake_bert.py \\
+    .venv/bin/python Tests/Scripts/checks/parity.py --bert Tests/Scripts/checks/fake_bert.py \\
         --vocab Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt --input ../shared/data/corpus_zh.txt.zst
 """
 
@@ -30,13 +30,14 @@ HERE = Path(__file__).resolve().parent
 try:
     from tokenizers import BertWordPieceTokenizer
 except ImportError:  # pragma: no cover - re-exec with the project venv
-    venv = HERE.parents[1] / ".venv"
+    venv = HERE.parents[2] / ".venv"
     venv_python = venv / "bin/python"
     if venv_python.exists() and Path(sys.prefix).resolve() != venv.resolve():
         os.execv(str(venv_python), [str(venv_python), __file__, *sys.argv[1:]])
     raise
 
-sys.path.insert(0, str(HERE))
+# corpus_io lives in Tests/Scripts/lib/ (shared with bench/).
+sys.path.insert(0, str(HERE.parent / "lib"))
 from corpus_io import decode_line, split_lines  # noqa: E402
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Golden outputs for behaviour-preserving refactors (issue 11).
 #
-#   Tests/Scripts/golden_outputs.sh BERT_BINARY OUT_DIR      run every job, write OUT_DIR/manifest.sha256
-#   Tests/Scripts/golden_outputs.sh --compare A.sha256 B.sha256   exit 1 and list the files that differ
+#   Tests/Scripts/checks/golden_outputs.sh BERT_BINARY OUT_DIR      run every job, write OUT_DIR/manifest.sha256
+#   Tests/Scripts/checks/golden_outputs.sh --compare A.sha256 B.sha256   exit 1 and list the files that differ
 #
 # Jobs (small, about a minute on 2 cores):
 #   bert vocab on corpus_en (../shared/data/corpus_en.txt.zst, else the embedded Corpora/generated/en.txt);
@@ -32,7 +32,7 @@ fi
 [[ $# -eq 2 ]] || { echo "usage: $0 BERT_BINARY OUT_DIR | --compare A.sha256 B.sha256" >&2; exit 2; }
 bert=$(realpath "$1")
 out=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(cd "$(dirname "$0")/../../.." && pwd)
 [[ -x "$bert" ]] || { echo "$0: $1 is not an executable bert binary" >&2; exit 2; }
 rm -rf "$out"
 mkdir -p "$out/in"

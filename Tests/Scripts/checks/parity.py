@@ -11,12 +11,12 @@ Then compares the id lists line by line, prints `mismatches: N of M lines` and t
 
 Usage (from the repository root):
 
-    .venv/bin/python Tests/Scripts/parity.py --bert .build/release/bert \\
+    .venv/bin/python Tests/Scripts/checks/parity.py --bert .build/release/bert \\
         --vocab Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt \\
         --input ../shared/data/corpus_en.txt.zst [--cased] [--pair] [--limit N] [--threads N]
 
 --bert may also be a command line (split like a shell would) when it is not an existing file, e.g.
-`--bert ".venv/bin/python Tests/Scripts/fake_bert.py"`; Tests/Scripts/fake_bert.py implements the CLI
+`--bert ".venv/bin/python Tests/Scripts/checks/fake_bert.py"`; Tests/Scripts/checks/fake_bert.py implements the CLI
 contract with HF itself and is how this script's own comparison was tested.
 """
 
@@ -30,7 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# corpus_io lives in Tests/Scripts/lib/ (shared with bench/).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 from corpus_io import decode_line, read_bytes, split_lines  # noqa: E402
 
 from tokenizers import BertWordPieceTokenizer  # noqa: E402

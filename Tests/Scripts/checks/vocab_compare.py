@@ -18,10 +18,10 @@ Steps:
 
 Usage (from the repository root):
 
-    .venv/bin/python Tests/Scripts/vocab_compare.py --bert .build/release/bert \\
+    .venv/bin/python Tests/Scripts/checks/vocab_compare.py --bert .build/release/bert \\
         --input ../shared/data/corpus_en.txt.zst --size 30000 [--cased] [--keep DIR]
 
-`--bert` may be a command line (see parity.py); `--bert Tests/Scripts/fake_bert.py` trains with HF
+`--bert` may be a command line (see parity.py); `--bert Tests/Scripts/checks/fake_bert.py` trains with HF
 twice and must give ratio 1.000.
 """
 
@@ -37,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# corpus_io lives in Tests/Scripts/lib/ (shared with bench/).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 from corpus_io import decode_line, read_bytes, split_documents  # noqa: E402
 
 import tokenizers  # noqa: E402

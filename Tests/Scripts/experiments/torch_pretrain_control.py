@@ -148,14 +148,14 @@ How it differs from `bert pretrain`, on purpose or by nature:
 Usage (from the repository root; the venv has torch 2.15 / transformers 5.23, see
 Tests/Scripts/requirements-model.txt):
 
-    /work/venv-torch/bin/python Tests/Scripts/torch_pretrain_control.py \\
+    /work/venv-torch/bin/python Tests/Scripts/experiments/torch_pretrain_control.py \\
         --bert .build/release/bert --shards SHARDS --output OUT \\
         [--model mini | --config config.json | --init BERTKIT_CHECKPOINT] \\
         [--epochs 1] [--batch-size 32] [--accumulate 1] [--learning-rate 1e-4] [--warmup-steps W] \\
         [--weight-decay 0.01] [--bias-correction] [--max-grad-norm 1.0] [--dropout D] [--seed 42] \\
         [--group-by-length] [--sinusoidal-positions] \\
         [--max-steps N] [--log-every-steps 10] [--threads 2] [--save-epochs] [--overwrite]
-    /work/venv-torch/bin/python Tests/Scripts/torch_pretrain_control.py --self-test
+    /work/venv-torch/bin/python Tests/Scripts/experiments/torch_pretrain_control.py --self-test
 
 (--self-test, without data or bert, in seconds: the optimizer against torch.optim.AdamW and the float64
 formula, the schedule, the gathered loss against transformers', clipping; and on synthetic batches the
@@ -209,7 +209,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # BertConfig.preset(_:vocabSize:): (layers, hidden, heads); intermediate 4 * hidden; other fields bert-base's.
 PRESETS = {

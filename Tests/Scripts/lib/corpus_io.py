@@ -1,7 +1,8 @@
-"""Small helpers shared by the oracle scripts in Tests/Scripts/.
+"""Small helpers shared by the oracle scripts in Tests/Scripts/ (checks/ and bench/).
 
-Not a test by itself. Import it from a sibling script:
+Not a test by itself. Import it from a script in a sibling folder of lib/:
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
     from corpus_io import read_bytes, split_lines, decode_line
 
 `read_bytes(path)` reads a file, decompressing `.zst` with the `zstd` command line tool (Python 3.11
