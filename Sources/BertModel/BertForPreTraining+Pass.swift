@@ -15,7 +15,7 @@ extension BertForPreTraining {
         let pass = Encoder.Pass(b: b, t: t, config: config, dropoutSeed: dropoutSeed, kept: kept)
         let (h, v) = (config.hiddenSize, config.vocabSize)
         let P = parameters.baseAddress!, th = threads
-        let a = acts, w = off, word = encoder.off.word
+        let a = acts, w = off
 
         // Embeddings, encoder layers (the last one only at the rows the heads read when pruning), pooler
         encoder.forward(P, pass)
@@ -28,11 +28,8 @@ extension BertForPreTraining {
 
         // MLM head on the masked rows only: transform (dense → act → LayerNorm), tied decoder + bias
         gatherRows(out: a.mlmIn, inp: encoder.output, index: kept == nil ? ints.maskedPositions : ints.maskedRow, m: m, c: h)
-        encoder.products.linearForward(out: a.tPre, inp: a.mlmIn, weight: P + w.tW, bias: P + w.tB, n: m, inFeatures: h, outFeatures: h, threads: th)
-        activationForward(encoder.act, out: a.tAct, inp: a.tPre, count: m * h, threads: th)
-        layerNormForward(out: a.tOut, mean: a.tMean, rstd: a.tRstd, inp: a.tAct, weight: P + w.tLnW, bias: P + w.tLnB, n: m, c: h,
-                         eps: encoder.dims.eps, threads: th)
-        encoder.products.linearForward(out: a.logits, inp: a.tOut, weight: P + word, bias: P + w.mlmBias, n: m, inFeatures: h, outFeatures: v, threads: th)
+        let head = mlmHead
+        head.head.forward(P, head.buffers, m: m, products: encoder.products, threads: th)
         let mlm = crossEntropyForward(losses: a.mlmLosses, logsumexp: a.mlmLse, predictions: ints.mlmPred, logits: a.logits,
                                       targets: ints.maskedLabels, n: m, v: v, threads: th)
 
@@ -51,7 +48,7 @@ extension BertForPreTraining {
         let (pass, m) = (last.pass, last.m)
         let (b, h, v) = (pass.b, config.hiddenSize, config.vocabSize)
         let P = parameters.baseAddress!, G = gradients.baseAddress!, th = threads
-        let a = acts, w = off, d = grads, word = encoder.off.word, dx = encoder.grads.dx, dpooled = encoder.grads.dpooled
+        let a = acts, w = off, d = grads, dx = encoder.grads.dx, dpooled = encoder.grads.dpooled
 
         // d(encoder output), (B·T,H), or (R,H) at the kept rows when the last layer was pruned
         zero(dx, count: pass.outputRows * h, threads: th)
@@ -59,17 +56,8 @@ extension BertForPreTraining {
         // MLM head
         crossEntropyBackward(dlogits: d.dlogits, logits: a.logits, logsumexp: a.mlmLse, targets: ints.maskedLabels, n: m, v: v, threads: th)
         if mlmScale != 1 { scale(d.dlogits, count: m * v, by: mlmScale, threads: th) }
-        zero(d.dtOut, count: m * h, threads: th)
-        encoder.products.linearBackward(dinp: d.dtOut, dweight: G + word, dbias: G + w.mlmBias, dout: d.dlogits, inp: a.tOut, weight: P + word,
-                       n: m, inFeatures: h, outFeatures: v, threads: th)
-        zero(d.dtAct, count: m * h, threads: th)
-        layerNormBackward(dinp: d.dtAct, dweight: G + w.tLnW, dbias: G + w.tLnB, dout: d.dtOut, inp: a.tAct, weight: P + w.tLnW,
-                          mean: a.tMean, rstd: a.tRstd, n: m, c: h, threads: th)
-        zero(d.dtPre, count: m * h, threads: th)
-        activationBackward(encoder.act, dinp: d.dtPre, dout: d.dtAct, inp: a.tPre, count: m * h, threads: th)
-        zero(d.dmlmIn, count: m * h, threads: th)
-        encoder.products.linearBackward(dinp: d.dmlmIn, dweight: G + w.tW, dbias: G + w.tB, dout: d.dtPre, inp: a.mlmIn, weight: P + w.tW,
-                       n: m, inFeatures: h, outFeatures: h, threads: th)
+        let head = mlmHead
+        head.head.backward(P, G, head.buffers, head.gradients, m: m, products: encoder.products, threads: th)
         scatterAddRows(dinp: dx, dout: d.dmlmIn, index: pass.kept == nil ? ints.maskedPositions : ints.maskedRow, m: m, c: h)
 
         // NSP head

@@ -33,6 +33,15 @@ public final class BertForPreTraining: BertShellModel {
         let m: Int
     }
 
+    /// The MLM head (`cls.predictions`, H → H → V) on this model's buffers.
+    var mlmHead: (head: MaskedLMHead, buffers: MaskedLMHead.Buffers, gradients: MaskedLMHead.Gradients) {
+        let (h, a, d) = (config.hiddenSize, acts, grads)
+        return (MaskedLMHead(dense: off.tW, denseBias: off.tB, norm: off.tLnW, normBias: off.tLnB, decoder: encoder.off.word, decoderBias: off.mlmBias,
+                             inWidth: h, width: h, vocab: config.vocabSize, act: encoder.act, eps: encoder.dims.eps),
+                MaskedLMHead.Buffers(input: a.mlmIn, pre: a.tPre, act: a.tAct, mean: a.tMean, rstd: a.tRstd, out: a.tOut, logits: a.logits),
+                MaskedLMHead.Gradients(dlogits: d.dlogits, dOut: d.dtOut, dAct: d.dtAct, dPre: d.dtPre, dInput: d.dmlmIn))
+    }
+
     /// Element offsets of the heads' tensors in `parameters` (and `gradients`).
     struct Offsets {
         let mlmBias, tW, tB, tLnW, tLnB, srW, srB: Int

@@ -35,9 +35,9 @@ extension ElectraForPreTraining {
             seen[Int(p)] = 1
         }
 
-        let (e, h, g, v) = (config.hiddenSize, config.hiddenSize, generatorConfig.hiddenSize, config.vocabSize)
+        let (h, g, v) = (config.hiddenSize, generatorConfig.hiddenSize, config.vocabSize)
         let P = parameters.baseAddress!, th = threads
-        let a = acts, w = off, word = discriminator.off.word
+        let a = acts, w = off
         copyInts(batch.maskedPositions, to: ints.maskedPositions)
         copyInts(batch.maskedLabels, to: ints.maskedLabels)
 
@@ -50,12 +50,8 @@ extension ElectraForPreTraining {
 
         // Generator head at the masked rows: dense (G → E) → gelu → LayerNorm → tied LM head (E → V) + bias
         gatherRows(out: a.genIn, inp: generator.output, index: kept == nil ? ints.maskedPositions : ints.maskedRow, m: m, c: g)
-        generator.products.linearForward(out: a.gPre, inp: a.genIn, weight: P + w.gW, bias: P + w.gB, n: m, inFeatures: g, outFeatures: e, threads: th)
-        activationForward(.gelu, out: a.gAct, inp: a.gPre, count: m * e, threads: th)
-        layerNormForward(out: a.gOut, mean: a.gMean, rstd: a.gRstd, inp: a.gAct, weight: P + w.gLnW, bias: P + w.gLnB, n: m, c: e,
-                         eps: generator.dims.eps, threads: th)
-        generator.products.linearForward(out: a.logits, inp: a.gOut, weight: P + word, bias: P + w.lmBias, n: m, inFeatures: e, outFeatures: v,
-                                         threads: th)
+        let head = generatorHead
+        head.head.forward(P, head.buffers, m: m, products: generator.products, threads: th)
         let mlm = crossEntropyForward(losses: a.mlmLosses, logsumexp: a.mlmLse, predictions: ints.mlmPred, logits: a.logits,
                                       targets: ints.maskedLabels, n: m, v: v, threads: th)
 
@@ -135,9 +131,9 @@ extension ElectraForPreTraining {
         guard let last else { preconditionFailure("ElectraForPreTraining.backward() without a successful forward()") }
         let (discPass, genPass, m) = (last.discriminator, last.generator, last.m)
         let n = discPass.b * discPass.t
-        let (e, h, g, v) = (config.hiddenSize, config.hiddenSize, generatorConfig.hiddenSize, config.vocabSize)
+        let (h, g, v) = (config.hiddenSize, generatorConfig.hiddenSize, config.vocabSize)
         let P = parameters.baseAddress!, G = gradients.baseAddress!, th = threads
-        let a = acts, w = off, d = grads, word = discriminator.off.word
+        let a = acts, w = off, d = grads
 
         // Discriminator head: d(mean BCE)/d(logit) = (σ(x) − y) / active at real tokens, 0 at padding.
         let s = rtdScale * discriminatorWeight / Float(max(1, last.active))
@@ -160,17 +156,8 @@ extension ElectraForPreTraining {
         // Generator head, then the generator (its embedding backward completes the shared tables).
         crossEntropyBackward(dlogits: d.dlogits, logits: a.logits, logsumexp: a.mlmLse, targets: ints.maskedLabels, n: m, v: v,
                              scale: mlmScale, threads: th)
-        zero(d.dgOut, count: m * e, threads: th)
-        generator.products.linearBackward(dinp: d.dgOut, dweight: G + word, dbias: G + w.lmBias, dout: d.dlogits, inp: a.gOut, weight: P + word,
-                                          n: m, inFeatures: e, outFeatures: v, threads: th)
-        zero(d.dgAct, count: m * e, threads: th)
-        layerNormBackward(dinp: d.dgAct, dweight: G + w.gLnW, dbias: G + w.gLnB, dout: d.dgOut, inp: a.gAct, weight: P + w.gLnW,
-                          mean: a.gMean, rstd: a.gRstd, n: m, c: e, threads: th)
-        zero(d.dgPre, count: m * e, threads: th)
-        activationBackward(.gelu, dinp: d.dgPre, dout: d.dgAct, inp: a.gPre, count: m * e, threads: th)
-        zero(d.dgenIn, count: m * g, threads: th)
-        generator.products.linearBackward(dinp: d.dgenIn, dweight: G + w.gW, dbias: G + w.gB, dout: d.dgPre, inp: a.genIn, weight: P + w.gW,
-                                          n: m, inFeatures: g, outFeatures: e, threads: th)
+        let head = generatorHead
+        head.head.backward(P, G, head.buffers, head.gradients, m: m, products: generator.products, threads: th)
         let gdx = generator.grads.dx
         zero(gdx, count: genPass.outputRows * g, threads: th)
         scatterAddRows(dinp: gdx, dout: d.dgenIn, index: genPass.kept == nil ? ints.maskedPositions : ints.maskedRow, m: m, c: g)

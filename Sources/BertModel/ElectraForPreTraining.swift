@@ -56,6 +56,17 @@ public final class ElectraForPreTraining {
         let active: Int
     }
 
+    /// The generator's MLM head (`generator_predictions` with gelu, as transformers', then `generator_lm_head`
+    /// tied to the shared word table: G → E → V) on this model's buffers.
+    var generatorHead: (head: MaskedLMHead, buffers: MaskedLMHead.Buffers, gradients: MaskedLMHead.Gradients) {
+        let (a, d) = (acts, grads)
+        return (MaskedLMHead(dense: off.gW, denseBias: off.gB, norm: off.gLnW, normBias: off.gLnB, decoder: discriminator.off.word,
+                             decoderBias: off.lmBias, inWidth: generatorConfig.hiddenSize, width: config.hiddenSize, vocab: config.vocabSize,
+                             act: .gelu, eps: generator.dims.eps),
+                MaskedLMHead.Buffers(input: a.genIn, pre: a.gPre, act: a.gAct, mean: a.gMean, rstd: a.gRstd, out: a.gOut, logits: a.logits),
+                MaskedLMHead.Gradients(dlogits: d.dlogits, dOut: d.dgOut, dAct: d.dgAct, dPre: d.dgPre, dInput: d.dgenIn))
+    }
+
     /// Element offsets of the heads' tensors.
     struct Offsets {
         let dW, dB, pW, pB: Int  // discriminator_predictions.dense, .dense_prediction
