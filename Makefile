@@ -26,7 +26,7 @@ ZH_CORPUS := $(if $(wildcard $(SHARED)/corpus_zh.txt.zst),$(SHARED)/corpus_zh.tx
 UNCASED_VOCAB := Tests/Fixtures/tokenizer/bert-base-uncased-vocab.txt
 RUN_ENV := env -u OPENBLAS_CORETYPE
 
-.PHONY: setup deps venv public-model build debug test unit parity report-check vocab-quality bench bench-mpi bench-predict pipeline adapt electra docs tsan asan corpus clean
+.PHONY: setup deps venv public-model build debug test unit parity report-check vocab-quality bench bench-mpi bench-predict pipeline adapt electra docs tsan asan fuzz corpus clean
 
 setup: deps venv
 
@@ -73,6 +73,12 @@ tsan: deps corpus
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build/tsan --skip BertCLITests
 asan: deps corpus
 	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 $(SWIFT) test --sanitize=address --scratch-path .build/asan --skip BertCLITests
+
+# The fuzz targets (Tests/Fuzz: libFuzzer with AddressSanitizer, one binary, a target per parser), each for
+# FUZZ_SECONDS from its committed seeds; one line per target, exit 1 on any crash, leak or broken invariant.
+FUZZ_SECONDS ?= 60
+fuzz: deps corpus
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_OUT=$(OUT)/fuzz Tests/Fuzz/run.sh
 
 # docs/cli.md from the commands' own help (a test fails when it is stale).
 docs: build
