@@ -70,6 +70,7 @@ func isEnvironmentFailure(_ error: Error) -> Bool {
     case let e as StoreError: if case .corrupt = e { return true }
     case is ExampleStoreError: return true
     case is MPIError: return true
+    case let e as PipelineError: if case .stageFailed = e { return true }
     default: break
     }
     return false

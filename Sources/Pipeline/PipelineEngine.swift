@@ -14,8 +14,16 @@ public protocol PipelineCommandRunner {
 
 /// An invalid pipeline file or a failed stage; the message names the file, stage or path.
 public enum PipelineError: Error, CustomStringConvertible {
+    /// The pipeline file or a path it names is wrong (exit 2).
     case invalid(String)
-    public var description: String { if case let .invalid(m) = self { return m } else { return "" } }
+    /// A stage's external command failed (exit 1: the pipeline was fine, the command or its environment,
+    /// a full disk say, was not).
+    case stageFailed(String)
+    public var description: String {
+        switch self {
+        case let .invalid(m), let .stageFailed(m): return m
+        }
+    }
 }
 
 /// `bert run Pipelines/NAME.json`: the stages of a pipeline file in order, each skipped when its

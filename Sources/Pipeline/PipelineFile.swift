@@ -167,7 +167,7 @@ public struct PipelineStage {
             try p.run()
             p.waitUntilExit()
             guard p.terminationStatus == 0 else {
-                throw PipelineError.invalid("stage \(name): \(external.joined(separator: " ")) exited with status \(p.terminationStatus)")
+                throw PipelineError.stageFailed("stage \(name): \(external.joined(separator: " ")) exited with status \(p.terminationStatus)")
             }
             return
         }

@@ -250,14 +250,17 @@ public final class ShardWriter: @unchecked Sendable {
     /// `threads` shards are compressed at once (the output is the same for any number).
     @discardableResult
     public func finish(threads: Int = 1, statistics: [String: Int]? = nil) throws(ShardError) -> ShardIndex {
+        // The lock only to close the writer and take its appenders: a flush that fails (a full disk) calls
+        // `fail`, which takes the lock too, so flushing under it would deadlock.
         lock.lock()
-        defer { lock.unlock() }
-        if let reason = closedReason { throw .writerClosed(reason: reason) }
+        if let reason = closedReason { lock.unlock(); throw .writerClosed(reason: reason) }
         closedReason = "finish() was called"
-        for a in appenders { try a.flushAll() }
-        let appenderCount = appenders.count
+        let flushing = appenders
         appenders = []
         shared = nil
+        lock.unlock()
+        for a in flushing { try a.flushAll() }
+        let appenderCount = flushing.count
         try afterStep?("buckets flushed")
 
         // From here until the new index is in place the directory has no index: readers refuse it.

@@ -151,8 +151,17 @@ public final class FineTuner {
     public func run() throws -> (epoch: Int, metrics: ClassificationMetrics?) {
         let fm = FileManager.default
         let root = group.isRoot
-        if root { try fm.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true) }
-        let metricsLog = root ? try MetricsLog(path: (options.outputDirectory as NSString).appendingPathComponent("metrics.jsonl")) : nil
+        let metricsPath = (options.outputDirectory as NSString).appendingPathComponent("metrics.jsonl")
+        if root {
+            try fm.createDirectory(atPath: options.outputDirectory, withIntermediateDirectories: true)
+            // Every run starts at update 0: the log and events of an earlier run (or one stopped by a full
+            // disk) into the same OUTPUT would otherwise come first in them.
+            try MetricsLog.truncate(path: metricsPath, afterStep: 0)
+            for name in (try? fm.contentsOfDirectory(atPath: options.outputDirectory)) ?? [] where name.hasPrefix("events.out.tfevents.") {
+                try? fm.removeItem(atPath: (options.outputDirectory as NSString).appendingPathComponent(name))
+            }
+        }
+        let metricsLog = root ? try MetricsLog(path: metricsPath) : nil
         let board = root ? try TensorBoardWriter(directory: options.outputDirectory) : nil
         let chunk = options.batchSize / group.size  // this process's part of each batch
         let updatesPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
@@ -288,6 +297,8 @@ public final class FineTuner {
         let temporary = directory + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: temporary)
         try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        var renamed = false
+        defer { if !renamed { try? fm.removeItem(atPath: temporary) } }  // a failed save (a full disk) leaves nothing
         try SafetensorsWriter.write(Checkpoint.modelTensors(layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), tied: []),
                                     to: temporary + "/model.safetensors")
         try writeCheckpointFile(model.config.encoded(), to: temporary + "/config.json")
@@ -302,6 +313,7 @@ public final class FineTuner {
             guard rename(directory, aside!) == 0 else { throw TrainingError.io(path: directory, reason: String(cString: strerror(errno))) }
         }
         guard rename(temporary, directory) == 0 else { throw TrainingError.io(path: directory, reason: String(cString: strerror(errno))) }
+        renamed = true
         syncDirectory((directory as NSString).deletingLastPathComponent)
         if let aside { try? fm.removeItem(atPath: aside) }
     }

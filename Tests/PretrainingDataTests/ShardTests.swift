@@ -174,6 +174,32 @@ final class ShardTests: XCTestCase {
         expectShardError(try writer.add(ok, key: 3)) { guard case .writerClosed = $0 else { return XCTFail("\($0)") } }
     }
 
+    /// A write that fails while `finish` flushes the appenders' buffers (a full disk) is an error, not a
+    /// deadlock: the failing appender tells the writer, whose lock `finish` once held while flushing.
+    func testAWriteThatFailsInFinishThrowsInsteadOfHanging() throws {
+        let dir = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let layout = try ShardParameters.layout(vocab: 99)
+        let writer = try ShardWriter(directory: dir.path, vocabularySize: 99, vocabSHA256: Self.vocabSHA, parameters: Self.parameters(),
+                                     expectedInstances: 50)
+        for item in Self.instances(50, layout: layout, seed: 3) { try writer.add(item.instance, key: item.key) }
+        // The bucket folder becomes a plain file: every bucket write in `finish` fails.
+        try FileManager.default.removeItem(atPath: writer.tempDirectory)
+        XCTAssertTrue(FileManager.default.createFile(atPath: writer.tempDirectory, contents: Data()))
+        let done = DispatchSemaphore(value: 0)
+        final class Outcome: @unchecked Sendable { var value: Result<ShardIndex, ShardError>? }  // written before `done` is signalled
+        let outcome = Outcome()
+        Thread.detachNewThread {
+            do throws(ShardError) { outcome.value = .success(try writer.finish()) } catch { outcome.value = .failure(error) }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + 30) == .success else { return XCTFail("finish() hangs after a failed write") }
+        guard case let .failure(error) = outcome.value else { return XCTFail("finish() succeeded: \(String(describing: outcome.value))") }
+        guard case .writeFailed = error else { return XCTFail("\(error)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("index.json").path))
+        try? FileManager.default.removeItem(atPath: writer.tempDirectory)
+    }
+
     // MARK: - Round trip and determinism
 
     func testRoundTripUInt16AndUInt32Ids() throws {
