@@ -23,11 +23,14 @@ for t in $targets; do
     log=$out/$t.log
     rc=0
     BERTKIT_FUZZ_TARGET=$t ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} LSAN_OPTIONS=suppressions=Tests/Fuzz/lsan.supp "$binary" -max_total_time="$seconds" -timeout=20 \
-        -rss_limit_mb=4096 -max_len=16384 -print_final_stats=1 -artifact_prefix="$out/crashes/$t-" \
+        -rss_limit_mb=4096 -max_len=16384 -report_slow_units=60 -print_final_stats=1 -artifact_prefix="$out/crashes/$t-" \
         "$out/corpus/$t" "Tests/Fuzz/Corpus/$t" > "$log" 2>&1 || rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || echo 0)
-    crashes=$(find "$out/crashes" -name "$t-*" | wc -l)
-    echo "fuzz $t: $runs runs, $crashes crashes"
+    # Crashes, leaks, timeouts and running out of memory fail; a slow unit (a stall on a busy machine,
+    # beyond 60 s) is reported but kept apart.
+    crashes=$(find "$out/crashes" \( -name "$t-crash-*" -o -name "$t-leak-*" -o -name "$t-timeout-*" -o -name "$t-oom-*" \) | wc -l)
+    slow=$(find "$out/crashes" -name "$t-slow-unit-*" | wc -l)
+    echo "fuzz $t: $runs runs, $crashes crashes$([[ $slow -gt 0 ]] && echo ", $slow slow units (kept in $out/crashes)")"
     if [[ $rc -ne 0 || $crashes -ne 0 ]]; then
         failed=1
         grep -E 'ERROR|invariant broken|Fatal error|SUMMARY|Test unit written' "$log" | head -8 | sed 's/^/    /'
