@@ -26,14 +26,11 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     let h = nh * hs, ld = 3 * h, tt = t * t
     let sampler = DropoutSampler(p: p, seed: seed)
     precondition(p == 0 || dropMask != nil, "attentionForward: p > 0 needs a dropMask")
-    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
-    defer { products.deallocate() }
-    forEachHead(b * nh, threads: threads) { job, tid in
-        let bi = job / nh, hd = job % nh
+    forEachHead(b: b, nh: nh, t: t, hs: hs, bf16: bf16, threads: threads) { job, bi, hd, tid, product in
         let q = qkv + bi * t * ld + hd * hs
         headForward(q: q, ldq: ld, rows: t, positions: nil, k: q + h, v: q + 2 * h, ldkv: ld, keyMask: keyMask + bi * t, t: t,
                     hs: hs, p: p, probs: probs + job * tt, dropMask: dropMask.map { $0 + job * tt }, sampler: sampler, dropBase: job * tt,
-                    out: out + bi * t * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt, product: products.worker(tid))
+                    out: out + bi * t * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt, product: product)
     }
 }
 
@@ -44,14 +41,11 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
                               hs: Int, p: Float, scratch: UnsafeMutablePointer<Float>, threads: Int, bf16: BF16Backend? = nil) {
     let h = nh * hs, ld = 3 * h, tt = t * t
     precondition(p == 0 || dropMask != nil, "attentionBackward: p > 0 needs the forward's dropMask")
-    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
-    defer { products.deallocate() }
-    forEachHead(b * nh, threads: threads) { job, tid in
-        let bi = job / nh, hd = job % nh
+    forEachHead(b: b, nh: nh, t: t, hs: hs, bf16: bf16, threads: threads) { job, bi, hd, tid, product in
         let q = qkv + bi * t * ld + hd * hs, dq = dqkv + bi * t * ld + hd * hs
         headBackward(dq: dq, ldq: ld, dk: dq + h, dv: dq + 2 * h, ldkv: ld, dout: dout + bi * t * h + hd * hs, ldo: h, q: q,
                      k: q + h, v: q + 2 * h, probs: probs + job * tt, dropMask: dropMask.map { $0 + job * tt }, rows: t, t: t,
-                     hs: hs, p: p, scratch: scratch + tid * 2 * tt, product: products.worker(tid))
+                     hs: hs, p: p, scratch: scratch + tid * 2 * tt, product: product)
     }
 }
 
@@ -71,10 +65,7 @@ public func attentionForwardRows(out: UnsafeMutablePointer<Float>, probs: Unsafe
     let h = nh * hs, ld = 3 * h, tt = t * t
     let sampler = DropoutSampler(p: p, seed: seed)
     precondition(p == 0 || dropMask != nil, "attentionForwardRows: p > 0 needs a dropMask")
-    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
-    defer { products.deallocate() }
-    forEachHead(b * nh, threads: threads) { job, tid in
-        let bi = job / nh, hd = job % nh
+    forEachHead(b: b, nh: nh, t: t, hs: hs, bf16: bf16, threads: threads) { job, bi, hd, tid, product in
         let r0 = Int(rowStart[bi]), rows = Int(rowStart[bi + 1]) - r0
         guard rows > 0 else { return }
         let kq = qkv + bi * t * ld + hd * hs + h
@@ -82,7 +73,7 @@ public func attentionForwardRows(out: UnsafeMutablePointer<Float>, probs: Unsafe
         headForward(q: q + r0 * h + hd * hs, ldq: h, rows: rows, positions: positions + r0, k: kq, v: kq + h, ldkv: ld,
                     keyMask: keyMask + bi * t, t: t, hs: hs, p: p, probs: probs + po, dropMask: dropMask.map { $0 + po },
                     sampler: sampler, dropBase: job * tt, out: out + r0 * h + hd * hs, ldo: h, scratch: scratch + tid * 2 * tt,
-                    product: products.worker(tid))
+                    product: product)
     }
 }
 
@@ -95,17 +86,14 @@ public func attentionBackwardRows(dq: UnsafeMutablePointer<Float>, dqkv: UnsafeM
                                   bf16: BF16Backend? = nil) {
     let h = nh * hs, ld = 3 * h, tt = t * t
     precondition(p == 0 || dropMask != nil, "attentionBackwardRows: p > 0 needs the forward's dropMask")
-    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
-    defer { products.deallocate() }
-    forEachHead(b * nh, threads: threads) { job, tid in
-        let bi = job / nh, hd = job % nh
+    forEachHead(b: b, nh: nh, t: t, hs: hs, bf16: bf16, threads: threads) { job, bi, hd, tid, product in
         let r0 = Int(rowStart[bi]), rows = Int(rowStart[bi + 1]) - r0
         guard rows > 0 else { return }
         let kq = qkv + bi * t * ld + hd * hs + h, dk = dqkv + bi * t * ld + hd * hs + h
         let po = (r0 * nh + hd * rows) * t
         headBackward(dq: dq + r0 * h + hd * hs, ldq: h, dk: dk, dv: dk + h, ldkv: ld, dout: dout + r0 * h + hd * hs, ldo: h,
                      q: q + r0 * h + hd * hs, k: kq, v: kq + h, probs: probs + po, dropMask: dropMask.map { $0 + po },
-                     rows: rows, t: t, hs: hs, p: p, scratch: scratch + tid * 2 * tt, product: products.worker(tid))
+                     rows: rows, t: t, hs: hs, p: p, scratch: scratch + tid * 2 * tt, product: product)
     }
 }
 
@@ -232,14 +220,20 @@ struct HeadProduct {
     }
 }
 
-/// Runs body(job, threadIndex) for jobs 0..<count on up to `threads` threads (contiguous blocks),
-/// with OpenBLAS on one thread so that each worker's sgemm runs in the worker.
+/// Runs `body(job, bi, hd, tid, product)` for every (sequence bi, head hd) of B × NH, job = bi·NH + hd,
+/// on up to `threads` threads (contiguous blocks of jobs), with OpenBLAS on one thread so that each
+/// worker's sgemm runs in the worker. Worker `tid` has its own `HeadProduct` (its bf16 room).
 @inline(__always)
-func forEachHead(_ count: Int, threads: Int, _ body: (Int, Int) -> Void) {
+func forEachHead(b: Int, nh: Int, t: Int, hs: Int, bf16: BF16Backend?, threads: Int,
+                 _ body: (_ job: Int, _ bi: Int, _ hd: Int, _ tid: Int, _ product: HeadProduct) -> Void) {
+    let products = HeadProducts(bf16, t: t, hs: hs, threads: threads)
+    defer { products.deallocate() }
+    let count = b * nh
     let n = min(max(1, threads), count)
     useBLASThreads(1)
     Parallel.forEach(n, threads: n) { tid in
-        for job in (tid * count / n)..<((tid + 1) * count / n) { body(job, tid) }
+        let product = products.worker(tid)
+        for job in (tid * count / n)..<((tid + 1) * count / n) { body(job, job / nh, job % nh, tid, product) }
     }
 }
 
