@@ -76,9 +76,11 @@ asan: deps corpus
 
 # The fuzz targets (Tests/Fuzz: libFuzzer with AddressSanitizer, one binary, a target per parser), each for
 # FUZZ_SECONDS from its committed seeds; one line per target, exit 1 on any crash, leak or broken invariant.
+# FUZZ_RUNS=1000000 FUZZ_SECONDS=1800 is the long pass (a million inputs or 30 minutes per target).
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
 fuzz: deps corpus
-	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_OUT=$(OUT)/fuzz Tests/Fuzz/run.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_OUT=$(OUT)/fuzz Tests/Fuzz/run.sh
 
 # docs/cli.md from the commands' own help (a test fails when it is stale).
 docs: build

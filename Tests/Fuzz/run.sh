@@ -4,7 +4,9 @@
 # working corpus under FUZZ_OUT (default out/fuzz). Prints one line per target:
 #   fuzz TARGET: N runs, C crashes
 # A crash, a sanitizer report, a leak or a broken invariant is kept as FUZZ_OUT/crashes/TARGET-*; the
-# script then exits 1. FUZZ_TARGETS="a b" runs only those. Reproduce one input with
+# script then exits 1. FUZZ_TARGETS="a b" runs only those. FUZZ_RUNS=N stops a target after N inputs (or
+# FUZZ_SECONDS, whichever comes first): FUZZ_RUNS=1000000 FUZZ_SECONDS=1800 is the long pass. Inputs are at
+# most 16 KiB, 4 KiB for the text and vocab targets (their cost grows with the size). Reproduce one input with
 #   BERTKIT_FUZZ_TARGET=TARGET Tests/Fuzz/.build/debug/BertKitFuzz FILE
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,9 +23,10 @@ for t in $targets; do
     [[ -d Tests/Fuzz/Corpus/$t ]] || { echo "fuzz: no target $t (Tests/Fuzz/Corpus/$t)" >&2; exit 2; }
     mkdir -p "$out/corpus/$t"
     log=$out/$t.log
+    case $t in text|vocab) max_len=4096 ;; *) max_len=16384 ;; esac
     rc=0
     BERTKIT_FUZZ_TARGET=$t ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} LSAN_OPTIONS=suppressions=Tests/Fuzz/lsan.supp "$binary" -max_total_time="$seconds" -timeout=20 \
-        -rss_limit_mb=4096 -max_len=16384 -report_slow_units=60 -print_final_stats=1 -artifact_prefix="$out/crashes/$t-" \
+        -rss_limit_mb=4096 -max_len=$max_len -runs="${FUZZ_RUNS:--1}" -report_slow_units=60 -print_final_stats=1 -artifact_prefix="$out/crashes/$t-" \
         "$out/corpus/$t" "Tests/Fuzz/Corpus/$t" > "$log" 2>&1 || rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || echo 0)
     # Crashes, leaks, timeouts and running out of memory fail; a slow unit (a stall on a busy machine,
