@@ -172,6 +172,20 @@ public struct BertConfig: Codable, Equatable, Sendable {
         guard maxPositionEmbeddings > 0 else { throw fail(.maxPositionEmbeddings, "must be positive") }
         guard typeVocabSize > 0 else { throw fail(.typeVocabSize, "must be positive") }
         guard layerNormEps > 0 else { throw fail(.layerNormEps, "must be positive") }
+        // Bounds far above any BERT (bert-large: 24 layers, 1,024 wide, 30,522 words), so that a damaged or
+        // hostile file cannot make the parameter layout ask for more memory than a machine has (found by the
+        // config fuzz target: "num_hidden_layers": 37777777777777777 built layer after layer until killed).
+        let bounds: [(CodingKeys, Int, Int)] = [(.vocabSize, vocabSize, 1 << 24), (.hiddenSize, hiddenSize, 1 << 16),
+                                                (.numHiddenLayers, numHiddenLayers, 1 << 10), (.intermediateSize, intermediateSize, 1 << 20),
+                                                (.maxPositionEmbeddings, maxPositionEmbeddings, 1 << 20), (.typeVocabSize, typeVocabSize, 1 << 16)]
+        for (field, value, limit) in bounds where value > limit {
+            throw fail(field, "\(value) is more than \(limit), far beyond any BERT; check the file")
+        }
+        let (h, i) = (Double(hiddenSize), Double(intermediateSize))
+        let parameters = Double(vocabSize + maxPositionEmbeddings + typeVocabSize + 4) * h + Double(numHiddenLayers) * (4 * h * h + 2 * h * i)
+        guard parameters <= 0x1p36 else {
+            throw fail(.hiddenSize, "the model would hold about \(Int(parameters)) parameters, more than 2^36 (a 275 GB fp32 model); check the file")
+        }
         guard modelType == "bert" || modelType == "electra" else { throw fail(.modelType, "\"\(modelType)\" is not \"bert\" or \"electra\"") }
         if let e = embeddingSize, e != hiddenSize {
             throw fail(.embeddingSize, "\(e) differs from hidden_size \(hiddenSize): BertKit's encoder has no embedding projection, "

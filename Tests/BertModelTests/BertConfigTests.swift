@@ -46,6 +46,27 @@ final class BertConfigTests: XCTestCase {
         XCTAssertThrowsError(try BertConfig.preset("huge", vocabSize: 10))
     }
 
+    /// Sizes that no machine holds are refused before a layout is built. Regression for the config fuzz
+    /// target's out-of-memory input (Tests/Fuzz/Corpus/config/regression-oom-layers.json): 3.8e16 layers
+    /// validated and the layout was built layer after layer until the process was killed.
+    func testSizesBeyondAnyMachineAreRefused() throws {
+        let fuzzed = try JSONDecoder().decode(BertConfig.self, from: Data(#"{ "num_hidden_layers": 37777777777777777 }"#.utf8))
+        XCTAssertThrowsError(try fuzzed.validate(path: "x/config.json")) { e in
+            XCTAssertTrue("\(e)".contains("num_hidden_layers") && "\(e)".contains("x/config.json"), "\(e)")
+        }
+        // Each size within its bound, the product not: 16M words × 65,536 wide.
+        let wide = BertConfig(vocabSize: 1 << 24, hiddenSize: 1 << 16, numHiddenLayers: 1, numAttentionHeads: 1, intermediateSize: 1)
+        XCTAssertThrowsError(try wide.validate()) { e in XCTAssertTrue("\(e)".contains("parameters"), "\(e)") }
+        for field in ["vocab_size", "intermediate_size", "max_position_embeddings", "type_vocab_size"] {
+            let c = try JSONDecoder().decode(BertConfig.self, from: Data(#"{"\#(field)": 4611686018427387904}"#.utf8))
+            XCTAssertThrowsError(try c.validate()) { e in XCTAssertTrue("\(e)".contains(field), "\(e)") }
+        }
+        // bert-large and a long-context model still validate.
+        XCTAssertNoThrow(try BertConfig(vocabSize: 30522, hiddenSize: 1024, numHiddenLayers: 24, numAttentionHeads: 16, intermediateSize: 4096).validate())
+        XCTAssertNoThrow(try BertConfig(vocabSize: 250_002, hiddenSize: 1024, numHiddenLayers: 24, numAttentionHeads: 16, intermediateSize: 4096,
+                                        maxPositionEmbeddings: 8192).validate())
+    }
+
     func testInvalidFieldsAreNamed() throws {
         var c = BertConfig(hiddenSize: 30, numAttentionHeads: 4)
         XCTAssertThrowsError(try c.validate(path: "x/config.json")) { e in
