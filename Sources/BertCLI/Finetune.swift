@@ -56,7 +56,10 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Evaluation file that chooses the best epoch (default: the data's dev split, else --eval-fraction of its train rows; a test split is never used here).") var eval: String?
     @Option(help: "Output directory: the best model, epoch-N copies, metrics.jsonl, TensorBoard events.") var output: String
     @Option var epochs = 3
-    @Option var batchSize = 32
+    @Option(help: "Examples per micro-batch (under mpirun, all processes' together).") var batchSize = 32
+    @Option(help: ArgumentHelp("Micro-batches per optimizer update.",
+                               discussion: "An update's batch-size × accumulate examples are chosen, grouped by length and shuffled whole, then cut into micro-batches: the same training as --batch-size × accumulate in one batch, in less memory."))
+    var accumulate = 1
     @Option var learningRate = 5e-5
     @Option(help: "Share of updates for the linear warm-up.") var warmupFraction = 0.1
     @Flag(help: "Batch examples of similar length together (less padding, faster; transformers' group_by_length).")
@@ -69,6 +72,7 @@ struct FinetuneCommand: ParsableCommand {
                                discussion: "For a low-resource setting or a learning curve over labels; the dev rows do not change with it."))
     var trainFraction = 1.0
     @Option var seed: UInt64 = 42
+    @Option(help: "A metrics row every N updates (and at each epoch's end).") var logEverySteps = 10
     @OptionGroup var compute: ComputeOptions
     @Option(help: "Under mpirun: MiB per gradient all-reduce bucket (0: one sum after the backward).") var allreduceBucketMb = 4.0
     @OptionGroup var file: ClassificationFileOptions
@@ -76,6 +80,8 @@ struct FinetuneCommand: ParsableCommand {
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if accumulate < 1 { throw ValidationError("--accumulate must be at least 1") }
+        if logEverySteps < 1 { throw ValidationError("--log-every-steps must be at least 1") }
         if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
         if !(0..<1).contains(evalFraction) { throw ValidationError("--eval-fraction must be in [0, 1)") }
         if !(trainFraction > 0 && trainFraction <= 1) { throw ValidationError("--train-fraction must be in (0, 1]") }
@@ -123,6 +129,7 @@ struct FinetuneCommand: ParsableCommand {
         var options = FineTuneOptions(outputDirectory: output)
         options.epochs = epochs
         options.batchSize = batchSize
+        options.accumulate = accumulate
         options.learningRate = learningRate
         options.warmupFraction = warmupFraction
         options.groupByLength = groupByLength
@@ -130,6 +137,7 @@ struct FinetuneCommand: ParsableCommand {
         options.maxSeqLength = maxSeqLength
         options.lowercase = lowercase
         options.seed = seed
+        options.logEverySteps = logEverySteps
         options.threads = compute.threads
         options.precision = modelPrecision
         let tuner = try FineTuner(options: options, source: source, labels: labels, train: train, eval: evalStore, processGroup: group,
@@ -145,7 +153,7 @@ struct FinetuneCommand: ParsableCommand {
         let processes = group.size > 1 ? "\(group.size) processes (MPI) × " : ""
         if group.isRoot {
             log("bert finetune: \(origin) → \(output): \(train.count) training examples\(subset), \(evalStore?.count ?? 0) for evaluation" + evalSource
-                + ", labels \(labels.joined(separator: ", ")), max_seq_length \(maxSeqLength), \(lowercase ? "uncased" : "cased"), \(epochs) epoch\(epochs == 1 ? "" : "s"), \(processes)\(options.threads) thread\(options.threads == 1 ? "" : "s"), "
+                + ", labels \(labels.joined(separator: ", ")), max_seq_length \(maxSeqLength), \(lowercase ? "uncased" : "cased"), \(epochs) epoch\(epochs == 1 ? "" : "s"), batch \(batchSize)\(accumulate > 1 ? " × accumulate \(accumulate)" : ""), \(processes)\(options.threads) thread\(options.threads == 1 ? "" : "s"), "
                 + compute.precision.summary(options.precision))
         }
         let progress = ProgressReporter(label: "finetune")

@@ -27,7 +27,15 @@ public struct FineTuneOptions: Sendable {
     /// The arithmetic of the matrix products; fp32 master weights, gradients and moments either way.
     public var precision: ModelPrecision = .fp32
     public var epochs = 3
+    /// Examples per micro-batch (all processes' together under MPI).
     public var batchSize = 32
+    /// Micro-batches per update (`--accumulate`). An update's examples (`batchSize × accumulate`) are
+    /// chosen, length-grouped and shuffled whole, then cut into micro-batches of `batchSize`, each weighted
+    /// by its share of the update's labelled examples: batch B with accumulation A trains on the examples
+    /// of batch B·A, in their order, with the same gradient up to the order of the sum (dropout aside).
+    public var accumulate = 1
+    /// Examples per update: `batchSize × accumulate`.
+    public var updateBatchSize: Int { batchSize * accumulate }
     public var learningRate = 5e-5
     /// Fraction of updates for the linear warm-up.
     public var warmupFraction = 0.1
@@ -163,8 +171,9 @@ public final class FineTuner {
         }
         let metricsLog = root ? try MetricsLog(path: metricsPath) : nil
         let board = root ? try TensorBoardWriter(directory: options.outputDirectory) : nil
-        let chunk = options.batchSize / group.size  // this process's part of each batch
-        let updatesPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
+        let chunk = options.batchSize / group.size  // this process's part of each micro-batch
+        let updateSize = options.updateBatchSize
+        let updatesPerEpoch = (train.count + updateSize - 1) / updateSize
         let total = updatesPerEpoch * options.epochs
         let schedule = LinearSchedule(base: options.learningRate, warmupSteps: options.warmupSteps(total: total),
                                       totalSteps: total)
@@ -177,29 +186,40 @@ public final class FineTuner {
             var order = Array(0..<train.count)
             var rng = SeededGenerator(seed: options.seed, stream: [0x4654, UInt64(epoch)])  // "FT"
             rng.shuffle(&order)
-            if options.groupByLength {
-                order = Self.groupedByLength(order, batchSize: options.batchSize, rng: &rng) { train.example($0).ids.count }
+            if options.groupByLength {  // grouped at the update's size, as one batch of that size would be
+                order = Self.groupedByLength(order, batchSize: updateSize, rng: &rng) { train.example($0).ids.count }
             }
             var window = (loss: 0.0, correct: 0, count: 0, tokens: 0, updates: 0)
             var windowStart = Date()
             var start = 0
             while start < order.count {
-                let whole = order[start..<min(order.count, start + options.batchSize)]
-                start += options.batchSize
-                let first = min(whole.count, group.rank * chunk)
-                let indices = group.size == 1 ? whole : whole[(whole.startIndex + first)..<(whole.startIndex + min(whole.count, first + chunk))]
+                let update = order[start..<min(order.count, start + updateSize)]
+                start += updateSize
+                // Each micro-batch's loss (a mean over its labelled examples) weighs by its share of the
+                // update's labelled examples, so the accumulated gradient is that of one batch holding them all.
+                let labelledInUpdate = max(1, update.filter { train.example($0).label >= 0 }.count)
                 model.zeroGradients()
-                var seedRNG = SeededGenerator(seed: options.seed, stream: group.rank == 0 ? [0x44524F50, UInt64(step)]
-                                                                                          : [0x44524F50, UInt64(step), UInt64(group.rank)])
-                if !indices.isEmpty {
+                var micro = 0
+                var microStart = update.startIndex
+                while microStart < update.endIndex {
+                    let whole = update[microStart..<min(update.endIndex, microStart + options.batchSize)]
+                    microStart += options.batchSize
+                    defer { micro += 1 }
+                    let first = min(whole.count, group.rank * chunk)
+                    let indices = group.size == 1 ? whole : whole[(whole.startIndex + first)..<(whole.startIndex + min(whole.count, first + chunk))]
+                    // Dropout streams: (step) for the first micro-batch of process 0, as before accumulation.
+                    var stream: [UInt64] = group.rank == 0 ? [0x44524F50, UInt64(step)] : [0x44524F50, UInt64(step), UInt64(group.rank)]
+                    if micro > 0 { stream += [UInt64(group.rank), UInt64(micro)] }
+                    var seedRNG = SeededGenerator(seed: options.seed, stream: stream)
+                    guard !indices.isEmpty else { continue }
                     let b = train.batch(indices)
                     let out = try model.forward(ClassificationBatch(batchSize: indices.count, seqLength: b.seqLength, inputIds: b.ids,
                                                                     tokenTypeIds: b.types, attentionMask: b.mask, labels: b.labels),
                                                 dropoutSeed: seedRNG.next())
                     guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: nil) }
-                    // This process's share of the batch's labelled examples (the loss is their mean).
-                    let share = group.size == 1 ? 1 : Float(out.count) / Float(max(1, whole.filter { train.example($0).label >= 0 }.count))
-                    if let overlapped = gradientReducer as? AllReduceGradients {
+                    // This micro-batch's (this process's part's) share of the update's labelled examples.
+                    let share = group.size == 1 && update.count == whole.count ? 1 : Float(out.count) / Float(labelledInUpdate)
+                    if let overlapped = gradientReducer as? AllReduceGradients, microStart >= update.endIndex {  // the update's last backward
                         let gradients = model.gradients
                         model.shell.onGradientStageReady = { k in overlapped.stageReady(k, gradients: gradients) }
                     }

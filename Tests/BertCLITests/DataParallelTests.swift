@@ -195,7 +195,8 @@ final class DataParallelTests: XCTestCase {
 
     /// `mpirun -np 2 bert finetune`: the global batch split between the processes, each weighted by its
     /// share of the batch's labels, gives the one-process run's losses (within 1e-5 relative at every
-    /// logged step, without dropout) and its evaluation; process 0 alone writes OUTPUT, whole.
+    /// logged step, without dropout) and its evaluation; process 0 alone writes OUTPUT, whole. With
+    /// `--batch-size 4 --accumulate 2` the two processes again train as one process with 8.
     func testFineTuningOnTwoProcessesEqualsOneProcess() throws {
         let dir = Fixtures.temporaryDirectory().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -208,13 +209,20 @@ final class DataParallelTests: XCTestCase {
         XCTAssertTrue(two.stderr.contains("2 processes (MPI) × 1 thread,"), two.stderr)
         let one = try runBert(common + ["--output", dir + "/one"])
         XCTAssertEqual(one.status, 0, one.stderr)
-        let (a, b) = (try rows(dir + "/two"), try rows(dir + "/one"))
-        XCTAssertEqual(Set(a.keys), Set(b.keys))
-        XCTAssertGreaterThanOrEqual(a.count, 3)
-        for (step, row) in a {
-            let (p, q) = (try XCTUnwrap(row["loss"]), try XCTUnwrap(b[step]?["loss"]))
-            XCTAssertEqual(p, q, accuracy: 1e-5 * abs(q), "loss at step \(step)")
-            if let e = row["eval_accuracy"] { XCTAssertEqual(e, try XCTUnwrap(b[step]?["eval_accuracy"]), accuracy: 0.02, "step \(step)") }
+        var accumulating = common
+        accumulating[accumulating.firstIndex(of: "--batch-size")! + 1] = "4"
+        let twoAccumulating = try mpirun(2, accumulating + ["--accumulate", "2", "--output", dir + "/two-accumulating"])
+        XCTAssertEqual(twoAccumulating.status, 0, twoAccumulating.stderr)
+        let b = try rows(dir + "/one")
+        for run in ["two", "two-accumulating"] {
+            let a = try rows(dir + "/" + run)
+            XCTAssertEqual(Set(a.keys), Set(b.keys), run)
+            XCTAssertGreaterThanOrEqual(a.count, 3)
+            for (step, row) in a {
+                let (p, q) = (try XCTUnwrap(row["loss"]), try XCTUnwrap(b[step]?["loss"]))
+                XCTAssertEqual(p, q, accuracy: 1e-5 * abs(q), "\(run): loss at step \(step)")
+                if let e = row["eval_accuracy"] { XCTAssertEqual(e, try XCTUnwrap(b[step]?["eval_accuracy"]), accuracy: 0.02, "\(run): step \(step)") }
+            }
         }
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/two"))
         XCTAssertTrue(files.isSuperset(of: ["model.safetensors", "config.json", "vocab.txt", "epoch-0001", "epoch-0002", "finetune_summary.json"]), "\(files)")
