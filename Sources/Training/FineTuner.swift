@@ -87,6 +87,8 @@ public final class FineTuner {
             throw TrainingError.invalidSetting(
                 name: "--batch-size", reason: "the global batch of \(options.batchSize) must be a multiple of the \(processGroup.size) processes")
         }
+        guard options.accumulate >= 1 else { throw TrainingError.invalidSetting(name: "--accumulate", reason: "must be at least 1") }
+        guard options.logEverySteps >= 1 else { throw TrainingError.invalidSetting(name: "--log-every-steps", reason: "must be at least 1") }
         group = processGroup
         guard labels.count >= 2 else {
             throw TrainingError.invalidSetting(name: "label", reason: "the training data has \(labels.count) class(es) (\(labels.joined(separator: ", "))); a classifier needs at least 2")

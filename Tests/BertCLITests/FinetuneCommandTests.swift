@@ -218,6 +218,8 @@ final class FinetuneCommandTests: XCTestCase {
         let train = try write("text\tlabel\nhi\ta\nho\tb\n", "train.tsv")
         let unseen = try write("text\tlabel\nhey\ta\nwho\tc\n", "eval.tsv")
         try expect(base + ["--data", train, "--eval", unseen], [unseen, "line 3", "\"c\""])
+        try expect(base + ["--data", train, "--accumulate", "0"], ["--accumulate must be at least 1"])
+        try expect(base + ["--data", train, "--log-every-steps", "0"], ["--log-every-steps must be at least 1"])
         // A checkpoint whose config does not match its weights.
         let bad = out + "/badckpt"
         try FileManager.default.createDirectory(atPath: bad, withIntermediateDirectories: true)

@@ -53,7 +53,9 @@ cls.predictions.bias), from
   --config FILE                         a Hugging Face config.json (missing keys take bert-base's values,
                                         as in BertKit; vocab_size must equal vocab.txt's size);
   --init DIR                            config.json and model.safetensors of a checkpoint (a BertKit
-                                        checkpoint or this script's output): start from those weights.
+                                        checkpoint or this script's output): start from those weights;
+                                        with --objective electra, a BertKit ELECTRA checkpoint (the
+                                        discriminator, and its generator/ beside it).
 then, as `bert pretrain` does: --dropout D sets hidden and attention dropout, pad_token_id = the id of
 [PAD] in SHARDS/vocab.txt, max_position_embeddings = max(config's, the shards' max_seq_length).
 Initialisation (without --init): transformers' _init_weights under torch.manual_seed(--seed): normal(0,
@@ -269,8 +271,9 @@ def resolve_config(args, vocab: list[str], max_seq_length: int):
             raise UsageError(f"{source}: not a JSON object")
         fields = dict(BERT_DEFAULTS)
         fields.update({k: raw[k] for k in BERT_DEFAULTS if k in raw})
-        if raw.get("model_type", "bert") != "bert":
-            raise UsageError(f"{source}: model_type {raw.get('model_type')!r} is not \"bert\"")
+        allowed_type = "electra" if args.init and args.objective == "electra" else "bert"
+        if raw.get("model_type", "bert") != allowed_type:
+            raise UsageError(f"{source}: model_type {raw.get('model_type')!r} is not \"{allowed_type}\"")
         if raw.get("position_embedding_type", "absolute") != "absolute":
             raise UsageError(f"{source}: only position_embedding_type \"absolute\" is supported")
         if fields["vocab_size"] != len(vocab):
@@ -670,6 +673,36 @@ def load_init(model, directory: Path) -> dict:
     return dict(directory=str(directory), tensors=len(state), ignored=unexpected)
 
 
+def load_electra_init(pair, directory: Path) -> dict:
+    """An ELECTRA pair from a BertKit `--objective electra` checkpoint: the discriminator from
+    DIR/model.safetensors, the generator from DIR/generator/model.safetensors (transformers' names in
+    both; the shared embeddings come from the discriminator's file). Every tensor of both models is needed."""
+    from safetensors.torch import load_file
+
+    loaded = 0
+    for module, path in ((pair.disc, directory / "model.safetensors"), (pair.gen, directory / "generator" / "model.safetensors")):
+        if not path.is_file():
+            raise UsageError(f"{path}: missing (an ELECTRA --init needs the discriminator and its generator/)")
+        tensors = load_file(str(path))
+        own = module.state_dict()
+        state = {}
+        for name, t in tensors.items():
+            if name.startswith("electra.embeddings.") and module is pair.gen:
+                continue  # shared with the discriminator, loaded from its file
+            if name not in own:
+                raise UsageError(f"{path}: unexpected tensor {name}")
+            if tuple(own[name].shape) != tuple(t.shape):
+                raise UsageError(f"{path}: tensor {name} has shape {list(t.shape)}, the model needs {list(own[name].shape)}")
+            state[name] = t
+        result = module.load_state_dict(state, strict=False)
+        missing = [k for k in result.missing_keys if not k.endswith(("position_ids", "token_type_ids"))
+                   and not (module is pair.gen and (k.startswith("electra.embeddings.") or k == "generator_lm_head.weight"))]
+        if missing:
+            raise UsageError(f"{path} lacks {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        loaded += len(state)
+    return dict(directory=str(directory), tensors=loaded, ignored=[])
+
+
 def decays(name: str) -> bool:
     """ParameterEntry.decay: not biases, not LayerNorm."""
     return not ("bias" in name or "LayerNorm" in name or "layer_norm" in name)
@@ -1063,11 +1096,12 @@ def train(args) -> int:
 
     torch.manual_seed(args.seed)
     electra = args.objective == "electra"
-    if electra and args.init:
-        raise UsageError("--objective electra starts from random weights; --init is for the BERT objectives")
     model = ElectraPair(config, args.generator_size) if electra else BertForPreTraining(config)
     sampler = torch.Generator().manual_seed(args.seed)
-    init_info = load_init(model, args.init) if args.init else None
+    if args.init:
+        init_info = load_electra_init(model, args.init) if electra else load_init(model, args.init)
+    else:
+        init_info = None
     if args.sinusoidal_positions:
         if args.init:
             log("--sinusoidal-positions ignored: the position embeddings come from --init")
