@@ -24,22 +24,12 @@ final class AccumulateCommandTests: XCTestCase {
         return dir
     }()
 
-    /// Every metrics row of a run, by step (a fine-tuning epoch's eval row merged into its step's row).
-    func rows(_ run: String) throws -> [Int: [String: Double]] {
-        var out: [Int: [String: Double]] = [:]
-        for line in try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
-            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            out[try XCTUnwrap(o["step"] as? Int), default: [:]].merge(o.compactMapValues { $0 as? Double }) { $1 }
-        }
-        return out
-    }
-
     /// The rows of two runs have the same steps; `relative` keys agree to `tolerance`, `exact` keys exactly.
     /// Returns the largest relative difference.
     @discardableResult
     func expectSameRows(_ a: String, _ b: String, relative: [String], exact: [String], tolerance: Double,
                         file: StaticString = #filePath, line: UInt = #line) throws -> Double {
-        let (x, y) = (try rows(a), try rows(b))
+        let (x, y) = (try metricsRows(a), try metricsRows(b))
         XCTAssertEqual(Set(x.keys), Set(y.keys), "the same logged steps", file: file, line: line)
         XCTAssertGreaterThan(x.count, 1, file: file, line: line)
         var worst = (0.0, "")
@@ -79,7 +69,7 @@ final class AccumulateCommandTests: XCTestCase {
             print("pretrain \(other) against b16: largest relative difference \(worst)")
         }
         // The comparison can fail: half the batch without accumulation is other training.
-        let (half, whole) = (try rows(dir + "/b8"), try rows(dir + "/b16"))
+        let (half, whole) = (try metricsRows(dir + "/b8"), try metricsRows(dir + "/b16"))
         XCTAssertGreaterThan(abs(try XCTUnwrap(half[30]?["loss"]) - (try XCTUnwrap(whole[30]?["loss"]))), 1e-3)
     }
 
@@ -112,7 +102,7 @@ final class AccumulateCommandTests: XCTestCase {
         try run("b8", batch: 8, accumulate: 1)
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/b16/finetune_summary.json"))) as? [String: Any])
         let trainCount = try XCTUnwrap(summary["train_examples"] as? Int)
-        XCTAssertEqual(try rows(dir + "/b16").keys.max(), 2 * ((trainCount + 15) / 16), "2 epochs of ⌈\(trainCount) / 16⌉ updates")
+        XCTAssertEqual(try metricsRows(dir + "/b16").keys.max(), 2 * ((trainCount + 15) / 16), "2 epochs of ⌈\(trainCount) / 16⌉ updates")
         for other in ["b8x2", "b4x4"] {
             let worst = try expectSameRows(dir + "/" + other, dir + "/b16", relative: ["loss", "gradient_norm"],
                                            exact: ["accuracy", "eval_accuracy", "eval_macro_f1"], tolerance: 1e-5)
@@ -120,7 +110,7 @@ final class AccumulateCommandTests: XCTestCase {
             XCTAssertEqual(try String(contentsOfFile: dir + "/" + other + "/best_epoch.txt", encoding: .utf8),
                            try String(contentsOfFile: dir + "/b16/best_epoch.txt", encoding: .utf8))
         }
-        XCTAssertEqual(try rows(dir + "/b8").keys.max(), 2 * ((trainCount + 7) / 8), "without accumulation, twice the updates")
-        XCTAssertNotEqual(try rows(dir + "/b8")[1]?["loss"], try rows(dir + "/b16")[1]?["loss"], "other examples in the first update")
+        XCTAssertEqual(try metricsRows(dir + "/b8").keys.max(), 2 * ((trainCount + 7) / 8), "without accumulation, twice the updates")
+        XCTAssertNotEqual(try metricsRows(dir + "/b8")[1]?["loss"], try metricsRows(dir + "/b16")[1]?["loss"], "other examples in the first update")
     }
 }

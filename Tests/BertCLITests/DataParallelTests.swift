@@ -26,16 +26,6 @@ final class DataParallelTests: XCTestCase {
          "--batch-size", "\(batch)", "--learning-rate", "1e-3", "--threads", "1", "--log-every-steps", "1"] + extra
     }
 
-    /// Every metrics row of a run, by step (a fine-tuning epoch's eval row merged into its step's row).
-    func rows(_ run: String) throws -> [Int: [String: Double]] {
-        var out: [Int: [String: Double]] = [:]
-        for line in try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
-            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            out[try XCTUnwrap(o["step"] as? Int), default: [:]].merge(o.compactMapValues { $0 as? Double }) { $1 }  // train and eval rows
-        }
-        return out
-    }
-
     func state(_ checkpoint: String) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: checkpoint + "/training_state.json"))) as? [String: Any])
     }
@@ -50,7 +40,7 @@ final class DataParallelTests: XCTestCase {
 
     /// The losses, gradient norms and accuracies of two runs agree to `tolerance` (relative) at every step.
     func expectSameRows(_ a: String, _ b: String, tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
-        let (x, y) = (try rows(a), try rows(b))
+        let (x, y) = (try metricsRows(a), try metricsRows(b))
         XCTAssertEqual(Set(x.keys), Set(y.keys), file: file, line: line)
         var worst = (0.0, "")
         for (step, row) in x {
@@ -92,7 +82,7 @@ final class DataParallelTests: XCTestCase {
         // Not the same as no accumulation: the comparison can fail.
         let plain = try runBert(arguments(dir + "/plain", batch: 8, common))
         XCTAssertEqual(plain.status, 0, plain.stderr)
-        XCTAssertNotEqual(try rows(dir + "/plain")[50]?["loss"], try rows(dir + "/one")[50]?["loss"])
+        XCTAssertNotEqual(try metricsRows(dir + "/plain")[50]?["loss"], try metricsRows(dir + "/one")[50]?["loss"])
     }
 
     /// Two runs with the same number of processes give the same bytes, over shared memory and over TCP
@@ -113,8 +103,8 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(tcp.status, 0, tcp.stderr)
         XCTAssertTrue(tcp.stderr.contains("all-reduce: 1 buckets"), tcp.stderr)
         XCTAssertEqual(try bytes(dir + "/shm/step-00000040"), try bytes(dir + "/tcp/step-00000040"))
-        XCTAssertEqual(try rows(dir + "/shm").mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } },
-                       try rows(dir + "/tcp").mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } })
+        XCTAssertEqual(try metricsRows(dir + "/shm").mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } },
+                       try metricsRows(dir + "/tcp").mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } })
 
         let stopped = try mpirun(2, arguments(dir + "/moved", batch: 16, common + ["--stop-after-steps", "23"]))
         XCTAssertEqual(stopped.status, 0, stopped.stderr)
@@ -190,7 +180,7 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(try bytes(dir + "/killed/epoch-0002"), try bytes(dir + "/whole/epoch-0002"), "the final checkpoint's bytes")
         let strip: ([Int: [String: Double]]) -> [Int: [String: Double]] = { $0.mapValues { $0.filter { !["seconds", "tokens_per_second"].contains($0.key) } } }
-        XCTAssertEqual(strip(try rows(dir + "/killed")), strip(try rows(dir + "/whole")), "every logged row")
+        XCTAssertEqual(strip(try metricsRows(dir + "/killed")), strip(try metricsRows(dir + "/whole")), "every logged row")
     }
 
     /// `mpirun -np 2 bert finetune`: the global batch split between the processes, each weighted by its
@@ -213,9 +203,9 @@ final class DataParallelTests: XCTestCase {
         accumulating[accumulating.firstIndex(of: "--batch-size")! + 1] = "4"
         let twoAccumulating = try mpirun(2, accumulating + ["--accumulate", "2", "--output", dir + "/two-accumulating"])
         XCTAssertEqual(twoAccumulating.status, 0, twoAccumulating.stderr)
-        let b = try rows(dir + "/one")
+        let b = try metricsRows(dir + "/one")
         for run in ["two", "two-accumulating"] {
-            let a = try rows(dir + "/" + run)
+            let a = try metricsRows(dir + "/" + run)
             XCTAssertEqual(Set(a.keys), Set(b.keys), run)
             XCTAssertGreaterThanOrEqual(a.count, 3)
             for (step, row) in a {

@@ -170,3 +170,22 @@ public func runProgram(_ executable: String, _ args: [String], stdin: Data = Dat
     let errData = try Data(contentsOf: errURL)
     return ProcessResult(status: p.terminationStatus, stdout: out, stderr: String(decoding: errData, as: UTF8.self))
 }
+
+/// A run directory's metrics.jsonl that is not what `bert` writes.
+public struct MetricsRowsError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Every row of RUN/metrics.jsonl, by step, with its numeric fields (a fine-tuning epoch's eval row
+/// merged into its step's train row).
+public func metricsRows(_ run: String) throws -> [Int: [String: Double]] {
+    var out: [Int: [String: Double]] = [:]
+    let path = run + "/metrics.jsonl"
+    for (n, line) in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").enumerated() {
+        guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let step = o["step"] as? Int else {
+            throw MetricsRowsError(description: "\(path):\(n + 1): not a JSON object with an integer \"step\"")
+        }
+        out[step, default: [:]].merge(o.compactMapValues { $0 as? Double }) { $1 }
+    }
+    return out
+}
