@@ -1,9 +1,19 @@
 #!/usr/bin/env python3
 """Issue 26: the fortunes gains of the ELECTRA encoders (ours and the PyTorch control), pre-training seeds
 42, 1, 2, 3, each fine-tuned with seeds 42, 1, 2, 3, 4, 5, over the random encoder with the same fine-tuning
-seed (docs/results/2026-12-06.md §11.5 and §13.5). Reads the *-eval.json files that `bert evaluate --split
-test` wrote under out/ (paths below); prints a table row per pre-training seed and each side's mean over
-its pre-training seeds with the standard error, and Welch's t of the difference.
+seed (docs/results/2026-12-06.md §11.5, §13.5 and §14). Reads the *-eval.json files that `bert evaluate
+--split test` wrote under out/ (paths below); prints a table row per pre-training seed and each side's mean
+over its pre-training seeds with the standard error, and Welch's t of the difference.
+
+Four more sides (§14):
+- control-init: the PyTorch control started from BertKit's initial weights of pre-training seeds 42, 1, 2
+  (`torch_pretrain_control.py --init`), printed also as pairs with ours of the same seed;
+- init-ours, init-torch: no pre-training at all; each initialiser's weights (the checkpoint after one update
+  at learning rate 0, pre-training seeds 42, 1, 2, 3) fine-tuned as the encoders are;
+- control-torchinit-seed7: the control from torch's seed-42 initial weights loaded with --init, trained
+  with --seed 7 (other masks, samples and data order, and a sampler stream apart from the weights' stream);
+- init-ours-randpos: init-ours with its sinusoidal position table redrawn from normal(0, 0.02), as
+  `--from-scratch` draws it (numpy default_rng(seed)), paired with init-ours draw by draw.
 
     python3 Tests/Scripts/experiments/electra_seed_gains.py [--root .]
 """
@@ -23,11 +33,24 @@ def paths():
                     1: {s: f'out/electra-control-seed1-arms/fortunes/classifier-seed{s}-eval.json' for s in (42, 1, 2)},
                     2: {s: f'out/electra-control-seed2-arms/fortunes/classifier-seed{s}-eval.json' for s in (42, 1, 2)}, 3: {}},
     }
+    sides['control-init'] = {p: {s: f'out/e26-more/control-init{p}-seed{s}-eval.json' for s in FT} for p in (42, 1, 2)}
+    sides['init-ours'] = {p: {} for p in (42, 1, 2, 3)}
+    sides['init-torch'] = {p: {} for p in (42, 1, 2, 3)}
+    sides['control-torchinit-seed7'] = {42: {s: f'out/e26-more/control-torchinit42-seed7-seed{s}-eval.json' for s in FT}}
+    sides['init-ours-randpos'] = {p: {s: f'out/e26-more/init-ours-{p}-randpos-seed{s}-eval.json' for s in FT} for p in (42, 1, 2, 3)}
     for side, pre in sides.items():
         for p, files in pre.items():
             for s in FT:
                 files.setdefault(s, f'out/e26-more/{side}-{p}-seed{s}-eval.json')
     return base, sides
+
+
+def welch(means, a, b):
+    """Prints b − a with the standard error of the difference and Welch's t."""
+    if a in means and b in means:
+        (ma, sa), (mb, sb) = means[a], means[b]
+        se = math.hypot(sa, sb)
+        print(f'{b} − {a}: {mb - ma:+.1f} ± {se:.1f} (Welch t {(mb - ma) / se:.2f})')
 
 
 def mean_se(xs):
@@ -42,7 +65,7 @@ def main():
     os.chdir(args.root)
     accuracy = lambda p: 100 * json.load(open(p))['accuracy']
     base, sides = paths()
-    means = {}
+    means, gains_of = {}, {}
     for side, pre in sides.items():
         per = []
         for p, files in pre.items():
@@ -51,6 +74,7 @@ def main():
                 print(f'{side} pre-training seed {p}: missing {missing[0]}')
                 continue
             gains = [accuracy(files[s]) - accuracy(base[s]) for s in FT]
+            gains_of[side, p] = gains
             m, se = mean_se(gains)
             per.append(m)
             print(f'| {side} | {p} | {m:+.1f} ± {se:.1f} | {", ".join(f"{g:+.1f}" for g in gains)} |')
@@ -58,10 +82,37 @@ def main():
             m, se = mean_se(per)
             means[side] = (m, se)
             print(f'{side}: {m:+.1f} ± {se:.1f} over {len(per)} pre-training seeds')
-    if len(means) == 2:
-        (mo, so), (mc, sc) = means['ours'], means['control']
-        se = math.hypot(so, sc)
-        print(f'control − ours: {mc - mo:+.1f} ± {se:.1f} (Welch t {(mc - mo) / se:.2f})')
+    welch(means, 'ours', 'control')
+    welch(means, 'init-ours', 'init-torch')
+    added = [sum(gains_of['init-ours', p]) / len(FT) - sum(gains_of['init-ours-randpos', p]) / len(FT)
+             for p in (42, 1, 2, 3) if ('init-ours', p) in gains_of and ('init-ours-randpos', p) in gains_of]
+    if len(added) > 1:
+        m, se = mean_se(added)
+        print(f'init-ours − init-ours-randpos (the sinusoidal position table, same draw): {m:+.1f} ± {se:.1f} '
+              f'({", ".join(f"{x:+.1f}" for x in added)})')
+    # Init-matched pairs: the same initial weights trained by each implementation.
+    pairs = []
+    for p in (42, 1, 2):
+        if ('ours', p) in gains_of and ('control-init', p) in gains_of:
+            d = [c - o for c, o in zip(gains_of['control-init', p], gains_of['ours', p])]
+            pairs.append(sum(d) / len(d))
+            print(f'control-init − ours, pre-training seed {p}: {pairs[-1]:+.1f} ({", ".join(f"{x:+.1f}" for x in d)})')
+    # What pre-training adds to its own initial weights: pre-trained minus untrained, same draw.
+    for side, untrained in (('ours', 'init-ours'), ('control', 'init-torch'), ('control-init', 'init-ours'),
+                            ('control-torchinit-seed7', 'init-torch')):
+        added = [sum(gains_of[side, p]) / len(FT) - sum(gains_of[untrained, p]) / len(FT)
+                 for p in (42, 1, 2, 3) if (side, p) in gains_of and (untrained, p) in gains_of]
+        if len(added) == 1:
+            print(f'{side} − {untrained} (what pre-training adds to the same draw): {added[0]:+.1f}')
+        if len(added) > 1:
+            m, se = mean_se(added)
+            print(f'{side} − {untrained} (what pre-training adds to the same draw): {m:+.1f} ± {se:.1f} '
+                  f'({", ".join(f"{x:+.1f}" for x in added)})')
+    if len(pairs) > 1:
+        m, se = mean_se([sum(gains_of['ours', p]) / len(FT) for p in (42, 1, 2)][:len(pairs)])
+        print(f'ours over the same {len(pairs)} pre-training seeds: {m:+.1f} ± {se:.1f}')
+        m, se = mean_se(pairs)
+        print(f'control-init − ours over {len(pairs)} init-matched pairs: {m:+.1f} ± {se:.1f} (paired t {m / se:.2f})')
 
 
 if __name__ == '__main__':
