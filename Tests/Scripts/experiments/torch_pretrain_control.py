@@ -1097,7 +1097,7 @@ def train(args) -> int:
     torch.manual_seed(args.seed)
     electra = args.objective == "electra"
     model = ElectraPair(config, args.generator_size) if electra else BertForPreTraining(config)
-    sampler = torch.Generator().manual_seed(args.seed)
+    sampler = torch.Generator().manual_seed(args.seed if args.sampler_seed is None else args.sampler_seed)
     if args.init:
         init_info = load_electra_init(model, args.init) if electra else load_init(model, args.init)
     else:
@@ -1263,6 +1263,10 @@ def main() -> int:
     ap.add_argument("--dropout", type=float, help="hidden and attention dropout (overrides the config)")
     ap.add_argument("--seed", type=int, default=42,
                     help="initialisation, dropout, data order and dynamic masks (default: %(default)s)")
+    ap.add_argument("--sampler-seed", type=int, default=None,
+                    help="with --objective electra: the seed of the generator's multinomial sampler (default: --seed, "
+                         "which is also the stream of the initial weights without --init; another value "
+                         "decouples the samples from the weights, docs/results/2026-12-06.md §14.4)")
     ap.add_argument("--group-by-length", action="store_true",
                     help="as bert pretrain's: windows of 64 batches sorted by length, batches in a seeded order")
     ap.add_argument("--sinusoidal-positions", action="store_true",
