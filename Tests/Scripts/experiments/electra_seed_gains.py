@@ -84,12 +84,16 @@ def main():
             print(f'{side}: {m:+.1f} ± {se:.1f} over {len(per)} pre-training seeds')
     welch(means, 'ours', 'control')
     welch(means, 'init-ours', 'init-torch')
-    added = [sum(gains_of['init-ours', p]) / len(FT) - sum(gains_of['init-ours-randpos', p]) / len(FT)
-             for p in (42, 1, 2, 3) if ('init-ours', p) in gains_of and ('init-ours-randpos', p) in gains_of]
-    if len(added) > 1:
-        m, se = mean_se(added)
-        print(f'init-ours − init-ours-randpos (the sinusoidal position table, same draw): {m:+.1f} ± {se:.1f} '
-              f'({", ".join(f"{x:+.1f}" for x in added)})')
+    mean_gain = lambda side, p: sum(gains_of[side, p]) / len(FT)
+    # Differences between two arms of the same draw (pre-training seed), averaged over the draws both have.
+    def same_draw(a, b, what):
+        diffs = [mean_gain(a, p) - mean_gain(b, p) for p in (42, 1, 2, 3) if (a, p) in gains_of and (b, p) in gains_of]
+        if len(diffs) == 1:
+            print(f'{a} − {b} ({what}): {diffs[0]:+.1f}')
+        elif diffs:
+            m, se = mean_se(diffs)
+            print(f'{a} − {b} ({what}): {m:+.1f} ± {se:.1f} ({", ".join(f"{x:+.1f}" for x in diffs)})')
+    same_draw('init-ours', 'init-ours-randpos', 'the sinusoidal position table, same draw')
     # Init-matched pairs: the same initial weights trained by each implementation.
     pairs = []
     for p in (42, 1, 2):
@@ -100,16 +104,9 @@ def main():
     # What pre-training adds to its own initial weights: pre-trained minus untrained, same draw.
     for side, untrained in (('ours', 'init-ours'), ('control', 'init-torch'), ('control-init', 'init-ours'),
                             ('control-torchinit-seed7', 'init-torch')):
-        added = [sum(gains_of[side, p]) / len(FT) - sum(gains_of[untrained, p]) / len(FT)
-                 for p in (42, 1, 2, 3) if (side, p) in gains_of and (untrained, p) in gains_of]
-        if len(added) == 1:
-            print(f'{side} − {untrained} (what pre-training adds to the same draw): {added[0]:+.1f}')
-        if len(added) > 1:
-            m, se = mean_se(added)
-            print(f'{side} − {untrained} (what pre-training adds to the same draw): {m:+.1f} ± {se:.1f} '
-                  f'({", ".join(f"{x:+.1f}" for x in added)})')
+        same_draw(side, untrained, 'what pre-training adds to the same draw')
     if len(pairs) > 1:
-        m, se = mean_se([sum(gains_of['ours', p]) / len(FT) for p in (42, 1, 2)][:len(pairs)])
+        m, se = mean_se([mean_gain('ours', p) for p in (42, 1, 2)][:len(pairs)])
         print(f'ours over the same {len(pairs)} pre-training seeds: {m:+.1f} ± {se:.1f}')
         m, se = mean_se(pairs)
         print(f'control-init − ours over {len(pairs)} init-matched pairs: {m:+.1f} ± {se:.1f} (paired t {m / se:.2f})')
