@@ -52,6 +52,9 @@ struct FinetuneCommand: ParsableCommand {
                              discussion: "Its shape and vocabulary come from --checkpoint (its weights unused), or from --config and --vocab."))
     var fromScratch = false
     @Option(help: "With --from-scratch: a model preset (tiny, mini, small, medium, base, minilm) or a config.json.") var config: String?
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp("With --from-scratch: start the position embeddings as sinusoids (or, with --no-, as normal draws).",
+                                                      discussion: "Default: as the checkpoint's pre-training started (its training_state.json's position_init), so that the baseline differs from the pre-trained encoder by pre-training alone; normal draws where nothing is recorded (a Hugging Face directory, --config)."))
+    var sinusoidalPositions: Bool?
     @Option(help: "Training file (rows with split train, or all rows when there is no split column).") var data: String
     @Option(help: "Evaluation file that chooses the best epoch (default: the data's dev split, else --eval-fraction of its train rows; a test split is never used here).") var eval: String?
     @Option(help: "Output directory: the best model, epoch-N copies, metrics.jsonl, TensorBoard events.") var output: String
@@ -94,15 +97,30 @@ struct FinetuneCommand: ParsableCommand {
             }
             if checkpoint != nil && config != nil { throw ValidationError("--from-scratch takes --checkpoint or --config, not both") }
         } else {
+            if sinusoidalPositions != nil { throw ValidationError("--sinusoidal-positions is for --from-scratch; a checkpoint brings its own positions") }
             if checkpoint == nil { throw ValidationError("give --checkpoint (or --from-scratch for a randomly initialised encoder)") }
             if config != nil { throw ValidationError("--config is for --from-scratch; a checkpoint brings its own config.json") }
         }
     }
 
-    /// The encoder to start from: a checkpoint's weights, or (--from-scratch) a random one of its shape.
+    /// The encoder to start from: a checkpoint's weights, or (--from-scratch) a random one of its shape,
+    /// its positions drawn as the checkpoint's pre-training drew them unless the flag says otherwise.
     func source() throws -> PretrainedSource {
-        fromScratch ? try PretrainedSource(randomlyInitializedLike: checkpoint, config: config, vocabulary: file.vocab)
-            : try PretrainedSource(directory: checkpoint!, vocabulary: file.vocab)
+        guard fromScratch else { return try PretrainedSource(directory: checkpoint!, vocabulary: file.vocab) }
+        var source = try PretrainedSource(randomlyInitializedLike: checkpoint, config: config, vocabulary: file.vocab)
+        if let sinusoidalPositions {
+            source.sinusoidalPositions = sinusoidalPositions
+        } else if let checkpoint, Checkpoint.holdsTrainingState(checkpoint) {
+            let state = try Checkpoint.readState(checkpoint)
+            if let recorded = state.positionInit {
+                source.sinusoidalPositions = recorded == .sinusoidal
+            } else if state.initFrom == nil && Processes.group.isRoot {
+                log("bert finetune: note: \(checkpoint)'s training_state.json does not say how its pre-training drew the position "
+                    + "embeddings (BertKit records it since 2026-12-07); the baseline draws them from normal. Give --sinusoidal-positions "
+                    + "if that run used them (the small-budget recipe does).")
+            }
+        }
+        return source
     }
 
     func run() throws {
@@ -171,6 +189,7 @@ struct FinetuneCommand: ParsableCommand {
         var summary: [String: Any] = ["output": output, "source": origin, "from_scratch": fromScratch, "best_epoch": best.epoch, "labels": labels, "train_examples": train.count, "train_fraction": trainFraction,
                                       "seconds": Date().timeIntervalSince(started)]
         if let m = best.metrics { summary["eval"] = m.jsonObject() }
+        if fromScratch { summary["position_init"] = source.sinusoidalPositions ? "sinusoidal" : "normal" }
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
         try writeFileAtomically(json + Data([0x0A]), to: (output as NSString).appendingPathComponent("finetune_summary.json"))
         if let m = best.metrics { log("best epoch \(best.epoch):\n" + m.table()) }

@@ -111,12 +111,6 @@ public final class BertForPreTraining: BertShellModel {
                           nspPred: int32s(b), maskedRow: int32s(m))
     }
 
-    /// Sets the position embeddings to sinusoids of the initializer's standard deviation (see
-    /// `Encoder.sinusoidalPositions`); call after `initialize(seed:)`.
-    public func initializePositionsSinusoidally() {
-        encoder.sinusoidalPositions(parameters.baseAddress!, std: config.initializerRange)
-    }
-
     /// The MLM logits of the last forward pass, (M,V): row k is masked position batch.maskedPositions[k].
     /// Valid until the next forward pass; empty before the first.
     public var mlmLogits: UnsafeBufferPointer<Float> {

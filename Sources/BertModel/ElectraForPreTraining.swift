@@ -202,7 +202,7 @@ public final class ElectraForPreTraining {
         discriminator.initialize(parameters.baseAddress!, std: config.initializerRange, seed: seed)
     }
 
-    /// Sets the shared position embeddings to sinusoids (see `BertForPreTraining.initializePositionsSinusoidally`).
+    /// Sets the shared position embeddings to sinusoids (see `BertShellModel.initializePositionsSinusoidally`).
     public func initializePositionsSinusoidally() {
         discriminator.sinusoidalPositions(parameters.baseAddress!, std: config.initializerRange)
     }

@@ -97,6 +97,12 @@ extension BertShellModel {
     var encoder: Encoder { shell.encoder }
     var arena: Arena { shell.arena }
 
+    /// Sets the position embeddings to sinusoids of the initializer's standard deviation (see
+    /// `Encoder.sinusoidalPositions`); call after `initialize(seed:)`.
+    public func initializePositionsSinusoidally() {
+        encoder.sinusoidalPositions(parameters.baseAddress!, std: config.initializerRange)
+    }
+
     /// The arithmetic of the matrix products (fp32 unless set). Choose `.bf16(.oneDNN)` only where
     /// `BF16Support.isNative`.
     public var precision: ModelPrecision {

@@ -15,6 +15,11 @@ public struct PretrainedSource {
     public var vocabularyPath: String
     /// The directory's tokenizer_config.json (casing, trained length), nil where it has none.
     public var tokenizerConfig: TokenizerConfig?
+    /// For a randomly initialised encoder (`weights` nil): start the position embeddings as sinusoids
+    /// (`BertShellModel.initializePositionsSinusoidally`) rather than normal draws, as a pre-training
+    /// run with `--sinusoidal-positions` started, so that the baseline differs from it by pre-training
+    /// alone. Ignored when there are weights.
+    public var sinusoidalPositions = false
 
     /// No pre-trained weights: an encoder of `config` with Hugging Face's initialisation (normal(0,
     /// initializer_range), seeded by the fine-tuning seed) and `vocabulary`. Fine-tuning it is the

@@ -62,6 +62,11 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// ELECTRA's generator size and λ (absent for BERT's objectives).
     public var generatorSize: Double? = nil
     public var discriminatorWeight: Double? = nil
+    /// How a random start drew the position embeddings: "sinusoidal" or "normal" (transformers'
+    /// normal(0, initializer_range)); absent for a run from `--init` (its positions came from there)
+    /// and in checkpoints from before it was recorded. `bert finetune --from-scratch` reads it, so that
+    /// the baseline starts as pre-training did.
+    public var positionInit: PositionInit? = nil
 
     /// The loader position (epoch, instances consumed).
     public struct PositionState: Codable, Equatable, Sendable {
@@ -76,7 +81,15 @@ public struct TrainingState: Codable, Equatable, Sendable {
         case shardsIndexSHA256 = "shards_index_sha256", blasCore = "blas_core", groupWindowBatches = "group_window_batches"
         case processes, optimizer, precision, objective, freezeEncoderSteps = "freeze_encoder_steps"
         case initFrom = "init_from", initSHA256 = "init_sha256", updateBatches = "update_batches"
-        case generatorSize = "generator_size", discriminatorWeight = "discriminator_weight"
+        case generatorSize = "generator_size", discriminatorWeight = "discriminator_weight", positionInit = "position_init"
+    }
+
+    /// How a randomly initialised encoder's position embeddings are drawn.
+    public enum PositionInit: String, Codable, Sendable {
+        /// Sinusoids of the initializer's standard deviation (`--sinusoidal-positions`).
+        case sinusoidal
+        /// transformers' normal(0, initializer_range), as every other tensor.
+        case normal
     }
 }
 
@@ -161,6 +174,11 @@ extension Checkpoint {
             let path = (runDirectory as NSString).appendingPathComponent(name)
             do { try fm.removeItem(atPath: path) } catch { throw TrainingError.io(path: path, reason: "cannot remove an old checkpoint: \(error)") }
         }
+    }
+
+    /// Whether `directory` holds a training_state.json (a BertKit pre-training checkpoint).
+    public static func holdsTrainingState(_ directory: String) -> Bool {
+        FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(stateFile))
     }
 
     /// Reads training_state.json of a checkpoint directory.

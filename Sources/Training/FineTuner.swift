@@ -111,7 +111,12 @@ public final class FineTuner {
         gradientReducer = processGroup.size == 1 ? LocalGradients()
             : AllReduceGradients(group: processGroup, stages: model.shell.gradientStages, bucketElements: allReduceBucketElements)
         model.initialize(seed: options.seed)
-        if let weights = source.weights { try FineTuner.loadEncoder(into: model, from: weights) }
+        if let weights = source.weights {
+            try FineTuner.loadEncoder(into: model, from: weights)
+        } else if source.sinusoidalPositions {
+            model.initializePositionsSinusoidally()
+            model.parametersDidChange()
+        }
     }
 
     /// Copies the encoder (and pooler, when present) from a checkpoint; the classifier stays newly initialised

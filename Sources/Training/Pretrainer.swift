@@ -102,6 +102,9 @@ public final class Pretrainer {
     public let initialWeights: InitialWeights?
     /// What `--init` loaded, initialised and ignored (nil without it, or when resuming).
     public private(set) var initReport: InitialWeights.Report?
+    /// How the run's random start drew the position embeddings (recorded in training_state.json); nil
+    /// from `--init`, or when resuming a checkpoint from before it was recorded.
+    public private(set) var positionInit: TrainingState.PositionInit?
     /// Whether the shards' text was lowercased (recorded in checkpoints' tokenizer_config.json).
     let lowercase: Bool
     let indexSHA256: String
@@ -231,6 +234,7 @@ public final class Pretrainer {
     /// (the heads a checkpoint lacks keep their initialisation), or else sinusoidal positions if asked.
     func initializeWeights() throws {
         model.initialize(seed: options.seed)
+        positionInit = initialWeights != nil ? nil : options.sinusoidalPositions ? .sinusoidal : .normal
         if let initialWeights {
             initReport = try initialWeights.load(into: model.layout, parameters: model.parameters)
         } else if options.sinusoidalPositions {
@@ -333,6 +337,7 @@ public final class Pretrainer {
         model.parametersDidChange()
         try Checkpoint.loadOptimizer(optimizer, layout: model.layout, directory: directory)
         step = state.step
+        positionInit = state.positionInit  // as the run started, whatever this resume's flags say
         completedEpochs = state.completedEpochs
         position = LoaderPosition(epoch: state.position.epoch, instancesConsumed: state.position.instancesConsumed)
         lastCheckpoint = directory
@@ -501,7 +506,7 @@ public final class Pretrainer {
             freezeEncoderSteps: options.freezeEncoderSteps == 0 ? nil : options.freezeEncoderSteps, initFrom: initialWeights?.directory,
             initSHA256: initialWeights?.weightsSHA256, updateBatches: options.accumulate > 1 ? true : nil,
             generatorSize: options.objective == .electra ? options.generatorSize : nil,
-            discriminatorWeight: options.objective == .electra ? options.discriminatorWeight : nil)
+            discriminatorWeight: options.objective == .electra ? options.discriminatorWeight : nil, positionInit: positionInit)
         try Checkpoint.write(runDirectory: options.runDirectory, name: name, config: config, vocabulary: vocabulary,
                              layout: model.layout, parameters: UnsafeBufferPointer(model.parameters), optimizer: optimizer, state: state,
                              tokenizer: TokenizerConfig(doLowerCase: lowercase, modelMaxLength: nil),

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 import TestSupport
 import XCTest
@@ -89,8 +90,10 @@ final class FinetuneCommandTests: XCTestCase {
     }
 
     /// `--from-scratch`: the baseline starts from a random encoder of the checkpoint's shape and
-    /// vocabulary, the checkpoint's weights unused: the same bytes as from `--config` and `--vocab`
-    /// (the same seed), and other bytes than fine-tuning from the checkpoint with the same settings.
+    /// vocabulary, the checkpoint's weights unused, its positions drawn as the checkpoint's pre-training
+    /// drew them (sinusoids: the fixture uses the small-budget recipe): the same bytes as from `--config`
+    /// and `--vocab` with `--sinusoidal-positions` (the same seed), and other bytes than fine-tuning from
+    /// the checkpoint with the same settings.
     func testFromScratchBaseline() throws {
         let data = try write(Self.separable(64, seed: 4).tsv, "d.tsv")
         let dir = Fixtures.temporaryDirectory().path
@@ -102,14 +105,52 @@ final class FinetuneCommandTests: XCTestCase {
         XCTAssertEqual(shaped.status, 0, shaped.stderr)
         let config = (Self.checkpoint as NSString).appendingPathComponent("config.json")
         let vocab = (Self.checkpoint as NSString).appendingPathComponent("vocab.txt")
-        let given = try runBert(["finetune", "--from-scratch", "--config", config, "--vocab", vocab, "--output", dir + "/given"] + common)
+        let given = try runBert(["finetune", "--from-scratch", "--config", config, "--vocab", vocab, "--sinusoidal-positions",
+                                 "--output", dir + "/given"] + common)
         XCTAssertEqual(given.status, 0, given.stderr)
         let pretrained = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--output", dir + "/pretrained"] + common)
         XCTAssertEqual(pretrained.status, 0, pretrained.stderr)
         XCTAssertEqual(try model("shaped"), try model("given"), "a random encoder of one config and seed, whichever way it is named")
         XCTAssertNotEqual(try model("shaped"), try model("pretrained"), "the checkpoint's weights are not used from scratch")
-        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/shaped/finetune_summary.json"))) as? [String: Any])
-        XCTAssertEqual(summary["from_scratch"] as? Bool, true)
+        func summary(_ out: String) throws -> [String: Any] {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + out + "/finetune_summary.json"))) as? [String: Any])
+        }
+        XCTAssertEqual(try summary("shaped")["from_scratch"] as? Bool, true)
+        XCTAssertEqual(try summary("shaped")["position_init"] as? String, "sinusoidal", "as the checkpoint's training_state.json records")
+        XCTAssertNil(try summary("pretrained")["position_init"])
+
+        // --no-sinusoidal-positions overrides the record, and equals --config without the flag (normal draws).
+        let normal = try runBert(["finetune", "--from-scratch", "--checkpoint", Self.checkpoint, "--no-sinusoidal-positions",
+                                  "--output", dir + "/normal"] + common)
+        XCTAssertEqual(normal.status, 0, normal.stderr)
+        let plain = try runBert(["finetune", "--from-scratch", "--config", config, "--vocab", vocab, "--output", dir + "/plain"] + common)
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertEqual(try model("normal"), try model("plain"))
+        XCTAssertEqual(try summary("plain")["position_init"] as? String, "normal")
+        // The rows past --max-seq-length 16 get no gradient (only AdamW's decay, a factor near 1): there the
+        // classifier still holds its start, sinusoids (computed here in Double) or not.
+        func positions(_ out: String) throws -> [Float] {
+            let file = try SafetensorsFile(path: dir + "/" + out + "/epoch-0001/model.safetensors")
+            return try file.floats("bert.embeddings.position_embeddings.weight")
+        }
+        let width = 16
+        func sinusoid(_ t: Int, _ i: Int) -> Double {
+            let angle = Double(t) / pow(10000.0, Double(i - i % 2) / Double(width))
+            return (i % 2 == 0 ? sin(angle) : cos(angle)) * 0.02 * 2.0.squareRoot()
+        }
+        for (out, sinusoidal) in [("shaped", true), ("normal", false)] {
+            let rows = try positions(out)
+            XCTAssertEqual(rows.count, 64 * width)
+            let worst = (16..<64).flatMap { t in (0..<width).map { i in abs(Double(rows[t * width + i]) - sinusoid(t, i)) } }.max()!
+            if sinusoidal {
+                XCTAssertLessThan(worst, 1e-5, "\(out): positions 16..<64 are the sinusoids")
+            } else {
+                XCTAssertGreaterThan(worst, 1e-2, "\(out): positions 16..<64 are normal draws, not sinusoids")
+            }
+        }
+        let strayFlag = try runBert(["finetune", "--checkpoint", Self.checkpoint, "--sinusoidal-positions", "--output", dir + "/z"] + common)
+        XCTAssertEqual(strayFlag.status, 2, strayFlag.stderr)
+        XCTAssertTrue(strayFlag.stderr.contains("--sinusoidal-positions is for --from-scratch"), strayFlag.stderr)
         // Refusals: nothing to shape the encoder, or --config without --from-scratch.
         let nothing = try runBert(["finetune", "--from-scratch", "--output", dir + "/x"] + common)
         XCTAssertEqual(nothing.status, 2, nothing.stderr)

@@ -149,7 +149,7 @@ final class HardeningTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.txt"), errors = dir.appendingPathComponent("err.txt")
         try Data(String(repeating: "Hello world, a line to tokenize.\n", count: 20_000).utf8).write(to: input)
-        FileManager.default.createFile(atPath: errors.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
         p.standardInput = try FileHandle(forReadingFrom: input)
         p.standardOutput = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
         p.standardError = try FileHandle(forWritingTo: errors)
@@ -166,7 +166,7 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("nope.txt"), missing.stderr)
         // Shards into a path that is a file: exit 2, naming it.
         let file = dir.appendingPathComponent("taken").path
-        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
         let taken = try runBert(["shards", "--input", Fixtures.path("text/en_sample.txt.zst"), "--vocab", Fixtures.uncasedVocab, "--output", file])
         XCTAssertEqual(taken.status, 2, taken.stderr)
         XCTAssertTrue(taken.stderr.contains(file) && taken.stderr.contains("not a directory"), taken.stderr)

@@ -52,6 +52,7 @@ final class InitCommandTests: XCTestCase {
                       && r.stderr.contains("cls.seq_relationship.weight"), r.stderr)
         let state = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/run/latest/training_state.json"))) as? [String: Any])
         XCTAssertEqual(state["init_from"] as? String, Self.fixture("bert_model"))
+        XCTAssertNil(state["position_init"], "the positions came from --init, not from a random start")
         let sha = try runProgram("/usr/bin/env", ["sha256sum", Self.fixture("bert_model/model.safetensors")], environment: ProcessInfo.processInfo.environment)
         XCTAssertEqual(state["init_sha256"] as? String, String(sha.stdoutText.prefix(64)))
         XCTAssertEqual((state["adam"] as? [String: Any])?["bias_correction"] as? Bool, true, "recipe adapt corrects Adam's bias")
