@@ -13,18 +13,29 @@ Four more sides (§14):
 - control-torchinit-seed7: the control from torch's seed-42 initial weights loaded with --init, trained
   with --seed 7 (other masks, samples and data order, and a sampler stream apart from the weights' stream);
 - init-ours-randpos: init-ours with its sinusoidal position table redrawn from normal(0, 0.02), as
-  `--from-scratch` draws it (numpy default_rng(seed)), paired with init-ours draw by draw.
+  `--from-scratch` drew it before 2026-12-07 (numpy default_rng(seed)), paired with init-ours draw by draw.
 
-    python3 Tests/Scripts/experiments/electra_seed_gains.py [--root .]
+And one from 2026-12-07 §2 (the mirror experiment):
+- ours-from-torch: BertKit's trainer from the control's own initial weights of pre-training seeds 42, 1, 2
+  (torch's draws, put into a BertKit step-1 checkpoint by electra_swap_weights.py, then --resume), --seed
+  as the draw; paired with the control from the same draw.
+
+--sinusoidal-baseline measures every gain against the baseline drawn with the sinusoidal position table
+(out/e27-sinpos/, `bert finetune --from-scratch` since 2026-12-07) instead of the normal-draw one; the
+differences between sides do not change.
+
+    python3 Tests/Scripts/experiments/electra_seed_gains.py [--root .] [--sinusoidal-baseline]
 """
 import argparse, json, math, os
 
 FT = (42, 1, 2, 3, 4, 5)
 
 
-def paths():
+def paths(sinusoidal_baseline=False):
     base = {42: 'out/electra/scratch-eval.json', 1: 'out/electra/scratch-seed1-eval.json', 2: 'out/electra/scratch-seed2-eval.json'}
     base.update({s: f'out/e26-more/scratch-seed{s}-eval.json' for s in (3, 4, 5)})
+    if sinusoidal_baseline:
+        base = {s: f'out/e27-sinpos/fortunes-seed{s}-eval.json' for s in FT}
     sides = {
         'ours': {42: {42: 'out/electra/classifier-eval.json', 1: 'out/electra/classifier-seed1-eval.json', 2: 'out/electra/classifier-seed2-eval.json'},
                  1: {s: f'out/electra-seed1/fortunes/classifier-seed{s}-eval.json' for s in (42, 1, 2)},
@@ -38,6 +49,7 @@ def paths():
     sides['init-torch'] = {p: {} for p in (42, 1, 2, 3)}
     sides['control-torchinit-seed7'] = {42: {s: f'out/e26-more/control-torchinit42-seed7-seed{s}-eval.json' for s in FT}}
     sides['init-ours-randpos'] = {p: {s: f'out/e26-more/init-ours-{p}-randpos-seed{s}-eval.json' for s in FT} for p in (42, 1, 2, 3)}
+    sides['ours-from-torch'] = {p: {s: f'out/e27-mirror/ours-from-torch{p}-seed{s}-eval.json' for s in FT} for p in (42, 1, 2)}
     for side, pre in sides.items():
         for p, files in pre.items():
             for s in FT:
@@ -61,10 +73,11 @@ def mean_se(xs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--root', default='.')
+    ap.add_argument('--sinusoidal-baseline', action='store_true')
     args = ap.parse_args()
     os.chdir(args.root)
     accuracy = lambda p: 100 * json.load(open(p))['accuracy']
-    base, sides = paths()
+    base, sides = paths(args.sinusoidal_baseline)
     means, gains_of = {}, {}
     for side, pre in sides.items():
         per = []
@@ -84,6 +97,7 @@ def main():
             print(f'{side}: {m:+.1f} ± {se:.1f} over {len(per)} pre-training seeds')
     welch(means, 'ours', 'control')
     welch(means, 'init-ours', 'init-torch')
+    welch(means, 'ours', 'ours-from-torch')
     mean_gain = lambda side, p: sum(gains_of[side, p]) / len(FT)
     # Differences between two arms of the same draw (pre-training seed), averaged over the draws both have.
     def same_draw(a, b, what):
@@ -103,8 +117,9 @@ def main():
             print(f'control-init − ours, pre-training seed {p}: {pairs[-1]:+.1f} ({", ".join(f"{x:+.1f}" for x in d)})')
     # What pre-training adds to its own initial weights: pre-trained minus untrained, same draw.
     for side, untrained in (('ours', 'init-ours'), ('control', 'init-torch'), ('control-init', 'init-ours'),
-                            ('control-torchinit-seed7', 'init-torch')):
+                            ('control-torchinit-seed7', 'init-torch'), ('ours-from-torch', 'init-torch')):
         same_draw(side, untrained, 'what pre-training adds to the same draw')
+    same_draw('control', 'ours-from-torch', "the two trainers from torch's draw")
     if len(pairs) > 1:
         m, se = mean_se([mean_gain('ours', p) for p in (42, 1, 2)][:len(pairs)])
         print(f'ours over the same {len(pairs)} pre-training seeds: {m:+.1f} ± {se:.1f}')
