@@ -18,7 +18,10 @@ Four more sides (§14):
 And one from 2026-12-07 §2 (the mirror experiment):
 - ours-from-torch: BertKit's trainer from the control's own initial weights of pre-training seeds 42, 1, 2
   (torch's draws, put into a BertKit step-1 checkpoint by electra_swap_weights.py, then --resume), --seed
-  as the draw; paired with the control from the same draw.
+  as the draw; paired with the control from the same draw;
+- control-sampler: the control from its own draw, data order and masks of pre-training seeds 42 and 1, as
+  `control`, but its generator's sampler seeded 1000 + seed (`--sampler-seed`) rather than with the seed
+  whose stream drew the initial weights; paired with the control from the same draw.
 
 --sinusoidal-baseline measures every gain against the baseline drawn with the sinusoidal position table
 (out/e27-sinpos/, `bert finetune --from-scratch` since 2026-12-07) instead of the normal-draw one; the
@@ -50,6 +53,7 @@ def paths(sinusoidal_baseline=False):
     sides['control-torchinit-seed7'] = {42: {s: f'out/e26-more/control-torchinit42-seed7-seed{s}-eval.json' for s in FT}}
     sides['init-ours-randpos'] = {p: {s: f'out/e26-more/init-ours-{p}-randpos-seed{s}-eval.json' for s in FT} for p in (42, 1, 2, 3)}
     sides['ours-from-torch'] = {p: {s: f'out/e27-mirror/ours-from-torch{p}-seed{s}-eval.json' for s in FT} for p in (42, 1, 2)}
+    sides['control-sampler'] = {p: {s: f'out/e27-sampler/control-torch{p}-sampler{1000 + p}-seed{s}-eval.json' for s in FT} for p in (42, 1)}
     for side, pre in sides.items():
         for p, files in pre.items():
             for s in FT:
@@ -117,9 +121,11 @@ def main():
             print(f'control-init − ours, pre-training seed {p}: {pairs[-1]:+.1f} ({", ".join(f"{x:+.1f}" for x in d)})')
     # What pre-training adds to its own initial weights: pre-trained minus untrained, same draw.
     for side, untrained in (('ours', 'init-ours'), ('control', 'init-torch'), ('control-init', 'init-ours'),
-                            ('control-torchinit-seed7', 'init-torch'), ('ours-from-torch', 'init-torch')):
+                            ('control-torchinit-seed7', 'init-torch'), ('ours-from-torch', 'init-torch'),
+                            ('control-sampler', 'init-torch')):
         same_draw(side, untrained, 'what pre-training adds to the same draw')
     same_draw('control', 'ours-from-torch', "the two trainers from torch's draw")
+    same_draw('control', 'control-sampler', "the control's sampler on the weights' stream, against its own")
     if len(pairs) > 1:
         m, se = mean_se([mean_gain('ours', p) for p in (42, 1, 2)][:len(pairs)])
         print(f'ours over the same {len(pairs)} pre-training seeds: {m:+.1f} ± {se:.1f}')
