@@ -13,7 +13,9 @@ fine-tuning output, or any Hugging Face BERT), on the first N texts of a classif
   - weight_rms[l]:  root mean square of each layer's dense weights (query, key, value, attention
                     output, intermediate, output); init gives initializer_range (0.02)
   - layernorm_gain[l]: mean |gamma| of the layer's two LayerNorms (init 1.0)
-A checkpoint of the same config with random weights (`--random`) gives the baseline.
+A checkpoint of the same config with random weights (`--random`) gives the baseline. An ELECTRA
+discriminator (config.json model_type "electra", a BertKit `--objective electra` checkpoint or the PyTorch
+control's) loads as transformers' ElectraModel, which has no pooler (pooled_cosine null).
 
 Usage: python representation_stats.py --data FILE.tsv [--limit 200] [--max-length 128] [--random] CKPT...
 Needs torch and transformers (Tests/Scripts/requirements-model.txt).
@@ -25,7 +27,7 @@ import math
 import sys
 
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import AutoConfig, AutoModel, BertTokenizerFast
 
 
 def texts(path, limit):
@@ -69,7 +71,7 @@ def stats(model, tokenizer, inputs, max_length):
         gains.append(round(((layer.attention.output.LayerNorm.weight.abs().mean() + layer.output.LayerNorm.weight.abs().mean()) / 2).item(), 4))
     return {
         "cls_cosine": round(mean_pairwise_cosine(last[:, 0]), 4),
-        "pooled_cosine": round(mean_pairwise_cosine(out.pooler_output), 4) if out.pooler_output is not None else None,
+        "pooled_cosine": round(mean_pairwise_cosine(out.pooler_output), 4) if getattr(out, "pooler_output", None) is not None else None,
         "mean_cosine": round(mean_pairwise_cosine(mean), 4),
         "attention_entropy": [round(e, 4) for e in entropies],
         "weight_rms": rms,
@@ -93,15 +95,15 @@ def main():
         # constructor with vocab_file= silently gives a 5-token vocabulary in transformers 5.x (every
         # word [UNK]), so the size is checked against the config.
         tokenizer = BertTokenizerFast.from_pretrained(ckpt)
-        vocab_size = BertConfig.from_pretrained(ckpt).vocab_size
+        vocab_size = AutoConfig.from_pretrained(ckpt).vocab_size
         if len(tokenizer) != vocab_size:
             sys.exit(f"{ckpt}/vocab.txt: the tokenizer has {len(tokenizer)} tokens, the config {vocab_size}")
-        model = BertModel.from_pretrained(ckpt, attn_implementation="eager")
+        model = AutoModel.from_pretrained(ckpt, attn_implementation="eager")  # BertModel, or ElectraModel
         print(json.dumps({"checkpoint": ckpt, **stats(model, tokenizer, inputs, a.max_length)}))
         if a.random:
-            config = BertConfig.from_pretrained(ckpt)
+            config = AutoConfig.from_pretrained(ckpt)
             config._attn_implementation = "eager"  # attention probabilities are returned only by eager
-            print(json.dumps({"checkpoint": ckpt + " (random init)", **stats(BertModel(config), tokenizer, inputs, a.max_length)}))
+            print(json.dumps({"checkpoint": ckpt + " (random init)", **stats(AutoModel.from_config(config), tokenizer, inputs, a.max_length)}))
         sys.stdout.flush()
 
 
