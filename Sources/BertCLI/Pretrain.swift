@@ -57,6 +57,10 @@ struct PretrainCommand: ParsableCommand {
     @Flag(help: "Resume when OUTPUT holds a checkpoint of the same run, else start again (for pipelines).") var resumeIfPossible = false
     @Option(help: "Stop after this many updates in all (the learning rate decays to zero there).") var maxSteps: Int?
     @Option(help: .hidden) var stopAfterSteps: Int?
+    @Option(help: ArgumentHelp(
+        "Write every micro-batch as the model saw it to FILE, one JSON object per line (written under a temporary name, renamed when the run stops).",
+        discussion: "Keys: step (from 1, as in metrics.jsonl), micro, batch_size, seq_length, input_ids, token_type_ids and attention_mask (batch_size × seq_length, row-major, after masking), masked_positions (flat b·seq_length + t) and masked_labels (the original ids there), and with --objective electra samples (the generator's draw at each masked position). For replaying a run in another implementation with the same batches, masks and samples; about 10 bytes per token. Not with --resume or several processes."))
+    var recordBatches: String?
     @Option(help: "Under mpirun: MiB per gradient all-reduce bucket, each started as soon as the backward completes it (0: one sum after the backward).")
     var allreduceBucketMb = 4.0
 
@@ -76,6 +80,9 @@ struct PretrainCommand: ParsableCommand {
         if !(discriminatorWeight >= 0 && discriminatorWeight.isFinite) { throw ValidationError("--discriminator-weight must be a finite number ≥ 0") }
         if objective == .electra && initFrom != nil {
             throw ValidationError("--objective electra trains from a random initialisation; continue pre-training a checkpoint with --objective mlm")
+        }
+        if recordBatches != nil && (resume || resumeIfPossible) {
+            throw ValidationError("--record-batches records a whole run: start it without --resume or --resume-if-possible")
         }
         if initFrom != nil && sinusoidalPositions == true { throw ValidationError("--sinusoidal-positions starts positions anew; with --init they come from the checkpoint") }
     }
@@ -144,7 +151,16 @@ struct PretrainCommand: ParsableCommand {
                 format: "epoch %d loss %.4f %@ acc %.3f %.0f tok/s", p.epoch, p.loss, objective == .electra ? "generator mlm" : "mlm",
                 p.mlmAccuracy, p.tokensPerSecond))
         }
+        var recorder: BatchRecorder?
+        if let recordBatches {
+            guard group.size == 1 else { throw UsageError("--record-batches needs a single process (each process sees only its slice of a batch)") }
+            let file = try BatchRecorder(path: recordBatches)
+            let electra = trainer.model as? ElectraForPreTraining
+            trainer.onMicroBatch = { step, micro, batch, _ in try file.record(step: step, micro: micro, batch: batch, samples: electra?.sampledTokens) }
+            recorder = file
+        }
         let last = try trainer.run()
+        try recorder?.commit()
         progress.finish()
         if let reducer = trainer.gradientReducer as? AllReduceGradients, group.isRoot, reducer.updates > 0 {
             log(String(format: "bert pretrain: all-reduce: %d buckets, %.1f MB per update, %.1f ms per update waiting after the backward",
@@ -191,4 +207,39 @@ final class ProgressReporter {
         let t = Int(s.rounded())
         return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
     }
+}
+
+/// `--record-batches`: each micro-batch as one JSON line, into a file that appears whole when the run stops.
+final class BatchRecorder {
+    let file: AtomicFileWriter
+    var line: [UInt8] = []
+
+    init(path: String) throws { file = try AtomicFileWriter(path: path) }
+
+    func record(step: Int, micro: Int, batch: PretrainingBatch, samples: [Int32]?) throws {
+        line.removeAll(keepingCapacity: true)
+        func key(_ name: String) { line.append(contentsOf: Array(",\"\(name)\":".utf8)) }
+        func ints(_ name: String, _ values: [Int32]) {
+            key(name)
+            line.append(UInt8(ascii: "["))
+            for (i, v) in values.enumerated() {
+                if i > 0 { line.append(UInt8(ascii: ",")) }
+                line.append(contentsOf: Array(String(v).utf8))
+            }
+            line.append(UInt8(ascii: "]"))
+        }
+        line.append(contentsOf: Array("{\"step\":\(step),\"micro\":\(micro),\"batch_size\":\(batch.batchSize)".utf8))
+        key("seq_length")
+        line.append(contentsOf: Array(String(batch.seqLength).utf8))
+        ints("input_ids", batch.inputIds)
+        ints("token_type_ids", batch.tokenTypeIds)
+        ints("attention_mask", batch.attentionMask)
+        ints("masked_positions", batch.maskedPositions)
+        ints("masked_labels", batch.maskedLabels)
+        if let samples { ints("samples", samples) }
+        line.append(contentsOf: Array("}\n".utf8))
+        try file.write(line)
+    }
+
+    func commit() throws { try file.commit() }
 }

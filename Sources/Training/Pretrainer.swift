@@ -116,6 +116,10 @@ public final class Pretrainer {
     public private(set) var lastCheckpoint: String?
     /// Called after each update.
     public var onProgress: ((PretrainProgress) -> Void)?
+    /// Called after each micro-batch's forward pass, before its backward, with the update's number
+    /// (from 1, as in metrics.jsonl), the micro-batch's index within the update, the batch as the model
+    /// saw it (after dynamic masking) and its output (`bert pretrain --record-batches`).
+    public var onMicroBatch: ((_ step: Int, _ micro: Int, _ batch: PretrainingBatch, _ output: PretrainingOutput) throws -> Void)?
     /// Where complete gradients become global ones before each update: the sum over the processes of a
     /// data-parallel run (`AllReduceGradients`), nothing for one process.
     public var gradientReducer: GradientReducer
@@ -398,8 +402,10 @@ public final class Pretrainer {
                     defer { model.onGradientStageReady = nil }
                     // The seeds of the micro-batch a single process with accumulation would have here.
                     let micro = micro * group.size + group.rank
-                    let out = try model.forward(PretrainingBatch(batch), dropoutSeed: dropoutSeed(step: step, micro: micro),
+                    let modelBatch = PretrainingBatch(batch)
+                    let out = try model.forward(modelBatch, dropoutSeed: dropoutSeed(step: step, micro: micro),
                                                 sampleSeed: sampleSeed(step: step, micro: micro))
+                    try onMicroBatch?(step + 1, micro, modelBatch, out)
                     guard out.loss.isFinite else { throw TrainingError.nonFiniteLoss(step: step + 1, lastCheckpoint: lastCheckpoint) }
                     let mlmShare = whole ? 1 : Float(out.mlmCount) / Float(maskedInUpdate)
                     // NSP is a mean over sequences, RTD over real tokens; MLM alone has no second loss.

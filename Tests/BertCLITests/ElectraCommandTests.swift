@@ -134,4 +134,68 @@ final class ElectraCommandTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(says), "\(extra): \(r.stderr)")
         }
     }
+
+    /// `--record-batches` writes each micro-batch as the model saw it: the shards' instances with their
+    /// dynamic masks, and the generator's samples, which the metrics' `sampled_original` share confirms.
+    func testRecordBatchesHoldsWhatTheModelSaw() throws {
+        let dir = Fixtures.temporaryDirectory().path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let trace = dir + "/trace.jsonl"
+        let r = try runBert(arguments(dir + "/run", shards: "dynamic") + ["--epochs", "1", "--max-steps", "3", "--accumulate", "2",
+                                                                          "--batch-size", "8", "--log-every-steps", "1", "--record-batches", trace])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["run", "trace.jsonl"], "no temporary file left")
+
+        // The shards' instances, unmasked (dynamic masking), as inspect shows them.
+        let inspect = try runBert(["inspect", Self.base + "/dynamic", "--json", "--limit", "0"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        var instances = Set<[Int]>()
+        for line in inspect.stdoutText.split(separator: "\n") {
+            let row = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            instances.insert(try XCTUnwrap(row["input_ids"] as? [Int]))
+        }
+
+        let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 6, "3 updates of 2 micro-batches")
+        var sampledOriginal = [Int: (same: Int, masked: Int)]()
+        for (k, line) in lines.enumerated() {
+            let row = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            XCTAssertEqual(row["step"] as? Int, k / 2 + 1)
+            XCTAssertEqual(row["micro"] as? Int, k % 2)
+            let (b, t) = (try XCTUnwrap(row["batch_size"] as? Int), try XCTUnwrap(row["seq_length"] as? Int))
+            XCTAssertEqual(b, 8)
+            let ids = try XCTUnwrap(row["input_ids"] as? [Int]), mask = try XCTUnwrap(row["attention_mask"] as? [Int])
+            XCTAssertEqual(ids.count, b * t)
+            XCTAssertEqual((try XCTUnwrap(row["token_type_ids"] as? [Int])).count, b * t)
+            let positions = try XCTUnwrap(row["masked_positions"] as? [Int]), labels = try XCTUnwrap(row["masked_labels"] as? [Int])
+            let samples = try XCTUnwrap(row["samples"] as? [Int])
+            XCTAssertEqual(labels.count, positions.count)
+            XCTAssertEqual(samples.count, positions.count)
+            XCTAssertEqual(Set(positions).count, positions.count, "distinct positions")
+            XCTAssertTrue(samples.allSatisfy { (0..<30522).contains($0) })
+            // Put the labels back: every row is one of the shards' instances, masked only inside it.
+            var original = ids
+            for (p, label) in zip(positions, labels) {
+                XCTAssertEqual(mask[p], 1, "a masked position is a real token")
+                original[p] = label
+                XCTAssertFalse([101, 102].contains(label), "[CLS] and [SEP] are never masked")
+            }
+            for i in 0..<b {
+                let length = mask[(i * t)..<((i + 1) * t)].reduce(0, +)
+                XCTAssertTrue(instances.contains(Array(original[(i * t)..<(i * t + length)])), "line \(k + 1), row \(i) is an instance")
+            }
+            XCTAssertNotEqual(original, ids, "masked")
+            let step = k / 2 + 1, same = zip(samples, labels).filter { $0 == $1 }.count
+            sampledOriginal[step] = ((sampledOriginal[step]?.same ?? 0) + same, (sampledOriginal[step]?.masked ?? 0) + labels.count)
+        }
+        // The recorded samples are the ones trained on: the metrics' share of samples equal to the original.
+        for row in try rows(dir + "/run") {
+            let step = try XCTUnwrap(row["step"] as? Int), counts = try XCTUnwrap(sampledOriginal[step])
+            XCTAssertEqual(try XCTUnwrap(row["sampled_original"] as? Double), Double(counts.same) / Double(counts.masked), accuracy: 1e-9)
+        }
+
+        let resumed = try runBert(arguments(dir + "/run", shards: "dynamic") + ["--resume", "--record-batches", dir + "/again.jsonl"])
+        XCTAssertEqual(resumed.status, 2, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("--record-batches"), resumed.stderr)
+    }
 }

@@ -188,6 +188,17 @@ to 1e-6 (clipping active) at every update:
     torch_pretrain_control.py --shards S --init INIT/step-00000001 --batch-size 556 --accumulate 2 --epochs 3 \
         --dropout 0 --log-every-steps 1 ... --output PT
 
+Replaying a BertKit run exactly (--replay FILE). `bert pretrain ... --record-batches FILE` writes every
+micro-batch as BertKit's model saw it: the padded ids after masking, token types, attention mask, masked
+positions and labels, and with --objective electra the generator's samples. With --replay FILE --init
+RUN0/step-00000001 (a `--stop-after-steps 1 --save-every-steps 1` run of the same seed and schedule: its
+initial weights) --max-steps N (the recorded run's updates), this script trains on those micro-batches in
+their order, takes BertKit's samples instead of drawing its own, and skips `bert inspect`, its own order and
+its own masks. What is left between the two runs is the arithmetic: the two trainers from one start on the
+same batches, masks and samples, so that their losses (--log-every-steps 1) and their weights
+(--save-every-steps K on both sides) show the first update where they part. The 30-update smoke check
+(tiny, the ELECTRA pipeline's recipe): per-update loss, MLM, RTD and gradient norm agree to 2e-6 relative.
+
 --bert defaults to $BERT, else `bert` on PATH, else .build/release/bert. Exit status 0 on success, 1 on a
 failed check or a failure of `bert inspect`, 2 on bad usage.
 """
@@ -419,6 +430,41 @@ def make_batch(data: Instances, indices: np.ndarray, masker: "Masker | None" = N
     }
 
 
+def replay_updates(path: Path, accumulate: int):
+    """--replay: the micro-batches of `bert pretrain --record-batches FILE`, an update at a time (consecutive
+    lines with the same step), as make_batch's dicts with BertKit's samples."""
+    def batch(row: dict) -> dict:
+        b, t = row["batch_size"], row["seq_length"]
+        pos = torch.tensor(row["masked_positions"], dtype=torch.int64)
+        out = {
+            "input_ids": torch.tensor(row["input_ids"], dtype=torch.int64).view(b, t),
+            "token_type_ids": torch.tensor(row["token_type_ids"], dtype=torch.int64).view(b, t),
+            "attention_mask": torch.tensor(row["attention_mask"], dtype=torch.int64).view(b, t),
+            "masked_rows": pos // t, "masked_positions": pos % t,
+            "masked_labels": torch.tensor(row["masked_labels"], dtype=torch.int64),
+            "next_sentence_label": torch.zeros(b, dtype=torch.int64),
+        }
+        if "samples" in row:
+            out["samples"] = torch.tensor(row["samples"], dtype=torch.int64)
+        return out
+
+    step, micros = None, []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            row = json.loads(line)
+            if step is not None and row["step"] != step:
+                yield step, micros
+                micros = []
+            if step is not None and row["step"] not in (step, step + 1):
+                raise UsageError(f"{path}:{number}: step {row['step']} after step {step} (a resumed or cut recording?)")
+            step = row["step"]
+            micros.append(batch(row))
+            if len(micros) > accumulate:
+                raise UsageError(f"{path}:{number}: more than --accumulate {accumulate} micro-batches in step {step}")
+    if micros:
+        yield step, micros
+
+
 class Masker:
     """BertKit's Masker (InstanceBuilder.swift) for dynamically masked shards, a batch at a time (see the
     module docstring: candidates, target, whole words, 80/10/10)."""
@@ -589,7 +635,10 @@ def forward_electra(pair: ElectraPair, batch, sampler: torch.Generator, weight: 
     m = rows.shape[0]
     mlm = F.cross_entropy(logits, labels, reduction="sum") / max(1, m)
     with torch.no_grad():
-        sampled = torch.multinomial(F.softmax(logits.float(), dim=-1), 1, generator=sampler).squeeze(1)
+        if "samples" in batch:  # --replay: the samples BertKit drew
+            sampled = batch["samples"]
+        else:
+            sampled = torch.multinomial(F.softmax(logits.float(), dim=-1), 1, generator=sampler).squeeze(1)
         disc_ids = ids.clone()
         disc_ids[batch["masked_rows"], batch["masked_positions"]] = sampled
         replaced = torch.zeros_like(ids, dtype=torch.float32)
@@ -1079,9 +1128,17 @@ def train(args) -> int:
 
     bert = find_bert(args.bert)
     started = time.time()
-    log(f"reading instances: {bert} inspect {shards} --json --limit 0")
-    data = read_instances(bert, shards, len(vocab))
-    if len(data) != index["total_instances"]:
+    if args.replay:
+        if not (args.init and args.max_steps):
+            raise UsageError("--replay needs --init (the recorded run's step-00000001) and --max-steps (its updates)")
+        log(f"replaying {args.replay}: BertKit's batches, masks and samples")
+        data = Instances(np.zeros(1, np.uint16), np.array([0, 1]), np.zeros(1, np.int64), np.zeros(0, np.uint8),
+                         np.zeros(0, np.int64), np.array([0, 0]), np.zeros(1, np.uint8))
+        masker = None
+    else:
+        log(f"reading instances: {bert} inspect {shards} --json --limit 0")
+        data = read_instances(bert, shards, len(vocab))
+    if not args.replay and len(data) != index["total_instances"]:
         raise RuntimeError(f"read {len(data)} instances, index.json promises {index['total_instances']}")
     if len(data) == 0:
         raise RuntimeError(f"{shards}: no instances")
@@ -1117,7 +1174,7 @@ def train(args) -> int:
     optimizer = BertAdamW(named, args.weight_decay, args.bias_correction)
     all_params = [p for _, p in named]
 
-    batches_per_epoch = (len(data) + args.batch_size - 1) // args.batch_size
+    batches_per_epoch = (index["total_instances"] + args.batch_size - 1) // args.batch_size
     updates_per_epoch = (batches_per_epoch + args.accumulate - 1) // args.accumulate
     total = updates_per_epoch * args.epochs
     if args.max_steps is not None:
@@ -1152,83 +1209,101 @@ def train(args) -> int:
     train_start = time.time()
     checked = False
     lengths = np.diff(data.id_offsets)
-    for epoch in range(args.epochs):
+
+    def own_updates():
+        """(epoch, micro-batches, whether the epoch ends with them), from this script's order and masks."""
+        for epoch in range(args.epochs):
+            order = np.random.default_rng([args.seed, epoch]).permutation(len(data))
+            chunks = epoch_batches(order, lengths, args.batch_size, GROUP_WINDOW_BATCHES if args.group_by_length else 0,
+                                   args.seed, epoch)
+            mask_rng = np.random.default_rng([args.seed, epoch, MASK_STREAM]) if masker else None
+            at = 0
+            while at < len(chunks):
+                micros = [make_batch(data, idx, masker, mask_rng) for idx in chunks[at:at + args.accumulate]]
+                at += len(micros)
+                yield epoch, micros, at >= len(chunks)
+
+    def replayed_updates():
+        for number, (recorded, micros) in enumerate(replay_updates(args.replay, args.accumulate), 1):
+            if recorded != number:
+                raise UsageError(f"{args.replay}: update {number} is recorded as step {recorded}")
+            yield 0, micros, False
+
+    for epoch, micros, epoch_ends in (replayed_updates() if args.replay else own_updates()):
         if step >= total:
             break
-        order = np.random.default_rng([args.seed, epoch]).permutation(len(data))
-        chunks = epoch_batches(order, lengths, args.batch_size, GROUP_WINDOW_BATCHES if args.group_by_length else 0,
-                               args.seed, epoch)
-        mask_rng = np.random.default_rng([args.seed, epoch, MASK_STREAM]) if masker else None
-        at = 0
-        while at < len(chunks) and step < total:
-            micros = [make_batch(data, idx, masker, mask_rng) for idx in chunks[at:at + args.accumulate]]
-            at += len(micros)
-            if not checked and not electra:
-                check = check_gathered_loss(model, micros[0])
-                control["first_batch_loss_check"] = check
-                log(f"first batch, {check['instances']} instances, eval mode: gathered loss {check['gathered']:.6f}, transformers' loss "
-                    f"{check['transformers']:.6f}, |diff| {check['abs_diff']:.2e}")
-                if not check["ok"]:
-                    raise RuntimeError("the gathered MLM loss differs from transformers' loss on the first batch")
-                checked = True
-            masked_in_update = sum(int(b["masked_labels"].numel()) for b in micros)
-            sequences_in_update = sum(int(b["input_ids"].shape[0]) for b in micros)
-            for p in all_params:
-                p.grad = None
-            step_loss = 0.0
-            for b in micros:
-                o = forward_electra(model, b, sampler, args.discriminator_weight) if electra else forward(model, b)
-                mlm_share = 1.0 if len(micros) == 1 else o["mlm_count"] / max(1, masked_in_update)
-                nsp_share = 1.0 if len(micros) == 1 else o["nsp_count"] / sequences_in_update
-                loss = mlm_share * o["mlm"] + nsp_share * o["nsp"]
-                if not torch.isfinite(loss):
-                    raise RuntimeError(f"non-finite loss at update {step + 1}")
-                loss.backward()
-                mlm_v, nsp_v = float(o["mlm"].detach()), float(o["nsp"].detach())
-                step_loss += mlm_share * mlm_v + nsp_share * nsp_v
-                window["mlm_sum"] += mlm_v * o["mlm_count"]
-                window["nsp_sum"] += nsp_v * o["nsp_count"]
-                window["mlm_correct"] += o["mlm_correct"]
-                window["mlm_count"] += o["mlm_count"]
-                window["nsp_correct"] += o["nsp_correct"]
-                window["nsp_count"] += o["nsp_count"]
-                window["tokens"] += int(b["attention_mask"].sum())
-                if electra:
-                    for k in ("replaced", "detected", "sampled_original"):
-                        window[k] = window.get(k, 0) + o[k]
-            norm = clip_global_norm(all_params, args.max_grad_norm)
-            lr = learning_rate(step, args.learning_rate, warmup, total)
-            optimizer.step(lr)
-            step += 1
-            window["loss"] += step_loss
-            window["updates"] += 1
-            window["norm"] += norm
-            if step % args.log_every_steps == 0 or step == total:
-                now = time.time()
-                row = {
-                    "step": step, "epoch": epoch, "loss": window["loss"] / window["updates"],
-                    "mlm_loss": window["mlm_sum"] / max(1, window["mlm_count"]),
-                    "nsp_loss": window["nsp_sum"] / max(1, window["nsp_count"]),
-                    "mlm_accuracy": window["mlm_correct"] / max(1, window["mlm_count"]),
-                    "nsp_accuracy": window["nsp_correct"] / max(1, window["nsp_count"]),
-                    "learning_rate": lr, "gradient_norm": window["norm"] / window["updates"],
-                    "tokens_per_second": window["tokens"] / max(1e-9, now - window_start),
-                    "seconds": now - train_start,
-                }
-                if electra:  # the second loss is RTD (λ·BCE in the sums), its accuracy over real tokens
-                    row["rtd_loss"] = row.pop("nsp_loss") / args.discriminator_weight
-                    row["rtd_accuracy"] = row.pop("nsp_accuracy")
-                    row["rtd_recall"] = window.get("detected", 0) / max(1, window.get("replaced", 0))
-                    row["sampled_original"] = window.get("sampled_original", 0) / max(1, window["mlm_count"])
-                metrics.write(json.dumps(row, sort_keys=True) + "\n")
-                metrics.flush()
-                log(f"step {step}/{total} epoch {epoch} loss {row['loss']:.4f} (mlm {row['mlm_loss']:.4f} "
-                    f"{'rtd' if electra else 'nsp'} {row.get('rtd_loss', row.get('nsp_loss')):.4f}) mlm acc {row['mlm_accuracy']:.3f} lr {lr:.3e} |g| {row['gradient_norm']:.3f} "
-                    f"{row['tokens_per_second']:.0f} tok/s")
-                window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
-                window_start = time.time()
-        if at >= len(chunks) and args.save_epochs:
+        if not checked and not electra:
+            check = check_gathered_loss(model, micros[0])
+            control["first_batch_loss_check"] = check
+            log(f"first batch, {check['instances']} instances, eval mode: gathered loss {check['gathered']:.6f}, transformers' loss "
+                f"{check['transformers']:.6f}, |diff| {check['abs_diff']:.2e}")
+            if not check["ok"]:
+                raise RuntimeError("the gathered MLM loss differs from transformers' loss on the first batch")
+            checked = True
+        masked_in_update = sum(int(b["masked_labels"].numel()) for b in micros)
+        sequences_in_update = sum(int(b["input_ids"].shape[0]) for b in micros)
+        # the second loss is a mean over sequences (NSP) or, for electra, over real tokens (RTD)
+        second_in_update = sum(int(b["attention_mask"].sum()) for b in micros) if electra else sequences_in_update
+        for p in all_params:
+            p.grad = None
+        step_loss = 0.0
+        for b in micros:
+            o = forward_electra(model, b, sampler, args.discriminator_weight) if electra else forward(model, b)
+            mlm_share = 1.0 if len(micros) == 1 else o["mlm_count"] / max(1, masked_in_update)
+            nsp_share = 1.0 if len(micros) == 1 else o["nsp_count"] / second_in_update
+            loss = mlm_share * o["mlm"] + nsp_share * o["nsp"]
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"non-finite loss at update {step + 1}")
+            loss.backward()
+            mlm_v, nsp_v = float(o["mlm"].detach()), float(o["nsp"].detach())
+            step_loss += mlm_share * mlm_v + nsp_share * nsp_v
+            window["mlm_sum"] += mlm_v * o["mlm_count"]
+            window["nsp_sum"] += nsp_v * o["nsp_count"]
+            window["mlm_correct"] += o["mlm_correct"]
+            window["mlm_count"] += o["mlm_count"]
+            window["nsp_correct"] += o["nsp_correct"]
+            window["nsp_count"] += o["nsp_count"]
+            window["tokens"] += int(b["attention_mask"].sum())
+            if electra:
+                for k in ("replaced", "detected", "sampled_original"):
+                    window[k] = window.get(k, 0) + o[k]
+        norm = clip_global_norm(all_params, args.max_grad_norm)
+        lr = learning_rate(step, args.learning_rate, warmup, total)
+        optimizer.step(lr)
+        step += 1
+        window["loss"] += step_loss
+        window["updates"] += 1
+        window["norm"] += norm
+        if args.save_every_steps and step % args.save_every_steps == 0:
+            save_model(model, vocab_path, out / f"step-{step:08d}")
+        if step % args.log_every_steps == 0 or step == total:
+            now = time.time()
+            row = {
+                "step": step, "epoch": epoch, "loss": window["loss"] / window["updates"],
+                "mlm_loss": window["mlm_sum"] / max(1, window["mlm_count"]),
+                "nsp_loss": window["nsp_sum"] / max(1, window["nsp_count"]),
+                "mlm_accuracy": window["mlm_correct"] / max(1, window["mlm_count"]),
+                "nsp_accuracy": window["nsp_correct"] / max(1, window["nsp_count"]),
+                "learning_rate": lr, "gradient_norm": window["norm"] / window["updates"],
+                "tokens_per_second": window["tokens"] / max(1e-9, now - window_start),
+                "seconds": now - train_start,
+            }
+            if electra:  # the second loss is RTD (λ·BCE in the sums), its accuracy over real tokens
+                row["rtd_loss"] = row.pop("nsp_loss") / args.discriminator_weight
+                row["rtd_accuracy"] = row.pop("nsp_accuracy")
+                row["rtd_recall"] = window.get("detected", 0) / max(1, window.get("replaced", 0))
+                row["sampled_original"] = window.get("sampled_original", 0) / max(1, window["mlm_count"])
+            metrics.write(json.dumps(row, sort_keys=True) + "\n")
+            metrics.flush()
+            log(f"step {step}/{total} epoch {epoch} loss {row['loss']:.4f} (mlm {row['mlm_loss']:.4f} "
+                f"{'rtd' if electra else 'nsp'} {row.get('rtd_loss', row.get('nsp_loss')):.4f}) mlm acc {row['mlm_accuracy']:.3f} lr {lr:.3e} |g| {row['gradient_norm']:.3f} "
+                f"{row['tokens_per_second']:.0f} tok/s")
+            window = {k: 0 if isinstance(v, int) else 0.0 for k, v in window.items()}
+            window_start = time.time()
+        if epoch_ends and args.save_epochs:
             save_model(model, vocab_path, out / f"epoch-{epoch + 1:04d}")
+    if args.replay and step < total:
+        raise UsageError(f"{args.replay}: {step} updates recorded, --max-steps is {total}")
     metrics.close()
     write_model(model, vocab_path, out)
     control["steps"] = step
@@ -1274,6 +1349,10 @@ def main() -> int:
     ap.add_argument("--max-steps", type=int, help="at most this many updates in all (the schedule decays to 0 there)")
     ap.add_argument("--log-every-steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: %(default)s)")
+    ap.add_argument("--replay", type=Path,
+                    help="train on the micro-batches of `bert pretrain --record-batches FILE` (its batches, masks and, for electra, "
+                         "samples) instead of this script's own; needs --init and --max-steps")
+    ap.add_argument("--save-every-steps", type=int, help="also write OUT/step-NNNNNNNN every N updates (model only)")
     ap.add_argument("--save-epochs", action="store_true", help="also write OUTPUT/epoch-NNNN after each complete epoch")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
     ap.add_argument("--self-test", action="store_true",
