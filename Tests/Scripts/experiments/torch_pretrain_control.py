@@ -430,6 +430,19 @@ def make_batch(data: Instances, indices: np.ndarray, masker: "Masker | None" = N
     }
 
 
+def record_line(step: int, micro: int, batch: dict, samples) -> str:
+    """One line of `bert pretrain --record-batches`'s format for a make_batch dict."""
+    b, t = batch["input_ids"].shape
+    row = {"step": step, "micro": micro, "batch_size": int(b), "seq_length": int(t),
+           "input_ids": batch["input_ids"].flatten().tolist(), "token_type_ids": batch["token_type_ids"].flatten().tolist(),
+           "attention_mask": batch["attention_mask"].flatten().tolist(),
+           "masked_positions": (batch["masked_rows"] * t + batch["masked_positions"]).tolist(),
+           "masked_labels": batch["masked_labels"].tolist()}
+    if samples is not None:
+        row["samples"] = samples.tolist()
+    return json.dumps(row, separators=(",", ":")) + "\n"
+
+
 def replay_updates(path: Path, accumulate: int):
     """--replay: the micro-batches of `bert pretrain --record-batches FILE`, an update at a time (consecutive
     lines with the same step), as make_batch's dicts with BertKit's samples."""
@@ -653,7 +666,7 @@ def forward_electra(pair: ElectraPair, batch, sampler: torch.Generator, weight: 
         rtd_correct = int((says == truth).sum())
     return dict(mlm=mlm, nsp=weight * rtd, mlm_count=m, nsp_count=int(active.sum()), mlm_correct=mlm_correct, nsp_correct=rtd_correct,
                 rtd=float(rtd.detach()), replaced=int(truth.sum()), detected=int((says & truth).sum()),
-                sampled_original=int((sampled == labels).sum()))
+                sampled_original=int((sampled == labels).sum()), samples=sampled)
 
 
 def stock_loss(model, batch) -> torch.Tensor:
@@ -1229,6 +1242,20 @@ def train(args) -> int:
                 raise UsageError(f"{args.replay}: update {number} is recorded as step {recorded}")
             yield 0, micros, False
 
+    recording = open(str(args.record_batches) + ".tmp", "w") if args.record_batches else None
+    if args.dry_run and not args.record_batches:
+        raise UsageError("--dry-run writes the batches to --record-batches FILE: give it")
+    if args.dry_run:  # only the batches and masks, no model
+        for epoch, micros, _ in own_updates():
+            if step >= total:
+                break
+            step += 1
+            for k, b in enumerate(micros):
+                recording.write(record_line(step, k, b, None))
+        recording.close()
+        os.replace(str(args.record_batches) + ".tmp", args.record_batches)
+        log(f"--dry-run: wrote {step} updates' batches to {args.record_batches}")
+        return 0
     for epoch, micros, epoch_ends in (replayed_updates() if args.replay else own_updates()):
         if step >= total:
             break
@@ -1247,8 +1274,10 @@ def train(args) -> int:
         for p in all_params:
             p.grad = None
         step_loss = 0.0
-        for b in micros:
+        for micro, b in enumerate(micros):
             o = forward_electra(model, b, sampler, args.discriminator_weight) if electra else forward(model, b)
+            if recording:
+                recording.write(record_line(step + 1, micro, b, o.get("samples")))
             mlm_share = 1.0 if len(micros) == 1 else o["mlm_count"] / max(1, masked_in_update)
             nsp_share = 1.0 if len(micros) == 1 else o["nsp_count"] / second_in_update
             loss = mlm_share * o["mlm"] + nsp_share * o["nsp"]
@@ -1304,6 +1333,9 @@ def train(args) -> int:
             save_model(model, vocab_path, out / f"epoch-{epoch + 1:04d}")
     if args.replay and step < total:
         raise UsageError(f"{args.replay}: {step} updates recorded, --max-steps is {total}")
+    if recording:
+        recording.close()
+        os.replace(str(args.record_batches) + ".tmp", args.record_batches)
     metrics.close()
     write_model(model, vocab_path, out)
     control["steps"] = step
@@ -1352,6 +1384,10 @@ def main() -> int:
     ap.add_argument("--replay", type=Path,
                     help="train on the micro-batches of `bert pretrain --record-batches FILE` (its batches, masks and, for electra, "
                          "samples) instead of this script's own; needs --init and --max-steps")
+    ap.add_argument("--record-batches", type=Path,
+                    help="write every micro-batch (and, for electra, the samples) as `bert pretrain --record-batches` does")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="with --record-batches: write this script's batches and masks (no samples) for --max-steps updates, train nothing")
     ap.add_argument("--save-every-steps", type=int, help="also write OUT/step-NNNNNNNN every N updates (model only)")
     ap.add_argument("--save-epochs", action="store_true", help="also write OUTPUT/epoch-NNNN after each complete epoch")
     ap.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
