@@ -160,11 +160,20 @@ public struct PipelineStage {
 
     func execute(_ runner: PipelineCommandRunner) throws {
         if let external {
+            // A missing or non-executable program is the pipeline file's fault (exit 2), named as the user wrote it.
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: external[0], isDirectory: &isDirectory)
+            guard exists, !isDirectory.boolValue, FileManager.default.isExecutableFile(atPath: external[0]) else {
+                throw PipelineError.invalid("stage \(name): cannot run \(external[0]): \(exists ? "not an executable file" : "no such file")"
+                                            + " (a \"run\" program's relative path is taken from \(root), the folder above the pipeline file's)")
+            }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: external[0])
             p.arguments = Array(external.dropFirst())
             p.currentDirectoryURL = URL(fileURLWithPath: root)
-            try p.run()
+            do { try p.run() } catch {
+                throw PipelineError.stageFailed("stage \(name): cannot start \(external[0]): \(error.localizedDescription)")
+            }
             p.waitUntilExit()
             guard p.terminationStatus == 0 else {
                 throw PipelineError.stageFailed("stage \(name): \(external.joined(separator: " ")) exited with status \(p.terminationStatus)")

@@ -234,6 +234,16 @@ final class RunCommandTests: XCTestCase {
         try expect(#"{"output": "o", "stages": [{"name": "x", "command": "vocab", "colour": 1}]}"#, "unknown key \"colour\"")
         try expect(#"{"output": "o", "stages": [{"name": "x", "command": "vocab", "args": {"input": ["a"], "output": "b", "sise": 5}}]}"#, "sise")
         try expect(#"{"output": "o", "stagez": []}"#, "unknown key \"stagez\"")
+
+        // A "run" program that is not there, or not executable: exit 2, the stage and the path named.
+        try Data("echo hi\n".utf8).write(to: URL(fileURLWithPath: dir + "/plain.sh"))  // not executable
+        for (program, says) in [("nope.sh", "no such file"), (dir + "/plain.sh", "not an executable file")] {
+            try Data(#"{"output": "o", "stages": [{"name": "x", "run": ["\#(program)"]}]}"#.utf8).write(to: URL(fileURLWithPath: dir + "/q.json"))
+            let r = try runBert(["run", dir + "/q.json"])
+            XCTAssertEqual(r.status, 2, r.stderr)
+            XCTAssertTrue(r.stderr.contains("stage x: cannot run") && r.stderr.contains(says) && r.stderr.contains((program as NSString).lastPathComponent),
+                          r.stderr)
+        }
     }
 
     /// Every pipeline shipped in Pipelines/ parses, and each of its bert stages' arguments is accepted
